@@ -1,0 +1,63 @@
+//! Things that happen to sockets without being asked for at that moment.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// One background happening, sent on the lab's event channel.
+#[derive(Debug)]
+pub enum Event {
+    /// A watched listener accepted a client, now known as `conn`.
+    Accepted {
+        /// The listener's name.
+        listener: Arc<str>,
+        /// The name given to the accepted connection (`srv.1`).
+        conn: Arc<str>,
+        /// The client's address.
+        peer: SocketAddr,
+    },
+    /// A watched connection read these bytes (one read).
+    Data {
+        /// The connection's name.
+        socket: Arc<str>,
+        /// What the read returned.
+        data: Bytes,
+    },
+    /// A watched connection read end-of-stream: the peer closed (or shut
+    /// down) its sending side.
+    PeerClosed {
+        /// The connection's name.
+        socket: Arc<str>,
+    },
+    /// A watched connection failed (a reset, most often).
+    Failed {
+        /// The connection's name.
+        socket: Arc<str>,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// A watched listener's accept failed; it tries again after `retry_in`.
+    AcceptFailed {
+        /// The listener's name.
+        listener: Arc<str>,
+        /// The OS error (often "Too many open files").
+        error: io::Error,
+        /// The back-off before the next try.
+        retry_in: Duration,
+    },
+}
+
+impl Event {
+    /// The name of the socket the event belongs to.
+    pub fn socket(&self) -> &str {
+        match self {
+            Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
+            Event::Data { socket, .. }
+            | Event::PeerClosed { socket }
+            | Event::Failed { socket, .. } => socket,
+        }
+    }
+}
