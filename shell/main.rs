@@ -1,1 +1,91 @@
-fn main(){}
+//! socklab: a socket laboratory. A REPL on a terminal, a script runner
+//! otherwise.
+
+mod args;
+mod commands;
+mod parse;
+mod render;
+mod repl;
+mod script;
+mod session;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A socket laboratory: real sockets, one command at a time.
+#[derive(Parser)]
+#[command(
+    name = "socklab",
+    version,
+    about,
+    after_help = "On a terminal, socklab is an interactive shell (type `help`).\n\
+                  With FILE, or with standard input not a terminal, it runs a session script and prints its transcript.\n\
+                  Exit status: 0 ok; 64 usage; 65 data (expect failed); 66 no input; 69 unavailable (refused);\n\
+                  71 OS error; 74 I/O error; 75 timed out; 130 interrupted."
+)]
+struct Cli {
+    /// A session file to run (its first line may be `#!`). Without it:
+    /// the REPL on a terminal, or the script on standard input.
+    file: Option<PathBuf>,
+    /// Go on after a failing command (the exit status still reports the
+    /// first failure).
+    #[arg(long)]
+    keep_going: bool,
+    /// In a script, how long a waiting command (accept, recv, expect,
+    /// connect, send) waits when it names no timeout.
+    #[arg(long, default_value = "10s", value_parser = wait_arg)]
+    wait: Duration,
+}
+
+fn wait_arg(s: &str) -> Result<Duration, String> {
+    parse::duration(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = socklab_net::raise_fd_limit();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(71);
+        }
+    };
+    let status = match &cli.file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => script::run(
+                &rt,
+                std::io::BufReader::new(f),
+                &script::Options {
+                    label: path.display().to_string(),
+                    keep_going: cli.keep_going,
+                    wait: cli.wait,
+                },
+            ),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                66
+            }
+        },
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => repl::run(&rt),
+        None => script::run(
+            &rt,
+            std::io::stdin().lock(),
+            &script::Options {
+                label: "<stdin>".to_string(),
+                keep_going: cli.keep_going,
+                wait: cli.wait,
+            },
+        ),
+    };
+    rt.shutdown_background();
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

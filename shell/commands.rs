@@ -1,0 +1,767 @@
+//! The command table: every command's name, usage, help and handler.
+//! `help`, completion, hints, dispatch and `docs/commands.md` all read it.
+
+use std::future::Future;
+use std::net::{IpAddr, Shutdown};
+use std::pin::Pin;
+use std::time::Duration;
+
+use socklab_net::{Family, Mode, OptKind, OptValue, ReadOutcome, Role, SockOpt};
+
+use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
+use crate::parse::{Token, TokenKind};
+use crate::render::{self, Format};
+use crate::session::Session;
+
+/// A command's future.
+pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
+/// A command's handler.
+pub type Handler = for<'a> fn(&'a mut Session, Args) -> BoxFuture<'a>;
+
+/// One command of the shell.
+pub struct Command {
+    /// What the user types.
+    pub name: &'static str,
+    /// Other names for it.
+    pub aliases: &'static [&'static str],
+    /// Its forms, one per line.
+    pub usage: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// More on how to use it.
+    pub help: &'static str,
+    /// Runs it.
+    pub run: Handler,
+}
+
+/// Every command, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "socket",
+        aliases: &[],
+        usage: "socket tcp [v4|v6] [as NAME]",
+        summary: "create a socket, like Python's socket.socket(AF_INET, SOCK_STREAM)",
+        help: "Creates an unbound TCP socket and prints it the way Python prints one.\n\
+               Then: set options, bind, listen/accept (server) or connect (client), step by step.",
+        run: |s, a| Box::pin(socket(s, a)),
+    },
+    Command {
+        name: "set",
+        aliases: &["setsockopt"],
+        usage: "set NAME OPTION VALUE",
+        summary: "set a socket option (setsockopt)",
+        help: "Options: reuseaddr, reuseport, nodelay, keepalive, v6only (on|off); rcvbuf, sndbuf (bytes, like 64K);\n\
+               ttl (hops); linger (off, or a time like 5s; 0s makes close send a reset).\n\
+               reuseaddr, reuseport and v6only matter only when set before bind.",
+        run: |s, a| Box::pin(set(s, a)),
+    },
+    Command {
+        name: "get",
+        aliases: &["getsockopt"],
+        usage: "get NAME OPTION",
+        summary: "read a socket option (getsockopt)",
+        help: "Shows the option's value as the kernel reports it (Linux doubles rcvbuf/sndbuf).",
+        run: |s, a| Box::pin(get(s, a)),
+    },
+    Command {
+        name: "bind",
+        aliases: &[],
+        usage: "bind NAME HOST PORT",
+        summary: "give a socket its local address (bind)",
+        help: "Port 0 lets the OS pick a free port. HOST 127.0.0.1 is reachable from this machine only.",
+        run: |s, a| Box::pin(bind(s, a)),
+    },
+    Command {
+        name: "listen",
+        aliases: &[],
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [as NAME]",
+        summary: "listen on a socket, or start a server that accepts every client",
+        help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
+               With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\
+               NAME.1, NAME.2, …; their data shows as events. HOST defaults to 127.0.0.1. Port 0 picks a free port.",
+        run: |s, a| Box::pin(listen(s, a)),
+    },
+    Command {
+        name: "accept",
+        aliases: &[],
+        usage: "accept NAME [as CONN] [timeout DUR]",
+        summary: "take one client from a listener's queue (accept)",
+        help: "Waits for a client if none is queued. The new connection is read with `recv`.",
+        run: |s, a| Box::pin(accept(s, a)),
+    },
+    Command {
+        name: "connect",
+        aliases: &[],
+        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]",
+        summary: "connect a socket, or open a new connection whose data shows as events",
+        help: "With the NAME of a socket from `socket`: the connect() call; read it with `recv`.\n\
+               Otherwise a new connection is made and its data arrives as events.\n\
+               LISTENER is a listening socket of this shell (no need to type its port).",
+        run: |s, a| Box::pin(connect(s, a)),
+    },
+    Command {
+        name: "send",
+        aliases: &["sendall"],
+        usage: "send NAME DATA",
+        summary: "write all of DATA (like sendall) and report the bytes written",
+        help: "DATA is a word, a quoted string (\"a\\n\" with escapes \\n \\r \\t \\\\ \\\" \\' \\0 \\xNN \\u{...}),\n\
+               or bytes as hex:48656c6c6f. Text is sent as UTF-8.",
+        run: |s, a| Box::pin(send(s, a)),
+    },
+    Command {
+        name: "recv",
+        aliases: &[],
+        usage: "recv NAME [MAX] [timeout DUR]",
+        summary: "one read of at most MAX bytes (default 1024), shown exactly as it came",
+        help: "A read returns whatever has arrived, up to MAX: two sends may come as one read.\n\
+               0 bytes means the peer closed its side (EOF).",
+        run: |s, a| Box::pin(recv(s, a)),
+    },
+    Command {
+        name: "expect",
+        aliases: &[],
+        usage: "expect NAME TEXT|/REGEX/ [timeout DUR]",
+        summary: "wait until NAME receives matching data; a script fails if it does not come",
+        help: "Looks at data received since the last match. /REGEX/ is a regular expression (write a space as \\s).",
+        run: |s, a| Box::pin(expect(s, a)),
+    },
+    Command {
+        name: "shutdown",
+        aliases: &[],
+        usage: "shutdown NAME read|write|both",
+        summary: "close one direction of a connection (shutdown)",
+        help: "write: sends FIN; the peer reads EOF but can still send to us. read: we stop reading.",
+        run: |s, a| Box::pin(shutdown(s, a)),
+    },
+    Command {
+        name: "close",
+        aliases: &[],
+        usage: "close NAME",
+        summary: "close a socket",
+        help: "A connection sends FIN (or a reset, if data we never read is still queued).",
+        run: |s, a| Box::pin(close(s, a)),
+    },
+    Command {
+        name: "watch",
+        aliases: &[],
+        usage: "watch NAME on|off",
+        summary: "on: read a connection in the background (events); off: read it with recv",
+        help: "Connections from `listen PORT` and `connect HOST PORT` start watched; step-by-step ones do not.",
+        run: |s, a| Box::pin(watch(s, a)),
+    },
+    Command {
+        name: "sockets",
+        aliases: &["ls"],
+        usage: "sockets",
+        summary: "list every socket: name, kind, addresses, state, bytes in and out",
+        help: "READ BY says whether data shows as events or waits for recv.",
+        run: |s, a| Box::pin(sockets(s, a)),
+    },
+    Command {
+        name: "format",
+        aliases: &[],
+        usage: "format [text|hex|auto]",
+        summary: "how received bytes are shown",
+        help: "auto (the default) shows text as a quoted string and anything else as a hexdump.",
+        run: |s, a| Box::pin(format(s, a)),
+    },
+    Command {
+        name: "sleep",
+        aliases: &[],
+        usage: "sleep DUR",
+        summary: "pause (events keep arriving)",
+        help: "DUR is like 250ms, 2s or 1m.",
+        run: |s, a| Box::pin(sleep(s, a)),
+    },
+    Command {
+        name: "echo",
+        aliases: &[],
+        usage: "echo TEXT...",
+        summary: "print text",
+        help: "Prints its arguments separated by spaces.",
+        run: |s, a| Box::pin(echo(s, a)),
+    },
+    Command {
+        name: "help",
+        aliases: &["?"],
+        usage: "help [COMMAND]",
+        summary: "list the commands, or show one in full",
+        help: "Keys: Tab completes, Ctrl-C stops a waiting command, Ctrl-D quits.",
+        run: |s, a| Box::pin(help(s, a)),
+    },
+    Command {
+        name: "quit",
+        aliases: &["exit"],
+        usage: "quit",
+        summary: "close every socket and leave",
+        help: "Ctrl-D does the same.",
+        run: |s, a| Box::pin(quit(s, a)),
+    },
+];
+
+/// The command called `name` (or one of its aliases).
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name || c.aliases.contains(&name))
+}
+
+/// The command name nearest to a mistyped one, if any is near.
+pub fn nearest(name: &str) -> Option<&'static str> {
+    COMMANDS
+        .iter()
+        .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+        .map(|n| (strsim::damerau_levenshtein(name, n), n))
+        .filter(|(d, n)| *d <= 2 && *d < n.len())
+        .min()
+        .map(|(_, n)| n)
+}
+
+// ----- helpers -------------------------------------------------------------
+
+/// Takes a socket name and checks that it exists (with a suggestion when
+/// it does not).
+fn socket_arg(s: &Session, a: &mut Args) -> CmdResult<String> {
+    let (name, span) = a.word("a socket name")?;
+    if !s.lab.exists(&name) {
+        let names = s.lab.names();
+        let near = names
+            .iter()
+            .map(|n| (strsim::levenshtein(&name, n), n))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, n)| n.clone());
+        let mut e = CmdError::at(span, format!("no socket named '{name}'"));
+        e = match near {
+            Some(n) => e.hint(format!("did you mean '{n}'? (`sockets` lists them)")),
+            None if names.is_empty() => e.hint("there are no sockets yet: `socket tcp`, `listen PORT` or `connect HOST PORT` make one"),
+            None => e.hint(format!("sockets: {}", names.join(", "))),
+        };
+        return Err(e);
+    }
+    Ok(name)
+}
+
+/// Runs `fut` under a time limit (the command's own, else the session's).
+async fn within<T>(
+    limit: Option<Duration>,
+    what: String,
+    fut: impl Future<Output = CmdResult<T>>,
+) -> CmdResult<T> {
+    match limit {
+        None => fut.await,
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(CmdError::new(Exit::TempFail, format!("{what}: nothing happened within {}", show_duration(t)))),
+        },
+    }
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Text of a token as the user wrote it (quoted strings decoded lossily).
+fn text_of(t: &Token) -> String {
+    match &t.kind {
+        TokenKind::Word(w) => w.clone(),
+        _ => String::from_utf8_lossy(&t.bytes()).into_owned(),
+    }
+}
+
+fn port_note(asked: u16, got: Option<std::net::SocketAddr>) -> String {
+    match got {
+        Some(a) if asked == 0 => format!(" (port 0: the OS picked free port {})", a.port()),
+        _ => String::new(),
+    }
+}
+
+// ----- step by step --------------------------------------------------------
+
+async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = a.as_name()?;
+    a.choice("a protocol", &["tcp"])?;
+    let family = if a.keyword("v6") {
+        Family::V6
+    } else {
+        a.keyword("v4");
+        Family::V4
+    };
+    a.done()?;
+    let info = s.lab.socket(family, name.as_deref())?;
+    s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+    Ok(())
+}
+
+fn opt_arg(a: &mut Args) -> CmdResult<SockOpt> {
+    let (w, span) = a.word("an option")?;
+    w.parse::<SockOpt>().map_err(|()| {
+        let names: Vec<_> = SockOpt::ALL.iter().map(|o| o.name()).collect();
+        CmdError::at(span, format!("unknown option '{w}'")).hint(format!("options: {}", names.join(", ")))
+    })
+}
+
+async fn set(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let opt = opt_arg(&mut a)?;
+    let t = a.token("a value")?;
+    a.done()?;
+    let w = t.word().unwrap_or("");
+    let value = match opt.kind() {
+        OptKind::Bool => match w.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => OptValue::Bool(true),
+            "off" | "false" | "no" | "0" => OptValue::Bool(false),
+            _ => return Err(CmdError::at(t.span, format!("{opt} is on or off, not '{w}'"))),
+        },
+        OptKind::Int => OptValue::Int(number_of(&t, &format!("a value for {opt}"), 1..=(1 << 30))?),
+        OptKind::Linger => {
+            if w.eq_ignore_ascii_case("off") {
+                OptValue::Linger(None)
+            } else {
+                OptValue::Linger(Some(duration_of(&t)?))
+            }
+        }
+    };
+    s.lab.set_opt(&name, opt, value)?;
+    let info = s.lab.info(&name)?;
+    s.say(format!("{name}: {} = {value}", opt.c_name()));
+    let before_bind = matches!(opt, SockOpt::ReuseAddr | SockOpt::ReusePort | SockOpt::V6Only);
+    if before_bind && (info.role != Role::Fresh || info.state == "bound") {
+        s.say(format!(
+            "   note: {name} is already bound; {opt} only affects a bind that comes after it, so this changes nothing now"
+        ));
+    }
+    Ok(())
+}
+
+async fn get(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let opt = opt_arg(&mut a)?;
+    a.done()?;
+    let v = s.lab.get_opt(&name, opt)?;
+    s.say(format!("{name}: {} = {v}", opt.c_name()));
+    Ok(())
+}
+
+async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let host = a.token("a host")?;
+    let pt = a.token("a port")?;
+    a.done()?;
+    let port = port_of(&pt)?;
+    let addr = resolve(&host, port).await?;
+    let info = s.lab.bind(&name, addr).map_err(|e| CmdError::from(e).or_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    s.say(format!("{name}: bound to {}{}", render::addr(&local), port_note(port, info.local)));
+    Ok(())
+}
+
+async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
+    // `listen NAME [BACKLOG]`: the step-by-step listen() call.
+    if let Some(w) = a.peek_word() {
+        if s.lab.exists(w) {
+            let name = socket_arg(s, &mut a)?;
+            let backlog = match a.peek() {
+                Some(_) => {
+                    let t = a.token("a backlog")?;
+                    number_of(&t, "a backlog", 0..=65535)? as i32
+                }
+                None => 128,
+            };
+            a.done()?;
+            let info = s.lab.listen(&name, backlog)?;
+            let at = info.local.map(|l| render::addr(&l)).unwrap_or_default();
+            s.say(format!("{name}: listening on {at} (backlog {backlog}); clients wait in the queue until `accept {name}`"));
+            return Ok(());
+        }
+    }
+    // `listen [HOST] PORT [backlog N] [as NAME]`: a server.
+    let name = a.as_name()?;
+    let backlog = match a.option("backlog", "a number")? {
+        Some(t) => number_of(&t, "a backlog", 0..=65535)? as i32,
+        None => 1024,
+    };
+    let (host, pt) = match a.len() {
+        0 => return Err(a.token("a port").err().unwrap_or_else(|| CmdError::usage("missing a port"))),
+        1 => (None, a.token("a port")?),
+        _ => (Some(a.token("a host")?), a.token("a port")?),
+    };
+    a.done()?;
+    let port = port_of(&pt)?;
+    let addr = match &host {
+        Some(h) => resolve(h, port).await?,
+        None => std::net::SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
+    };
+    let info = s.lab.serve(addr, backlog, name.as_deref()).map_err(|e| CmdError::from(e).or_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    s.say(format!(
+        "{}: listening on {}{}; clients become {}.1, {}.2, …",
+        info.name,
+        render::addr(&local),
+        port_note(port, info.local),
+        info.name,
+        info.name
+    ));
+    if !local.ip().is_loopback() {
+        let what = if local.ip().is_unspecified() {
+            "every interface of this machine"
+        } else {
+            "a non-loopback address"
+        };
+        s.say(format!("   note: {} is {what}: other machines can connect to it", local.ip()));
+    }
+    Ok(())
+}
+
+async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
+    let conn = a.as_name()?;
+    let limit = a.timeout()?.or(s.wait_limit);
+    let name = socket_arg(s, &mut a)?;
+    a.done()?;
+    let lab = s.lab.clone();
+    let info = within(limit, format!("accept {name}"), async {
+        Ok(lab.accept(&name, conn.as_deref()).await?)
+    })
+    .await?;
+    let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
+    s.say(format!("{name}: accepted {} from {peer}", info.name));
+    s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+    Ok(())
+}
+
+async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
+    let limit = a.timeout()?.or(s.wait_limit);
+    let first = a.peek_word().map(str::to_string);
+    let fresh = first
+        .as_deref()
+        .and_then(|w| s.lab.info(w).ok())
+        .filter(|i| i.role == Role::Fresh);
+    if let Some(info) = fresh {
+        // `connect NAME HOST PORT` / `connect NAME LISTENER`.
+        let name = info.name;
+        a.token("a socket name")?;
+        if let Some(n) = a.as_name()? {
+            return Err(CmdError::usage(format!("{name} has a name already; `as {n}` applies to new connections")));
+        }
+        let to = target(s, &mut a).await?;
+        a.done()?;
+        let lab = s.lab.clone();
+        let info = within(limit, format!("connect {name}"), async { Ok(lab.connect(&name, to, limit).await?) }).await?;
+        say_connected(s, &info);
+        return Ok(());
+    }
+    let name = a.as_name()?;
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let lab = s.lab.clone();
+    let info = within(limit, format!("connect {to}"), async { Ok(lab.dial(to, name.as_deref(), limit).await?) }).await?;
+    say_connected(s, &info);
+    Ok(())
+}
+
+fn say_connected(s: &Session, info: &socklab_net::SocketInfo) {
+    let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
+    let local = info.local.map(|p| render::addr(&p)).unwrap_or_default();
+    s.say(format!("{}: connected to {peer} from {local}", info.name));
+}
+
+/// `HOST PORT`, or the name of a socket of this shell with a port.
+async fn target(s: &Session, a: &mut Args) -> CmdResult<std::net::SocketAddr> {
+    if a.len() == 1 {
+        if let Some(w) = a.peek_word() {
+            if s.lab.exists(w) {
+                let (w, span) = a.word("a listener")?;
+                return s.lab.connect_addr_of(&w).map_err(|e| CmdError::from(e).or_at(span));
+            }
+            if w.parse::<u16>().is_err() {
+                let (w, span) = a.word("a host")?;
+                return Err(CmdError::at(span, format!("no socket named '{w}', and a host needs a PORT after it")));
+            }
+        }
+    }
+    let host = a.token("a host (or a listener's name)")?;
+    let pt = a.token("a port")?;
+    let port = port_of(&pt)?;
+    resolve(&host, port).await
+}
+
+// ----- data ----------------------------------------------------------------
+
+async fn send(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let data = a.token("the data to send")?;
+    a.done()?;
+    let bytes = data.bytes();
+    let lab = s.lab.clone();
+    let n = within(s.wait_limit, format!("send {name}"), async { Ok(lab.send(&name, &bytes).await?) }).await?;
+    s.say(format!("{name} -> {}", render::payload(&bytes, n, s.format())));
+    Ok(())
+}
+
+async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
+    let limit = a.timeout()?.or(s.wait_limit);
+    let name = socket_arg(s, &mut a)?;
+    let max = match a.peek() {
+        Some(_) => {
+            let t = a.token("a size")?;
+            number_of(&t, "a size", 1..=(16 << 20))? as usize
+        }
+        None => 1024,
+    };
+    a.done()?;
+    let lab = s.lab.clone();
+    let got = within(limit, format!("recv {name}"), async { Ok(lab.recv(&name, max).await?) }).await?;
+    match got {
+        ReadOutcome::Data(d) => s.say(format!("{name} <- recv({max}): {}", render::payload(&d, d.len(), s.format()))),
+        ReadOutcome::Eof => s.say(format!("{name} <- recv({max}): 0 bytes: the peer closed its side (EOF)")),
+    }
+    Ok(())
+}
+
+async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
+    let limit = a.timeout()?.or(s.wait_limit);
+    let name = socket_arg(s, &mut a)?;
+    let pat = a.token("the text or /regex/ to wait for")?;
+    a.done()?;
+    let (shown, matcher): (String, Box<dyn FnMut(&[u8]) -> Option<usize> + Send>) = match &pat.kind {
+        TokenKind::Word(w) if w.len() >= 2 && w.starts_with('/') && w.ends_with('/') => {
+            let re = regex::bytes::Regex::new(&w[1..w.len() - 1])
+                .map_err(|e| CmdError::at(pat.span, format!("bad regular expression: {e}")))?;
+            (w.clone(), Box::new(move |b: &[u8]| re.find(b).map(|m| m.end())))
+        }
+        _ => {
+            let needle = pat.bytes();
+            if needle.is_empty() {
+                return Err(CmdError::at(pat.span, "expect needs something to wait for"));
+            }
+            (
+                render::quote(&needle, 80),
+                Box::new(move |b: &[u8]| b.windows(needle.len()).position(|w| w == needle.as_slice()).map(|i| i + needle.len())),
+            )
+        }
+    };
+    let lab = s.lab.clone();
+    let what = format!("expect {name} {shown}");
+    let got = within(limit, what.clone(), async {
+        lab.expect(&name, matcher).await.map_err(|e| CmdError::new(Exit::Data, e.to_string()))
+    })
+    .await
+    .map_err(|mut e| {
+        if e.exit == Exit::TempFail {
+            e.exit = Exit::Data;
+        }
+        e
+    })?;
+    s.say(format!("{name}: matched {shown} (after {})", render::payload(&[], got.len(), s.format())));
+    Ok(())
+}
+
+async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let (how, _) = a.choice("a direction", &["read", "write", "both"])?;
+    a.done()?;
+    let (how, said) = match how {
+        "read" => (Shutdown::Read, "shut down reading"),
+        "write" => (Shutdown::Write, "shut down writing: FIN sent; the peer reads EOF but may still send"),
+        _ => (Shutdown::Both, "shut down both directions: FIN sent"),
+    };
+    let lab = s.lab.clone();
+    within(s.wait_limit, format!("shutdown {name}"), async { Ok(lab.shutdown(&name, how).await?) }).await?;
+    s.say(format!("{name}: {said}"));
+    Ok(())
+}
+
+async fn close(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    a.done()?;
+    let lab = s.lab.clone();
+    let info = within(s.wait_limit, format!("close {name}"), async { Ok(lab.close(&name).await?) }).await?;
+    let what = match info.role {
+        Role::Listener => "closed; no longer listening (its accepted connections stay open)",
+        Role::Fresh => "closed",
+        Role::Stream => "closed",
+    };
+    s.say(format!("{name}: {what}"));
+    Ok(())
+}
+
+async fn watch(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let (on, _) = a.choice("on or off", &["on", "off"])?;
+    a.done()?;
+    s.lab.set_watch(&name, on == "on").await?;
+    let info = s.lab.info(&name)?;
+    s.say(match info.mode {
+        Mode::Watched => format!("{name}: read in the background; data shows as events"),
+        Mode::Manual => format!("{name}: read on request; use recv"),
+    });
+    Ok(())
+}
+
+async fn sockets(s: &mut Session, a: Args) -> CmdResult {
+    a.done()?;
+    s.say(render::sockets(&s.lab.list()));
+    Ok(())
+}
+
+async fn format(s: &mut Session, mut a: Args) -> CmdResult {
+    if a.len() > 0 {
+        let (f, _) = a.choice("a format", &["auto", "text", "hex"])?;
+        a.done()?;
+        s.set_format(match f {
+            "text" => Format::Text,
+            "hex" => Format::Hex,
+            _ => Format::Auto,
+        });
+    }
+    s.say(format!("format: {}", s.format().name()));
+    Ok(())
+}
+
+async fn sleep(_s: &mut Session, mut a: Args) -> CmdResult {
+    let t = a.token("a duration")?;
+    a.done()?;
+    tokio::time::sleep(duration_of(&t)?).await;
+    Ok(())
+}
+
+async fn echo(s: &mut Session, mut a: Args) -> CmdResult {
+    let words: Vec<String> = a.rest().iter().map(text_of).collect();
+    s.say(words.join(" "));
+    Ok(())
+}
+
+async fn help(s: &mut Session, mut a: Args) -> CmdResult {
+    if a.len() == 0 {
+        let rows: Vec<Vec<String>> = COMMANDS
+            .iter()
+            .map(|c| vec![c.name.to_string(), c.summary.to_string()])
+            .collect();
+        s.say(render::table(&["COMMAND", "WHAT IT DOES"], &rows));
+        s.say("`help COMMAND` shows its forms. Tab completes; Ctrl-C stops a waiting command; Ctrl-D quits.");
+        return Ok(());
+    }
+    let (w, span) = a.word("a command")?;
+    a.done()?;
+    let c = find(&w).ok_or_else(|| {
+        let e = CmdError::at(span, format!("unknown command '{w}'"));
+        match nearest(&w) {
+            Some(n) => e.hint(format!("did you mean '{n}'?")),
+            None => e,
+        }
+    })?;
+    s.say(describe(c));
+    Ok(())
+}
+
+/// A command in full: usage, summary, help, aliases.
+pub fn describe(c: &Command) -> String {
+    let mut out = String::new();
+    for u in c.usage.lines() {
+        out.push_str(&format!("usage: {u}\n"));
+    }
+    out.push_str(c.summary);
+    out.push('\n');
+    for l in c.help.lines() {
+        out.push_str(l.trim_start());
+        out.push('\n');
+    }
+    if !c.aliases.is_empty() {
+        out.push_str(&format!("also: {}\n", c.aliases.join(", ")));
+    }
+    out.pop();
+    out
+}
+
+async fn quit(s: &mut Session, a: Args) -> CmdResult {
+    a.done()?;
+    let n = s.lab.close_all().await;
+    s.quit = true;
+    s.say(format!("closed {n} socket{}; bye", if n == 1 { "" } else { "s" }));
+    Ok(())
+}
+
+/// `docs/commands.md`, generated from the table.
+#[cfg(test)]
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Command reference\n\n\
+         Generated from the shell's command table (`shell/commands.rs`); a test fails when this file\n\
+         and the table disagree. Regenerate with `UPDATE_DOCS=1 cargo test --workspace commands_md`.\n\n\
+         Arguments: DATA is a word, a quoted string with escapes, or `hex:...`; DUR is like `250ms`, `2s`, `1m`;\n\
+         sizes are like `1024`, `64K`, `1M`; HOST is `127.0.0.1`, `::1` or a name like `localhost`.\n\
+         In a script, a waiting command without `timeout` gives up after `--wait` (10s by default).\n\n",
+    );
+    for c in COMMANDS {
+        out.push_str(&format!("## {}\n\n```\n{}\n```\n\n{}\n\n", c.name, c.usage, c.summary));
+        for l in c.help.lines() {
+            out.push_str(l.trim_start());
+            out.push('\n');
+        }
+        if !c.aliases.is_empty() {
+            out.push_str(&format!("\nAlso: {}\n", c.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")));
+        }
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+/// Words that may follow a command, for completion.
+pub const KEYWORDS: &[&str] = &[
+    "tcp", "v4", "v6", "as", "timeout", "backlog", "read", "write", "both", "on", "off", "text", "hex", "auto",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_are_unique() {
+        let mut all: Vec<&str> = COMMANDS
+            .iter()
+            .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+            .collect();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n);
+    }
+
+    #[test]
+    fn every_usage_starts_with_its_name() {
+        for c in COMMANDS {
+            for u in c.usage.lines() {
+                assert!(u.starts_with(c.name), "{u}");
+            }
+        }
+    }
+
+    #[test]
+    fn suggests_the_nearest_command() {
+        assert_eq!(nearest("lsiten"), Some("listen"));
+        assert_eq!(nearest("conect"), Some("connect"));
+        assert_eq!(nearest("xyzzy"), None);
+    }
+
+    /// docs/commands.md is the table, rendered; it cannot drift.
+    #[test]
+    fn commands_md_matches_the_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/commands.md");
+        let want = reference_markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(have == want, "docs/commands.md is out of date: run UPDATE_DOCS=1 cargo test commands_md");
+    }
+
+    #[test]
+    fn option_names_are_complete() {
+        for o in SockOpt::ALL {
+            assert!(COMMANDS[1].help.contains(o.name()), "{o}");
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! How things look: bytes, addresses, sockets, events, errors, tables.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+
+use socklab_net::{Event, Family, NetError, Role, SocketInfo};
+
+/// How received bytes are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Quoted text when the bytes are text, a hexdump otherwise.
+    Auto,
+    /// Always quoted text (with escapes for what is not printable).
+    Text,
+    /// Always a hexdump.
+    Hex,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Text => "text",
+            Format::Hex => "hex",
+        }
+    }
+
+    pub fn from_index(i: u8) -> Format {
+        match i {
+            1 => Format::Text,
+            2 => Format::Hex,
+            _ => Format::Auto,
+        }
+    }
+
+    pub fn index(self) -> u8 {
+        match self {
+            Format::Auto => 0,
+            Format::Text => 1,
+            Format::Hex => 2,
+        }
+    }
+}
+
+/// Most characters of text shown for one message; the rest is counted.
+const TEXT_SHOWN: usize = 200;
+/// Most bytes of a hexdump shown for one message.
+const HEX_SHOWN: usize = 256;
+
+/// `127.0.0.1:5555` or `[::1]:5555`.
+pub fn addr(a: &SocketAddr) -> String {
+    a.to_string()
+}
+
+/// Whether bytes read as text: UTF-8 (a multi-byte character cut off at
+/// the very end is allowed, since a read may split one) without control
+/// characters other than tab, CR and LF.
+pub fn is_text(data: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(data) {
+        Ok(s) => s,
+        Err(e) if e.error_len().is_none() && data.len() - e.valid_up_to() < 4 => {
+            // SAFETY-free: valid_up_to marks a valid prefix.
+            match std::str::from_utf8(&data[..e.valid_up_to()]) {
+                Ok(s) => s,
+                Err(_) => return false,
+            }
+        }
+        Err(_) => return false,
+    };
+    valid
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+}
+
+/// Bytes as a double-quoted string: printable characters as they are,
+/// `\n \r \t \\ \" \0` escaped, other bytes as `\xNN`. At most `limit`
+/// characters; the rest is counted (`… (+120 bytes)`).
+pub fn quote(data: &[u8], limit: usize) -> String {
+    let mut out = String::from("\"");
+    let mut rest = data;
+    let mut shown = 0;
+    while !rest.is_empty() {
+        if shown >= limit {
+            out.push('"');
+            let _ = write!(out, " … (+{} bytes)", rest.len());
+            return out;
+        }
+        let (ch, len) = match std::str::from_utf8(&rest[..rest.len().min(4)]) {
+            Ok(s) => first_char(s),
+            Err(e) if e.valid_up_to() > 0 => {
+                // Only the valid prefix decodes.
+                match std::str::from_utf8(&rest[..e.valid_up_to()]) {
+                    Ok(s) => first_char(s),
+                    Err(_) => (None, 1),
+                }
+            }
+            Err(_) => (None, 1),
+        };
+        match ch {
+            Some('\n') => out.push_str("\\n"),
+            Some('\r') => out.push_str("\\r"),
+            Some('\t') => out.push_str("\\t"),
+            Some('\\') => out.push_str("\\\\"),
+            Some('"') => out.push_str("\\\""),
+            Some('\0') => out.push_str("\\0"),
+            Some(c) if !c.is_control() => out.push(c),
+            _ => {
+                for b in &rest[..len] {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+        }
+        rest = &rest[len..];
+        shown += 1;
+    }
+    out.push('"');
+    out
+}
+
+fn first_char(s: &str) -> (Option<char>, usize) {
+    match s.chars().next() {
+        Some(c) => (Some(c), c.len_utf8()),
+        None => (None, 1),
+    }
+}
+
+/// A hexdump like `xxd`: offset, 16 bytes in hex, the printable ASCII.
+/// At most `limit` bytes; the rest is counted.
+pub fn hexdump(data: &[u8], limit: usize, indent: &str) -> String {
+    let mut out = String::new();
+    for (i, chunk) in data[..data.len().min(limit)].chunks(16).enumerate() {
+        let _ = write!(out, "{indent}{:04x}  ", i * 16);
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => {
+                    let _ = write!(out, "{b:02x} ");
+                }
+                None => out.push_str("   "),
+            }
+            if j == 7 {
+                out.push(' ');
+            }
+        }
+        out.push_str(" |");
+        for b in chunk {
+            out.push(if b.is_ascii_graphic() || *b == b' ' { *b as char } else { '.' });
+        }
+        out.push_str("|\n");
+    }
+    if data.len() > limit {
+        let _ = writeln!(out, "{indent}… (+{} bytes)", data.len() - limit);
+    }
+    out.pop();
+    out
+}
+
+/// `N bytes "text"` or `N bytes:` and a hexdump on the lines below.
+pub fn payload(data: &[u8], total: usize, format: Format) -> String {
+    let count = count_bytes(total);
+    let as_text = match format {
+        Format::Text => true,
+        Format::Hex => false,
+        Format::Auto => is_text(data),
+    };
+    if data.is_empty() {
+        count
+    } else if as_text {
+        let mut q = quote(data, TEXT_SHOWN);
+        if total > data.len() && !q.ends_with("bytes)") {
+            let _ = write!(q, " … (+{} bytes)", total - data.len());
+        }
+        format!("{count} {q}")
+    } else {
+        let mut d = hexdump(data, HEX_SHOWN, "    ");
+        if total > data.len().max(HEX_SHOWN) {
+            let _ = write!(d, "\n    … (+{} bytes)", total - data.len().max(HEX_SHOWN));
+        }
+        format!("{count}:\n{d}")
+    }
+}
+
+fn count_bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// A Python-style tuple of an address: `('127.0.0.1', 5555)` or
+/// `('::1', 5555, 0, 0)`.
+pub fn py_addr(a: &SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => format!("('{}', {})", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("('{}', {}, {}, {})", v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id()),
+    }
+}
+
+/// The socket the way Python's `print(socket)` shows it.
+pub fn py_socket(s: &SocketInfo) -> String {
+    let mut out = format!(
+        "<socket.socket fd={}, family={}, type=SOCK_STREAM, proto=0",
+        s.fd,
+        s.family.c_name()
+    );
+    let laddr = s.local.unwrap_or_else(|| s.family.unspecified());
+    let _ = write!(out, ", laddr={}", py_addr(&laddr));
+    if let Some(p) = s.peer {
+        let _ = write!(out, ", raddr={}", py_addr(&p));
+    }
+    out.push('>');
+    out
+}
+
+/// One event as a line (or a few, for a hexdump).
+pub fn event(ev: &Event, format: Format) -> String {
+    match ev {
+        Event::Accepted { listener, conn, peer } => {
+            format!("{listener}: accepted {conn} from {}", addr(peer))
+        }
+        Event::Data { socket, data } => format!("{socket} <- {}", payload(data, data.len(), format)),
+        Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
+        Event::Failed { socket, error } => {
+            let mut s = format!("{socket} !! {error}");
+            if let Some(h) = explain_io(error) {
+                let _ = write!(s, "\n   {h}");
+            }
+            s
+        }
+        Event::AcceptFailed { listener, error, retry_in } => {
+            format!("{listener} !! accept failed: {error}; trying again in {retry_in:?}")
+        }
+    }
+}
+
+/// A table with a header row; columns as wide as their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let pad = widths[i] - c.chars().count();
+                l.push_str(c);
+                l.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out.pop();
+    out
+}
+
+/// The `sockets` table.
+pub fn sockets(list: &[SocketInfo]) -> String {
+    if list.is_empty() {
+        return "no sockets".to_string();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            let kind = match (s.role, s.family) {
+                (Role::Fresh, Family::V4) => "tcp",
+                (Role::Fresh, Family::V6) => "tcp6",
+                (Role::Listener, Family::V4) => "tcp listen",
+                (Role::Listener, Family::V6) => "tcp6 listen",
+                (Role::Stream, Family::V4) => "tcp conn",
+                (Role::Stream, Family::V6) => "tcp6 conn",
+            };
+            let mode = match s.mode {
+                socklab_net::Mode::Watched => "events",
+                socklab_net::Mode::Manual => "manual",
+            };
+            let state = if s.role == Role::Listener {
+                format!("{} ({} accepted)", s.state, s.accepted)
+            } else {
+                s.state.clone()
+            };
+            vec![
+                s.name.clone(),
+                kind.to_string(),
+                s.local.map_or("-".into(), |a| addr(&a)),
+                s.peer.map_or("-".into(), |a| addr(&a)),
+                state,
+                mode.to_string(),
+                s.bytes_in.to_string(),
+                s.bytes_out.to_string(),
+            ]
+        })
+        .collect();
+    table(&["NAME", "KIND", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT"], &rows)
+}
+
+/// One line on what an OS error means for the learner.
+pub fn explain_io(e: &io::Error) -> Option<&'static str> {
+    let hint = match e.raw_os_error()? {
+        libc::EADDRINUSE => "another socket already holds this address and port (or old connections on it linger in TIME_WAIT); pick another port, or set reuseaddr on before bind",
+        libc::EADDRNOTAVAIL => "this machine has no such address to bind or connect from; use 127.0.0.1, or an address `ifconfig` lists",
+        libc::ECONNREFUSED => "nothing listens on that port: the peer's kernel answered the SYN with a reset",
+        libc::ECONNRESET => "the peer reset the connection (it closed with data unread, or crashed); data in flight is lost",
+        libc::EPIPE => "the connection is closed for writing (the peer reset it, or we shut down writing)",
+        libc::ETIMEDOUT => "no answer came: the peer or the network dropped the packets",
+        libc::EHOSTUNREACH | libc::ENETUNREACH => "no route to that address from this machine",
+        libc::EACCES => "ports below 1024 need privilege (root or CAP_NET_BIND_SERVICE); use a port of 1024 or more",
+        libc::ENOTCONN => "the socket is not connected: connect (client) or accept (server) first",
+        libc::EISCONN => "the socket is connected already",
+        libc::EINVAL => "the call does not fit the socket's state (for example bind twice, or listen on a connected socket)",
+        libc::EMFILE | libc::ENFILE => "too many open files: close some sockets, or raise the limit (ulimit -n)",
+        libc::EAFNOSUPPORT => "the address family does not match the socket (IPv4 vs IPv6)",
+        libc::ENOPROTOOPT => "this socket type has no such option",
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// The hint for a lab error, if it carries an OS error with one.
+pub fn explain(e: &NetError) -> Option<&'static str> {
+    e.os_error().and_then(explain_io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_escapes_and_keeps_chinese() {
+        assert_eq!(quote(b"hi\r\n\t\"\\\0", 100), r#""hi\r\n\t\"\\\0""#);
+        assert_eq!(quote("敲代码...0".as_bytes(), 100), "\"敲代码...0\"");
+        assert_eq!(quote(&[0xff, b'a'], 100), r#""\xffa""#);
+        assert_eq!(quote(b"abcdef", 3), "\"abc\" … (+3 bytes)");
+    }
+
+    #[test]
+    fn text_detection() {
+        assert!(is_text(b"Welcome to study socket!\n"));
+        assert!(is_text("收到".as_bytes()));
+        // A read may cut a multi-byte character; still text.
+        assert!(is_text(&"收到".as_bytes()[..4]));
+        assert!(!is_text(&[0, 1, 2, 0xff]));
+        assert!(!is_text(b"\x1b[31m"));
+    }
+
+    #[test]
+    fn hexdump_layout() {
+        let d = hexdump(b"Hello, world!\x00\x01\x02\x03", 256, "");
+        assert_eq!(
+            d,
+            "0000  48 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 00 01 02  |Hello, world!...|\n0010  03                                                |.|"
+        );
+    }
+
+    #[test]
+    fn payload_picks_text_or_hex() {
+        assert_eq!(payload(b"886", 3, Format::Auto), "3 bytes \"886\"");
+        assert_eq!(payload(b"886", 3, Format::Hex), "3 bytes:\n    0000  38 38 36                                          |886|");
+        assert!(payload(&[0, 1], 2, Format::Auto).starts_with("2 bytes:\n"));
+        assert_eq!(payload(b"x", 1, Format::Auto), "1 byte \"x\"");
+    }
+
+    #[test]
+    fn python_style_socket() {
+        let s = SocketInfo {
+            name: "s1".into(),
+            fd: 3,
+            family: Family::V4,
+            role: Role::Fresh,
+            mode: socklab_net::Mode::Manual,
+            local: None,
+            peer: None,
+            state: "created".into(),
+            bytes_in: 0,
+            bytes_out: 0,
+            accepted: 0,
+        };
+        assert_eq!(
+            py_socket(&s),
+            "<socket.socket fd=3, family=AF_INET, type=SOCK_STREAM, proto=0, laddr=('0.0.0.0', 0)>"
+        );
+    }
+
+    #[test]
+    fn explains_address_in_use() {
+        let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert!(explain_io(&e).unwrap().contains("TIME_WAIT"));
+    }
+}

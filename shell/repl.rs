@@ -1,0 +1,188 @@
+//! The interactive shell on a terminal: rustyline with history,
+//! completion and hints; events print above the line being typed.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::{Hinter, HistoryHinter};
+use rustyline::history::DefaultHistory;
+use rustyline::{CompletionType, Config, Context, Editor, Helper, Validator};
+use socklab_net::{Lab, SockOpt};
+use tokio::runtime::Runtime;
+
+use crate::args::{CmdError, Exit};
+use crate::commands::{self, COMMANDS, KEYWORDS};
+use crate::render;
+use crate::script::PROMPT;
+use crate::session::{error_text, Out, Session};
+
+/// Completion, hints and highlighting for the line being typed.
+#[derive(Helper, Validator)]
+struct ShellHelper {
+    lab: Lab,
+    files: FilenameCompleter,
+    history: HistoryHinter,
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let prior: Vec<&str> = before[..start].split_whitespace().collect();
+        let pairs = |items: Vec<String>| -> Vec<Pair> {
+            items
+                .into_iter()
+                .filter(|c| c.starts_with(word))
+                .map(|c| Pair {
+                    display: c.clone(),
+                    replacement: format!("{c} "),
+                })
+                .collect()
+        };
+        let candidates = match prior.as_slice() {
+            [] => {
+                let names = COMMANDS
+                    .iter()
+                    .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+                    .map(str::to_string)
+                    .collect();
+                pairs(names)
+            }
+            [cmd, _] if matches!(*cmd, "set" | "get" | "setsockopt" | "getsockopt") => {
+                pairs(SockOpt::ALL.iter().map(|o| o.name().to_string()).collect())
+            }
+            [cmd] if matches!(*cmd, "help" | "?") => pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect()),
+            _ if word.starts_with(['/', '.', '~']) => return self.files.complete(line, pos, ctx),
+            _ => {
+                let mut items = self.lab.names();
+                items.extend(KEYWORDS.iter().map(|k| k.to_string()));
+                let found = pairs(items);
+                if found.is_empty() {
+                    return self.files.complete(line, pos, ctx);
+                }
+                found
+            }
+        };
+        Ok((start, candidates))
+    }
+}
+
+impl Hinter for ShellHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<String> {
+        if pos < line.len() {
+            return None;
+        }
+        // `listen ` shows the rest of its usage.
+        if let Some(name) = line.strip_suffix(' ') {
+            if !name.contains(' ') {
+                if let Some(c) = commands::find(name) {
+                    let first = c.usage.lines().next().unwrap_or("");
+                    return first.split_once(' ').map(|(_, rest)| rest.to_string());
+                }
+            }
+        }
+        self.history.hint(line, pos, ctx)
+    }
+}
+
+impl Highlighter for ShellHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+    }
+}
+
+/// Where history is kept: `$SOCKLAB_HISTORY`, else the user's state (or
+/// data) directory.
+fn history_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SOCKLAB_HISTORY") {
+        return Some(PathBuf::from(p));
+    }
+    let dir = dirs::state_dir().or_else(dirs::data_dir)?.join("socklab");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("history"))
+}
+
+/// Runs the REPL until `quit` or Ctrl-D; returns the exit status.
+pub fn run(rt: &Runtime) -> i32 {
+    let config = Config::builder()
+        .auto_add_history(true)
+        .completion_type(CompletionType::List)
+        .max_history_size(10_000)
+        .map(|b| b.build())
+        .unwrap_or_default();
+    let mut rl: Editor<ShellHelper, DefaultHistory> = match Editor::with_config(config) {
+        Ok(rl) => rl,
+        Err(e) => {
+            eprintln!("error: cannot start the line editor: {e}");
+            return Exit::Io as i32;
+        }
+    };
+    let out = match rl.create_external_printer() {
+        Ok(p) => Arc::new(Out::terminal(Box::new(p))),
+        Err(_) => Arc::new(Out::plain()),
+    };
+    let (lab, mut rx) = rt.block_on(async { Lab::new(1024) });
+    rl.set_helper(Some(ShellHelper {
+        lab: lab.clone(),
+        files: FilenameCompleter::new(),
+        history: HistoryHinter::new(),
+    }));
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    let mut session = Session::new(lab.clone(), out.clone(), None);
+    // Events print as they happen, above the line being typed.
+    let settings = session.settings.clone();
+    let printer = out.clone();
+    rt.spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            printer.line(&render::event(&ev, settings.format()));
+        }
+    });
+    out.line(&format!(
+        "socklab {}: a socket laboratory. `help` lists the commands; Tab completes; Ctrl-D quits.",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let status = loop {
+        match rl.readline(PROMPT) {
+            Ok(line) => {
+                let result = rt.block_on(async {
+                    tokio::select! {
+                        r = session.execute(&line) => r,
+                        _ = tokio::signal::ctrl_c() => Err(CmdError::new(Exit::Interrupted, "interrupted")),
+                    }
+                });
+                if let Err(e) = result {
+                    out.line(&error_text("", &line, &e));
+                }
+                if session.quit {
+                    break 0;
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => {
+                let n = rt.block_on(lab.close_all());
+                out.line(&format!("closed {n} socket{}; bye", if n == 1 { "" } else { "s" }));
+                break 0;
+            }
+            Err(e) => {
+                eprintln!("error: cannot read the terminal: {e}");
+                break Exit::Io as i32;
+            }
+        }
+    };
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    status
+}

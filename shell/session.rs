@@ -1,0 +1,215 @@
+//! One session: the lab, the settings, where output goes, and running one
+//! line.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rustyline::ExternalPrinter;
+use socklab_net::{Event, Lab};
+
+use crate::args::{Args, CmdError, CmdResult};
+use crate::commands;
+use crate::parse::{self, Span};
+use crate::render::{self, Format};
+
+/// Where output goes.
+pub struct Out {
+    /// On a terminal: rustyline's printer, which prints above the line being
+    /// typed (and straight to the terminal when no line is being read).
+    printer: Option<Mutex<Box<dyn ExternalPrinter + Send>>>,
+}
+
+impl Out {
+    /// Plain standard output (scripts).
+    pub fn plain() -> Out {
+        Out { printer: None }
+    }
+
+    /// Through rustyline's external printer (the REPL).
+    pub fn terminal(printer: Box<dyn ExternalPrinter + Send>) -> Out {
+        Out {
+            printer: Some(Mutex::new(printer)),
+        }
+    }
+
+    /// Prints one message (one or more lines).
+    pub fn line(&self, msg: &str) {
+        if let Some(p) = &self.printer {
+            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+            if p.print(format!("{msg}\n")).is_ok() {
+                return;
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{msg}");
+        let _ = out.flush();
+    }
+}
+
+/// Settings shared with the background printer.
+#[derive(Default)]
+pub struct Settings {
+    format: AtomicU8,
+}
+
+impl Settings {
+    /// How bytes are shown.
+    pub fn format(&self) -> Format {
+        Format::from_index(self.format.load(Ordering::Relaxed))
+    }
+}
+
+/// The state of one session.
+pub struct Session {
+    /// Every socket.
+    pub lab: Lab,
+    /// Shared settings.
+    pub settings: Arc<Settings>,
+    /// Where output goes.
+    pub out: Arc<Out>,
+    /// How long a waiting command waits when it names no timeout (scripts).
+    pub wait_limit: Option<Duration>,
+    /// Set by `quit`.
+    pub quit: bool,
+}
+
+impl Session {
+    /// A session over `lab`.
+    pub fn new(lab: Lab, out: Arc<Out>, wait_limit: Option<Duration>) -> Session {
+        Session {
+            lab,
+            settings: Arc::new(Settings::default()),
+            out,
+            wait_limit,
+            quit: false,
+        }
+    }
+
+    /// Prints a line of a command's output.
+    pub fn say(&self, msg: impl AsRef<str>) {
+        self.out.line(msg.as_ref());
+    }
+
+    /// How bytes are shown.
+    pub fn format(&self) -> Format {
+        self.settings.format()
+    }
+
+    /// Changes how bytes are shown.
+    pub fn set_format(&self, f: Format) {
+        self.settings.format.store(f.index(), Ordering::Relaxed);
+    }
+
+    /// Parses and runs one line.
+    pub async fn execute(&mut self, line: &str) -> CmdResult {
+        let toks = parse::tokenize(line).map_err(|e| CmdError::at(e.span, e.message))?;
+        let mut toks = toks.into_iter();
+        let Some(first) = toks.next() else {
+            return Ok(());
+        };
+        let Some(name) = first.word() else {
+            return Err(CmdError::at(first.span, "expected a command name"));
+        };
+        let Some(cmd) = commands::find(name) else {
+            let e = CmdError::at(first.span, format!("unknown command '{name}'"));
+            return Err(match commands::nearest(name) {
+                Some(n) => CmdError {
+                    message: format!("unknown command '{name}'; did you mean '{n}'?"),
+                    ..e
+                },
+                None => e.hint("`help` lists the commands"),
+            });
+        };
+        let end = line.trim_end().len();
+        let args = Args::new(toks.collect(), Span { start: end, end });
+        let usage = cmd.usage;
+        (cmd.run)(self, args).await.map_err(|mut e| {
+            if e.exit == crate::args::Exit::Usage && e.hint.is_none() && e.message.starts_with("missing") {
+                e.hint = Some(format!("usage: {}", usage.replace('\n', " | ")));
+            }
+            e
+        })
+    }
+}
+
+/// Formats an error for the person: the message, the line with a caret
+/// under the column when there is one, and the hint.
+pub fn error_text(prefix: &str, line: &str, e: &CmdError) -> String {
+    let mut s = format!("{prefix}error: {}", e.message);
+    if let Some(span) = e.span {
+        s.push('\n');
+        s.push_str(&parse::caret(line, span, "  "));
+    }
+    if let Some(h) = &e.hint {
+        s.push_str("\n  ");
+        s.push_str(h);
+    }
+    s
+}
+
+/// Events that arrived while a script command ran, kept in arrival order
+/// and printed after the command's own output. Consecutive reads of one
+/// socket are merged into one message, since how the kernel cut a stream
+/// into reads is timing, not content.
+#[derive(Default)]
+pub struct Pending {
+    items: Vec<PendingItem>,
+}
+
+enum PendingItem {
+    Data { socket: Arc<str>, shown: BytesMut, total: usize },
+    Other(Event),
+}
+
+/// How many bytes of merged data are kept for display.
+const PENDING_SHOWN: usize = 4096;
+/// Past this many pending items, older ones are printed at once.
+const PENDING_MAX: usize = 10_000;
+
+impl Pending {
+    /// Adds an event.
+    pub fn push(&mut self, ev: Event, out: &Out, format: Format) {
+        if let Event::Data { socket, data } = &ev {
+            if let Some(PendingItem::Data { socket: s, shown, total }) = self.items.last_mut() {
+                if s == socket {
+                    let room = PENDING_SHOWN.saturating_sub(shown.len());
+                    shown.extend_from_slice(&data[..data.len().min(room)]);
+                    *total += data.len();
+                    return;
+                }
+            }
+            let mut shown = BytesMut::new();
+            shown.extend_from_slice(&data[..data.len().min(PENDING_SHOWN)]);
+            self.items.push(PendingItem::Data {
+                socket: socket.clone(),
+                shown,
+                total: data.len(),
+            });
+        } else {
+            self.items.push(PendingItem::Other(ev));
+        }
+        if self.items.len() > PENDING_MAX {
+            let first = self.items.remove(0);
+            print_item(first, out, format);
+        }
+    }
+
+    /// Prints and forgets everything pending.
+    pub fn flush(&mut self, out: &Out, format: Format) {
+        for item in self.items.drain(..) {
+            print_item(item, out, format);
+        }
+    }
+}
+
+fn print_item(item: PendingItem, out: &Out, format: Format) {
+    match item {
+        PendingItem::Data { socket, shown, total } => {
+            out.line(&format!("{socket} <- {}", render::payload(&shown, total, format)));
+        }
+        PendingItem::Other(ev) => out.line(&render::event(&ev, format)),
+    }
+}
