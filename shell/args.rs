@@ -80,6 +80,17 @@ impl CmdError {
         self
     }
 
+    /// Points at `span` when the error came from the operating system (an
+    /// address in use, say, is about the address argument); errors about the
+    /// socket's state are not about that argument.
+    pub fn os_at(self, span: Span) -> CmdError {
+        if matches!(self.exit, Exit::OsErr | Exit::Unavailable) {
+            self.or_at(span)
+        } else {
+            self
+        }
+    }
+
     /// Points at a span, unless it points somewhere already.
     pub fn or_at(mut self, span: Span) -> CmdError {
         self.span.get_or_insert(span);
@@ -96,15 +107,18 @@ impl fmt::Display for CmdError {
 impl From<NetError> for CmdError {
     fn from(e: NetError) -> CmdError {
         let exit = match &e {
-            NetError::NoSuchSocket(_) | NetError::NameTaken(_) | NetError::WrongState { .. } | NetError::Family { .. } => {
-                Exit::Usage
-            }
+            NetError::NoSuchSocket(_)
+            | NetError::NameTaken(_)
+            | NetError::WrongState { .. }
+            | NetError::Family { .. } => Exit::Usage,
             NetError::Timeout { .. } => Exit::TempFail,
             NetError::Resolve { .. } => Exit::Unavailable,
-            NetError::Os { source, .. } | NetError::PartialSend { source, .. } => match source.raw_os_error() {
-                Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::ETIMEDOUT) => {
-                    Exit::Unavailable
-                }
+            NetError::Os { source, .. } | NetError::PartialSend { source, .. } => match source
+                .raw_os_error()
+            {
+                Some(
+                    libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::ETIMEDOUT,
+                ) => Exit::Unavailable,
                 _ => Exit::OsErr,
             },
         };
@@ -162,7 +176,10 @@ impl Args {
         let t = self.token(what)?;
         match t.kind {
             TokenKind::Word(w) => Ok((w, t.span)),
-            _ => Err(CmdError::at(t.span, format!("expected {what}, found a quoted string"))),
+            _ => Err(CmdError::at(
+                t.span,
+                format!("expected {what}, found a quoted string"),
+            )),
         }
     }
 
@@ -177,13 +194,22 @@ impl Args {
     }
 
     /// Takes the next word if it is one of `choices`.
-    pub fn choice(&mut self, what: &str, choices: &[&'static str]) -> CmdResult<(&'static str, Span)> {
+    pub fn choice(
+        &mut self,
+        what: &str,
+        choices: &[&'static str],
+    ) -> CmdResult<(&'static str, Span)> {
         let (w, span) = self.word(what)?;
         choices
             .iter()
             .find(|c| c.eq_ignore_ascii_case(&w))
             .map(|c| (*c, span))
-            .ok_or_else(|| CmdError::at(span, format!("expected {what} ({}), found '{w}'", choices.join("|"))))
+            .ok_or_else(|| {
+                CmdError::at(
+                    span,
+                    format!("expected {what} ({}), found '{w}'", choices.join("|")),
+                )
+            })
     }
 
     /// Finds `kw VALUE` among the remaining tokens (bare words only), takes
@@ -194,7 +220,10 @@ impl Args {
             return Ok(None);
         };
         if i + 1 >= self.toks.len() {
-            return Err(CmdError::at(self.toks[i].span, format!("'{kw}' needs {what} after it")));
+            return Err(CmdError::at(
+                self.toks[i].span,
+                format!("'{kw}' needs {what} after it"),
+            ));
         }
         let value = self.toks.remove(i + 1);
         self.toks.remove(i);
@@ -206,7 +235,9 @@ impl Args {
         match self.option("as", "a name")? {
             None => Ok(None),
             Some(t) => {
-                let w = t.word().ok_or_else(|| CmdError::at(t.span, "a name is a bare word"))?;
+                let w = t
+                    .word()
+                    .ok_or_else(|| CmdError::at(t.span, "a name is a bare word"))?;
                 parse::name(w).map_err(|m| CmdError::at(t.span, m))?;
                 Ok(Some(w.to_string()))
             }
@@ -237,20 +268,25 @@ impl Args {
 
 /// A duration from a token.
 pub fn duration_of(t: &Token) -> CmdResult<Duration> {
-    let w = t.word().ok_or_else(|| CmdError::at(t.span, "expected a duration like 250ms, 2s or 1m"))?;
+    let w = t
+        .word()
+        .ok_or_else(|| CmdError::at(t.span, "expected a duration like 250ms, 2s or 1m"))?;
     parse::duration(w).map_err(|m| CmdError::at(t.span, m))
 }
 
 /// A port from a token.
 pub fn port_of(t: &Token) -> CmdResult<u16> {
-    let w = t.word().ok_or_else(|| CmdError::at(t.span, "expected a port number (0-65535)"))?;
+    let w = t
+        .word()
+        .ok_or_else(|| CmdError::at(t.span, "expected a port number (0-65535)"))?;
     parse::port(w).map_err(|m| CmdError::at(t.span, m))
 }
 
 /// A whole number from a token, within `range`.
 pub fn number_of(t: &Token, what: &str, range: std::ops::RangeInclusive<u64>) -> CmdResult<u64> {
     let w = t.word().unwrap_or("");
-    let n = parse::size(w).map_err(|_| CmdError::at(t.span, format!("expected {what}, found '{w}'")))?;
+    let n = parse::size(w)
+        .map_err(|_| CmdError::at(t.span, format!("expected {what}, found '{w}'")))?;
     if !range.contains(&n) {
         return Err(CmdError::at(
             t.span,
@@ -265,14 +301,17 @@ pub fn number_of(t: &Token, what: &str, range: std::ops::RangeInclusive<u64>) ->
 /// answer is preferred (then the first of any family), so `localhost` is
 /// 127.0.0.1.
 pub async fn resolve(host: &Token, port: u16) -> CmdResult<SocketAddr> {
-    let w = host.word().ok_or_else(|| CmdError::at(host.span, "expected a host"))?;
+    let w = host
+        .word()
+        .ok_or_else(|| CmdError::at(host.span, "expected a host"))?;
     match parse::host(w).map_err(|m| CmdError::at(host.span, m))? {
         parse::Host::Ip(ip) => Ok(SocketAddr::new(ip, port)),
         parse::Host::Name(name) => {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
                 .await
                 .map_err(|e| {
-                    CmdError::new(Exit::Unavailable, format!("cannot resolve '{name}': {e}")).or_at(host.span)
+                    CmdError::new(Exit::Unavailable, format!("cannot resolve '{name}': {e}"))
+                        .or_at(host.span)
                 })?
                 .collect();
             addrs
@@ -280,7 +319,10 @@ pub async fn resolve(host: &Token, port: u16) -> CmdResult<SocketAddr> {
                 .find(|a| a.is_ipv4())
                 .or(addrs.first())
                 .copied()
-                .ok_or_else(|| CmdError::new(Exit::Unavailable, format!("'{name}' has no address")).or_at(host.span))
+                .ok_or_else(|| {
+                    CmdError::new(Exit::Unavailable, format!("'{name}' has no address"))
+                        .or_at(host.span)
+                })
         }
     }
 }

@@ -86,7 +86,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "accept NAME [as CONN] [timeout DUR]",
         summary: "take one client from a listener's queue (accept)",
-        help: "Waits for a client if none is queued. The new connection is read with `recv`.",
+        help: "Waits for a client if none is queued. The new connection is read with `recv`.\n\
+               On a server from `listen PORT` (which accepts by itself), waits until its next client is accepted.",
         run: |s, a| Box::pin(accept(s, a)),
     },
     Command {
@@ -201,7 +202,9 @@ pub static COMMANDS: &[Command] = &[
 
 /// The command called `name` (or one of its aliases).
 pub fn find(name: &str) -> Option<&'static Command> {
-    COMMANDS.iter().find(|c| c.name == name || c.aliases.contains(&name))
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name || c.aliases.contains(&name))
 }
 
 /// The command name nearest to a mistyped one, if any is near.
@@ -250,7 +253,10 @@ async fn within<T>(
         None => fut.await,
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(r) => r,
-            Err(_) => Err(CmdError::new(Exit::TempFail, format!("{what}: nothing happened within {}", show_duration(t)))),
+            Err(_) => Err(CmdError::new(
+                Exit::TempFail,
+                format!("{what}: gave up after {}", show_duration(t)),
+            )),
         },
     }
 }
@@ -299,7 +305,8 @@ fn opt_arg(a: &mut Args) -> CmdResult<SockOpt> {
     let (w, span) = a.word("an option")?;
     w.parse::<SockOpt>().map_err(|()| {
         let names: Vec<_> = SockOpt::ALL.iter().map(|o| o.name()).collect();
-        CmdError::at(span, format!("unknown option '{w}'")).hint(format!("options: {}", names.join(", ")))
+        CmdError::at(span, format!("unknown option '{w}'"))
+            .hint(format!("options: {}", names.join(", ")))
     })
 }
 
@@ -313,7 +320,12 @@ async fn set(s: &mut Session, mut a: Args) -> CmdResult {
         OptKind::Bool => match w.to_ascii_lowercase().as_str() {
             "on" | "true" | "yes" | "1" => OptValue::Bool(true),
             "off" | "false" | "no" | "0" => OptValue::Bool(false),
-            _ => return Err(CmdError::at(t.span, format!("{opt} is on or off, not '{w}'"))),
+            _ => {
+                return Err(CmdError::at(
+                    t.span,
+                    format!("{opt} is on or off, not '{w}'"),
+                ))
+            }
         },
         OptKind::Int => OptValue::Int(number_of(&t, &format!("a value for {opt}"), 1..=(1 << 30))?),
         OptKind::Linger => {
@@ -327,7 +339,10 @@ async fn set(s: &mut Session, mut a: Args) -> CmdResult {
     s.lab.set_opt(&name, opt, value)?;
     let info = s.lab.info(&name)?;
     s.say(format!("{name}: {} = {value}", opt.c_name()));
-    let before_bind = matches!(opt, SockOpt::ReuseAddr | SockOpt::ReusePort | SockOpt::V6Only);
+    let before_bind = matches!(
+        opt,
+        SockOpt::ReuseAddr | SockOpt::ReusePort | SockOpt::V6Only
+    );
     if before_bind && (info.role != Role::Fresh || info.state == "bound") {
         s.say(format!(
             "   note: {name} is already bound; {opt} only affects a bind that comes after it, so this changes nothing now"
@@ -352,9 +367,16 @@ async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     let port = port_of(&pt)?;
     let addr = resolve(&host, port).await?;
-    let info = s.lab.bind(&name, addr).map_err(|e| CmdError::from(e).or_at(pt.span))?;
+    let info = s
+        .lab
+        .bind(&name, addr)
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
     let local = info.local.unwrap_or(addr);
-    s.say(format!("{name}: bound to {}{}", render::addr(&local), port_note(port, info.local)));
+    s.say(format!(
+        "{name}: bound to {}{}",
+        render::addr(&local),
+        port_note(port, info.local)
+    ));
     Ok(())
 }
 
@@ -384,7 +406,12 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         None => 1024,
     };
     let (host, pt) = match a.len() {
-        0 => return Err(a.token("a port").err().unwrap_or_else(|| CmdError::usage("missing a port"))),
+        0 => {
+            return Err(a
+                .token("a port")
+                .err()
+                .unwrap_or_else(|| CmdError::usage("missing a port")))
+        }
         1 => (None, a.token("a port")?),
         _ => (Some(a.token("a host")?), a.token("a port")?),
     };
@@ -394,7 +421,10 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         Some(h) => resolve(h, port).await?,
         None => std::net::SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
     };
-    let info = s.lab.serve(addr, backlog, name.as_deref()).map_err(|e| CmdError::from(e).or_at(pt.span))?;
+    let info = s
+        .lab
+        .serve(addr, backlog, name.as_deref())
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
     let local = info.local.unwrap_or(addr);
     s.say(format!(
         "{}: listening on {}{}; clients become {}.1, {}.2, …",
@@ -410,7 +440,10 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         } else {
             "a non-loopback address"
         };
-        s.say(format!("   note: {} is {what}: other machines can connect to it", local.ip()));
+        s.say(format!(
+            "   note: {} is {what}: other machines can connect to it",
+            local.ip()
+        ));
     }
     Ok(())
 }
@@ -426,8 +459,15 @@ async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
     })
     .await?;
     let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
-    s.say(format!("{name}: accepted {} from {peer}", info.name));
-    s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+    if info.mode == Mode::Watched {
+        s.say(format!(
+            "{name}: next client is {} (from {peer})",
+            info.name
+        ));
+    } else {
+        s.say(format!("{name}: accepted {} from {peer}", info.name));
+        s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+    }
     Ok(())
 }
 
@@ -443,12 +483,17 @@ async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
         let name = info.name;
         a.token("a socket name")?;
         if let Some(n) = a.as_name()? {
-            return Err(CmdError::usage(format!("{name} has a name already; `as {n}` applies to new connections")));
+            return Err(CmdError::usage(format!(
+                "{name} has a name already; `as {n}` applies to new connections"
+            )));
         }
         let to = target(s, &mut a).await?;
         a.done()?;
         let lab = s.lab.clone();
-        let info = within(limit, format!("connect {name}"), async { Ok(lab.connect(&name, to, limit).await?) }).await?;
+        let info = within(limit, format!("connect {name}"), async {
+            Ok(lab.connect(&name, to, limit).await?)
+        })
+        .await?;
         say_connected(s, &info);
         return Ok(());
     }
@@ -456,7 +501,10 @@ async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let to = target(s, &mut a).await?;
     a.done()?;
     let lab = s.lab.clone();
-    let info = within(limit, format!("connect {to}"), async { Ok(lab.dial(to, name.as_deref(), limit).await?) }).await?;
+    let info = within(limit, format!("connect {to}"), async {
+        Ok(lab.dial(to, name.as_deref(), limit).await?)
+    })
+    .await?;
     say_connected(s, &info);
     Ok(())
 }
@@ -473,11 +521,17 @@ async fn target(s: &Session, a: &mut Args) -> CmdResult<std::net::SocketAddr> {
         if let Some(w) = a.peek_word() {
             if s.lab.exists(w) {
                 let (w, span) = a.word("a listener")?;
-                return s.lab.connect_addr_of(&w).map_err(|e| CmdError::from(e).or_at(span));
+                return s
+                    .lab
+                    .connect_addr_of(&w)
+                    .map_err(|e| CmdError::from(e).or_at(span));
             }
             if w.parse::<u16>().is_err() {
                 let (w, span) = a.word("a host")?;
-                return Err(CmdError::at(span, format!("no socket named '{w}', and a host needs a PORT after it")));
+                return Err(CmdError::at(
+                    span,
+                    format!("no socket named '{w}', and a host needs a PORT after it"),
+                ));
             }
         }
     }
@@ -495,8 +549,14 @@ async fn send(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     let bytes = data.bytes();
     let lab = s.lab.clone();
-    let n = within(s.wait_limit, format!("send {name}"), async { Ok(lab.send(&name, &bytes).await?) }).await?;
-    s.say(format!("{name} -> {}", render::payload(&bytes, n, s.format())));
+    let n = within(s.wait_limit, format!("send {name}"), async {
+        Ok(lab.send(&name, &bytes).await?)
+    })
+    .await?;
+    s.say(format!(
+        "{name} -> {}",
+        render::payload(&bytes, n, s.format())
+    ));
     Ok(())
 }
 
@@ -512,10 +572,18 @@ async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
     };
     a.done()?;
     let lab = s.lab.clone();
-    let got = within(limit, format!("recv {name}"), async { Ok(lab.recv(&name, max).await?) }).await?;
+    let got = within(limit, format!("recv {name}"), async {
+        Ok(lab.recv(&name, max).await?)
+    })
+    .await?;
     match got {
-        ReadOutcome::Data(d) => s.say(format!("{name} <- recv({max}): {}", render::payload(&d, d.len(), s.format()))),
-        ReadOutcome::Eof => s.say(format!("{name} <- recv({max}): 0 bytes: the peer closed its side (EOF)")),
+        ReadOutcome::Data(d) => s.say(format!(
+            "{name} <- recv({max}): {}",
+            render::payload(&d, d.len(), s.format())
+        )),
+        ReadOutcome::Eof => s.say(format!(
+            "{name} <- recv({max}): 0 bytes: the peer closed its side (EOF)"
+        )),
     }
     Ok(())
 }
@@ -525,11 +593,24 @@ async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let pat = a.token("the text or /regex/ to wait for")?;
     a.done()?;
-    let (shown, matcher): (String, Box<dyn FnMut(&[u8]) -> Option<usize> + Send>) = match &pat.kind {
+    let (shown, matcher): (String, Box<dyn FnMut(&[u8]) -> Option<usize> + Send>) = match &pat.kind
+    {
         TokenKind::Word(w) if w.len() >= 2 && w.starts_with('/') && w.ends_with('/') => {
-            let re = regex::bytes::Regex::new(&w[1..w.len() - 1])
-                .map_err(|e| CmdError::at(pat.span, format!("bad regular expression: {e}")))?;
-            (w.clone(), Box::new(move |b: &[u8]| re.find(b).map(|m| m.end())))
+            let re = regex::bytes::Regex::new(&w[1..w.len() - 1]).map_err(|e| {
+                // The regex crate explains on several lines; the last says what is wrong.
+                let why = e.to_string();
+                let why = why
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                CmdError::at(pat.span, format!("bad regular expression: {why}"))
+            })?;
+            (
+                w.clone(),
+                Box::new(move |b: &[u8]| re.find(b).map(|m| m.end())),
+            )
         }
         _ => {
             let needle = pat.bytes();
@@ -538,23 +619,38 @@ async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
             }
             (
                 render::quote(&needle, 80),
-                Box::new(move |b: &[u8]| b.windows(needle.len()).position(|w| w == needle.as_slice()).map(|i| i + needle.len())),
+                Box::new(move |b: &[u8]| {
+                    b.windows(needle.len())
+                        .position(|w| w == needle.as_slice())
+                        .map(|i| i + needle.len())
+                }),
             )
         }
     };
     let lab = s.lab.clone();
     let what = format!("expect {name} {shown}");
     let got = within(limit, what.clone(), async {
-        lab.expect(&name, matcher).await.map_err(|e| CmdError::new(Exit::Data, e.to_string()))
+        lab.expect(&name, matcher)
+            .await
+            .map_err(|e| CmdError::new(Exit::Data, e.to_string()))
     })
     .await
     .map_err(|mut e| {
         if e.exit == Exit::TempFail {
             e.exit = Exit::Data;
+            let seen = s.lab.unmatched(&name, 200).unwrap_or_default();
+            e = e.hint(if seen.is_empty() {
+                "nothing arrived since the last match".to_string()
+            } else {
+                format!("arrived since the last match: {}", render::quote(&seen, 80))
+            });
         }
         e
     })?;
-    s.say(format!("{name}: matched {shown} (after {})", render::payload(&[], got.len(), s.format())));
+    s.say(format!(
+        "{name}: matched {shown} ({} taken)",
+        render::payload(&[], got.len(), s.format())
+    ));
     Ok(())
 }
 
@@ -564,11 +660,17 @@ async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     let (how, said) = match how {
         "read" => (Shutdown::Read, "shut down reading"),
-        "write" => (Shutdown::Write, "shut down writing: FIN sent; the peer reads EOF but may still send"),
+        "write" => (
+            Shutdown::Write,
+            "shut down writing: FIN sent; the peer reads EOF but may still send",
+        ),
         _ => (Shutdown::Both, "shut down both directions: FIN sent"),
     };
     let lab = s.lab.clone();
-    within(s.wait_limit, format!("shutdown {name}"), async { Ok(lab.shutdown(&name, how).await?) }).await?;
+    within(s.wait_limit, format!("shutdown {name}"), async {
+        Ok(lab.shutdown(&name, how).await?)
+    })
+    .await?;
     s.say(format!("{name}: {said}"));
     Ok(())
 }
@@ -577,7 +679,10 @@ async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     a.done()?;
     let lab = s.lab.clone();
-    let info = within(s.wait_limit, format!("close {name}"), async { Ok(lab.close(&name).await?) }).await?;
+    let info = within(s.wait_limit, format!("close {name}"), async {
+        Ok(lab.close(&name).await?)
+    })
+    .await?;
     let what = match info.role {
         Role::Listener => "closed; no longer listening (its accepted connections stay open)",
         Role::Fresh => "closed",
@@ -679,7 +784,10 @@ async fn quit(s: &mut Session, a: Args) -> CmdResult {
     a.done()?;
     let n = s.lab.close_all().await;
     s.quit = true;
-    s.say(format!("closed {n} socket{}; bye", if n == 1 { "" } else { "s" }));
+    s.say(format!(
+        "closed {n} socket{}; bye",
+        if n == 1 { "" } else { "s" }
+    ));
     Ok(())
 }
 
@@ -695,13 +803,23 @@ pub fn reference_markdown() -> String {
          In a script, a waiting command without `timeout` gives up after `--wait` (10s by default).\n\n",
     );
     for c in COMMANDS {
-        out.push_str(&format!("## {}\n\n```\n{}\n```\n\n{}\n\n", c.name, c.usage, c.summary));
+        out.push_str(&format!(
+            "## {}\n\n```\n{}\n```\n\n{}\n\n",
+            c.name, c.usage, c.summary
+        ));
         for l in c.help.lines() {
             out.push_str(l.trim_start());
             out.push('\n');
         }
         if !c.aliases.is_empty() {
-            out.push_str(&format!("\nAlso: {}\n", c.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")));
+            out.push_str(&format!(
+                "\nAlso: {}\n",
+                c.aliases
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         out.push('\n');
     }
@@ -711,7 +829,8 @@ pub fn reference_markdown() -> String {
 
 /// Words that may follow a command, for completion.
 pub const KEYWORDS: &[&str] = &[
-    "tcp", "v4", "v6", "as", "timeout", "backlog", "read", "write", "both", "on", "off", "text", "hex", "auto",
+    "tcp", "v4", "v6", "as", "timeout", "backlog", "read", "write", "both", "on", "off", "text",
+    "hex", "auto",
 ];
 
 #[cfg(test)]
@@ -755,7 +874,10 @@ mod tests {
             std::fs::write(path, &want).unwrap();
         }
         let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(have == want, "docs/commands.md is out of date: run UPDATE_DOCS=1 cargo test commands_md");
+        assert!(
+            have == want,
+            "docs/commands.md is out of date: run UPDATE_DOCS=1 cargo test commands_md"
+        );
     }
 
     #[test]

@@ -144,7 +144,11 @@ pub fn hexdump(data: &[u8], limit: usize, indent: &str) -> String {
         }
         out.push_str(" |");
         for b in chunk {
-            out.push(if b.is_ascii_graphic() || *b == b' ' { *b as char } else { '.' });
+            out.push(if b.is_ascii_graphic() || *b == b' ' {
+                *b as char
+            } else {
+                '.'
+            });
         }
         out.push_str("|\n");
     }
@@ -193,7 +197,13 @@ fn count_bytes(n: usize) -> String {
 pub fn py_addr(a: &SocketAddr) -> String {
     match a {
         SocketAddr::V4(v4) => format!("('{}', {})", v4.ip(), v4.port()),
-        SocketAddr::V6(v6) => format!("('{}', {}, {}, {})", v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id()),
+        SocketAddr::V6(v6) => format!(
+            "('{}', {}, {}, {})",
+            v6.ip(),
+            v6.port(),
+            v6.flowinfo(),
+            v6.scope_id()
+        ),
     }
 }
 
@@ -216,10 +226,16 @@ pub fn py_socket(s: &SocketInfo) -> String {
 /// One event as a line (or a few, for a hexdump).
 pub fn event(ev: &Event, format: Format) -> String {
     match ev {
-        Event::Accepted { listener, conn, peer } => {
+        Event::Accepted {
+            listener,
+            conn,
+            peer,
+        } => {
             format!("{listener}: accepted {conn} from {}", addr(peer))
         }
-        Event::Data { socket, data } => format!("{socket} <- {}", payload(data, data.len(), format)),
+        Event::Data { socket, data } => {
+            format!("{socket} <- {}", payload(data, data.len(), format))
+        }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
         Event::Failed { socket, error } => {
             let mut s = format!("{socket} !! {error}");
@@ -228,7 +244,11 @@ pub fn event(ev: &Event, format: Format) -> String {
             }
             s
         }
-        Event::AcceptFailed { listener, error, retry_in } => {
+        Event::AcceptFailed {
+            listener,
+            error,
+            retry_in,
+        } => {
             format!("{listener} !! accept failed: {error}; trying again in {retry_in:?}")
         }
     }
@@ -304,7 +324,12 @@ pub fn sockets(list: &[SocketInfo]) -> String {
             ]
         })
         .collect();
-    table(&["NAME", "KIND", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT"], &rows)
+    table(
+        &[
+            "NAME", "KIND", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
+        ],
+        &rows,
+    )
 }
 
 /// One line on what an OS error means for the learner.
@@ -319,6 +344,7 @@ pub fn explain_io(e: &io::Error) -> Option<&'static str> {
         libc::EHOSTUNREACH | libc::ENETUNREACH => "no route to that address from this machine",
         libc::EACCES => "ports below 1024 need privilege (root or CAP_NET_BIND_SERVICE); use a port of 1024 or more",
         libc::ENOTCONN => "the socket is not connected: connect (client) or accept (server) first",
+        libc::ECONNABORTED => "an earlier connect on this socket failed, and a socket whose connect failed cannot be used again: make a new one",
         libc::EISCONN => "the socket is connected already",
         libc::EINVAL => "the call does not fit the socket's state (for example bind twice, or listen on a connected socket)",
         libc::EMFILE | libc::ENFILE => "too many open files: close some sockets, or raise the limit (ulimit -n)",
@@ -368,7 +394,10 @@ mod tests {
     #[test]
     fn payload_picks_text_or_hex() {
         assert_eq!(payload(b"886", 3, Format::Auto), "3 bytes \"886\"");
-        assert_eq!(payload(b"886", 3, Format::Hex), "3 bytes:\n    0000  38 38 36                                          |886|");
+        assert_eq!(
+            payload(b"886", 3, Format::Hex),
+            "3 bytes:\n    0000  38 38 36                                          |886|"
+        );
         assert!(payload(&[0, 1], 2, Format::Auto).starts_with("2 bytes:\n"));
         assert_eq!(payload(b"x", 1, Format::Auto), "1 byte \"x\"");
     }

@@ -31,7 +31,12 @@ struct ShellHelper {
 impl Completer for ShellHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let word = &before[start..];
@@ -58,7 +63,9 @@ impl Completer for ShellHelper {
             [cmd, _] if matches!(*cmd, "set" | "get" | "setsockopt" | "getsockopt") => {
                 pairs(SockOpt::ALL.iter().map(|o| o.name().to_string()).collect())
             }
-            [cmd] if matches!(*cmd, "help" | "?") => pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect()),
+            [cmd] if matches!(*cmd, "help" | "?") => {
+                pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect())
+            }
             _ if word.starts_with(['/', '.', '~']) => return self.files.complete(line, pos, ctx),
             _ => {
                 let mut items = self.lab.names();
@@ -156,6 +163,7 @@ pub fn run(rt: &Runtime) -> i32 {
     let status = loop {
         match rl.readline(PROMPT) {
             Ok(line) => {
+                let line = session.expand(&line);
                 let result = rt.block_on(async {
                     tokio::select! {
                         r = session.execute(&line) => r,
@@ -172,7 +180,10 @@ pub fn run(rt: &Runtime) -> i32 {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => {
                 let n = rt.block_on(lab.close_all());
-                out.line(&format!("closed {n} socket{}; bye", if n == 1 { "" } else { "s" }));
+                out.line(&format!(
+                    "closed {n} socket{}; bye",
+                    if n == 1 { "" } else { "s" }
+                ));
                 break 0;
             }
             Err(e) => {

@@ -66,6 +66,8 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
             Some(rest) => (true, rest),
             None => (false, line),
         };
+        let command = session.expand(command);
+        let command = command.as_str();
         let result = run_one(rt, &mut session, &mut rx, command);
         let failure = match (result, expect_fail) {
             (Ok(()), false) => None,
@@ -82,7 +84,11 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
         };
         if let Some(e) = failure {
             let prefix = match e.span {
-                Some(span) => format!("{}:{lineno}:{}: ", opts.label, crate::parse::column(command, span.start) + 1),
+                Some(span) => format!(
+                    "{}:{lineno}:{}: ",
+                    opts.label,
+                    crate::parse::column(command, span.start) + 1
+                ),
                 None => format!("{}:{lineno}: ", opts.label),
             };
             eprintln!("{}", error_text(&prefix, command, &e));
@@ -102,7 +108,12 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
 }
 
 /// Runs one command; events it caused are printed after its own output.
-fn run_one(rt: &Runtime, session: &mut Session, rx: &mut mpsc::Receiver<Event>, line: &str) -> CmdResult {
+fn run_one(
+    rt: &Runtime,
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Event>,
+    line: &str,
+) -> CmdResult {
     let out = session.out.clone();
     let settings = session.settings.clone();
     let mut pending = Pending::default();

@@ -3,10 +3,11 @@
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use regex::Regex;
 use rustyline::ExternalPrinter;
 use socklab_net::{Event, Lab};
 
@@ -103,6 +104,28 @@ impl Session {
         self.settings.format.store(f.index(), Ordering::Relaxed);
     }
 
+    /// Replaces `{NAME.port}`, `{NAME.host}` and `{NAME.addr}` with the
+    /// local port, host or address of socket NAME (so a script can name a
+    /// port the OS picked). Anything else in braces stays as it is.
+    pub fn expand(&self, line: &str) -> String {
+        static FIELD: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\.(port|host|addr)\}").expect("valid regex")
+        });
+        FIELD
+            .replace_all(line, |c: &regex::Captures<'_>| {
+                let whole = c[0].to_string();
+                match self.lab.info(&c[1]).ok().and_then(|i| i.local) {
+                    Some(a) => match &c[2] {
+                        "port" => a.port().to_string(),
+                        "host" => a.ip().to_string(),
+                        _ => a.to_string(),
+                    },
+                    None => whole,
+                }
+            })
+            .into_owned()
+    }
+
     /// Parses and runs one line.
     pub async fn execute(&mut self, line: &str) -> CmdResult {
         let toks = parse::tokenize(line).map_err(|e| CmdError::at(e.span, e.message))?;
@@ -127,7 +150,10 @@ impl Session {
         let args = Args::new(toks.collect(), Span { start: end, end });
         let usage = cmd.usage;
         (cmd.run)(self, args).await.map_err(|mut e| {
-            if e.exit == crate::args::Exit::Usage && e.hint.is_none() && e.message.starts_with("missing") {
+            if e.exit == crate::args::Exit::Usage
+                && e.hint.is_none()
+                && e.message.starts_with("missing")
+            {
                 e.hint = Some(format!("usage: {}", usage.replace('\n', " | ")));
             }
             e
@@ -160,7 +186,11 @@ pub struct Pending {
 }
 
 enum PendingItem {
-    Data { socket: Arc<str>, shown: BytesMut, total: usize },
+    Data {
+        socket: Arc<str>,
+        shown: BytesMut,
+        total: usize,
+    },
     Other(Event),
 }
 
@@ -173,7 +203,12 @@ impl Pending {
     /// Adds an event.
     pub fn push(&mut self, ev: Event, out: &Out, format: Format) {
         if let Event::Data { socket, data } = &ev {
-            if let Some(PendingItem::Data { socket: s, shown, total }) = self.items.last_mut() {
+            if let Some(PendingItem::Data {
+                socket: s,
+                shown,
+                total,
+            }) = self.items.last_mut()
+            {
                 if s == socket {
                     let room = PENDING_SHOWN.saturating_sub(shown.len());
                     shown.extend_from_slice(&data[..data.len().min(room)]);
@@ -207,8 +242,15 @@ impl Pending {
 
 fn print_item(item: PendingItem, out: &Out, format: Format) {
     match item {
-        PendingItem::Data { socket, shown, total } => {
-            out.line(&format!("{socket} <- {}", render::payload(&shown, total, format)));
+        PendingItem::Data {
+            socket,
+            shown,
+            total,
+        } => {
+            out.line(&format!(
+                "{socket} <- {}",
+                render::payload(&shown, total, format)
+            ));
         }
         PendingItem::Other(ev) => out.line(&render::event(&ev, format)),
     }

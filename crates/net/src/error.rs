@@ -14,11 +14,12 @@ pub enum NetError {
     #[error("a socket named '{0}' exists already")]
     NameTaken(String),
     /// The operation does not apply to the socket in its current state.
-    #[error("{name}: {what}")]
+    #[error("{name} {what}")]
     WrongState {
         /// The socket's name.
         name: String,
-        /// Why the operation does not apply, in words.
+        /// Why the operation does not apply, in words that follow the name
+        /// ("is not connected").
         what: String,
     },
     /// The operating system refused a system call.

@@ -142,7 +142,6 @@ pub enum ReadOutcome {
     Eof,
 }
 
-
 #[derive(Debug, Clone, Default)]
 struct Progress {
     /// Bytes read from the socket so far (by the background reader or by
@@ -170,6 +169,10 @@ struct Background {
 
 struct Entry {
     id: u64,
+    /// Where the socket stands in listings: (id, 0), or for a connection a
+    /// watched listener accepted, (the listener's id, accept number), so
+    /// the order never depends on which of two concurrent tasks ran first.
+    order: Mutex<(u64, u64)>,
     name: Arc<str>,
     family: Family,
     state: Mutex<State>,
@@ -177,6 +180,10 @@ struct Entry {
     progress: watch::Sender<Progress>,
     bytes_out: AtomicU64,
     accepted: AtomicU64,
+    /// Accepted connections whose accept has been reported (listeners).
+    announced: AtomicU64,
+    /// Accepted connections handed to `accept` callers (watched listeners).
+    claimed: AtomicU64,
     write_shut: Mutex<bool>,
     read_shut: Mutex<bool>,
     /// Data a watched socket received that `expect` has not consumed yet.
@@ -195,6 +202,7 @@ impl Entry {
     fn new(id: u64, name: Arc<str>, family: Family, state: State, mode: Mode) -> Arc<Entry> {
         Arc::new(Entry {
             id,
+            order: Mutex::new((id, 0)),
             name,
             family,
             state: Mutex::new(state),
@@ -202,6 +210,8 @@ impl Entry {
             progress: watch::Sender::new(Progress::default()),
             bytes_out: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            announced: AtomicU64::new(0),
+            claimed: AtomicU64::new(0),
             write_shut: Mutex::new(false),
             read_shut: Mutex::new(false),
             inbox: Mutex::new(BytesMut::new()),
@@ -213,7 +223,10 @@ impl Entry {
     fn stream(&self) -> Result<Arc<TcpStream>> {
         match &*lock(&self.state) {
             State::Stream(s) => Ok(s.clone()),
-            State::Fresh(_) => Err(NetError::state(&self.name, "not connected (connect it first)")),
+            State::Fresh(_) => Err(NetError::state(
+                &self.name,
+                "is not connected (connect it first)",
+            )),
             State::Listener(_) => Err(NetError::state(
                 &self.name,
                 "is a listener; it accepts connections but carries no data",
@@ -226,7 +239,10 @@ impl Entry {
         *lock(&self.mode)
     }
 
-    fn with_sockref<T>(&self, f: impl FnOnce(SockRef<'_>) -> io::Result<T>) -> Result<io::Result<T>> {
+    fn with_sockref<T>(
+        &self,
+        f: impl FnOnce(SockRef<'_>) -> io::Result<T>,
+    ) -> Result<io::Result<T>> {
         match &*lock(&self.state) {
             State::Fresh(s) => Ok(f(SockRef::from(s))),
             State::Listener(l) => Ok(f(SockRef::from(&**l))),
@@ -234,7 +250,6 @@ impl Entry {
             State::Closed => Err(NetError::state(&self.name, "is closed")),
         }
     }
-
 
     fn info(&self) -> SocketInfo {
         let p = self.progress.borrow().clone();
@@ -365,7 +380,10 @@ impl Lab {
 
     /// The names of every socket, in creation order.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<_> = lock(&self.inner.sockets).values().map(|e| (e.id, e.name.to_string())).collect();
+        let mut v: Vec<_> = lock(&self.inner.sockets)
+            .values()
+            .map(|e| (*lock(&e.order), e.name.to_string()))
+            .collect();
         v.sort();
         v.into_iter().map(|(_, n)| n).collect()
     }
@@ -373,7 +391,7 @@ impl Lab {
     /// A snapshot of every socket, in creation order.
     pub fn list(&self) -> Vec<SocketInfo> {
         let mut v: Vec<_> = lock(&self.inner.sockets).values().cloned().collect();
-        v.sort_by_key(|e| e.id);
+        v.sort_by_key(|e| *lock(&e.order));
         v.iter().map(|e| e.info()).collect()
     }
 
@@ -424,7 +442,8 @@ impl Lab {
     /// The name is taken, or the OS refused (too many open files, …).
     pub fn socket(&self, family: Family, name: Option<&str>) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
-        let sock = Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
+        let sock =
+            Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
         let e = self.new_entry(name, family, State::Fresh(sock), Mode::Manual);
         self.insert(e.clone())?;
@@ -439,7 +458,8 @@ impl Lab {
     pub fn set_opt(&self, name: &str, opt: SockOpt, value: OptValue) -> Result<()> {
         let e = self.get(name)?;
         let v6 = e.family == Family::V6;
-        e.with_sockref(|s| opt.set(s, value, v6))?.map_err(NetError::os("setsockopt"))
+        e.with_sockref(|s| opt.set(s, value, v6))?
+            .map_err(NetError::os("setsockopt"))
     }
 
     /// `getsockopt()`.
@@ -449,7 +469,8 @@ impl Lab {
     pub fn get_opt(&self, name: &str, opt: SockOpt) -> Result<OptValue> {
         let e = self.get(name)?;
         let v6 = e.family == Family::V6;
-        e.with_sockref(|s| opt.get(s, v6))?.map_err(NetError::os("getsockopt"))
+        e.with_sockref(|s| opt.get(s, v6))?
+            .map_err(NetError::os("getsockopt"))
     }
 
     /// `bind()` a fresh socket.
@@ -461,7 +482,12 @@ impl Lab {
         check_family(&e, addr)?;
         match &*lock(&e.state) {
             State::Fresh(s) => s.bind(&addr.into()).map_err(NetError::os("bind"))?,
-            _ => return Err(NetError::state(name, "is already listening or connected; bind comes first")),
+            _ => {
+                return Err(NetError::state(
+                    name,
+                    "is already listening or connected; bind comes first",
+                ))
+            }
         }
         Ok(e.info())
     }
@@ -494,33 +520,79 @@ impl Lab {
     /// `accept()` one connection from a listener's queue; the connection is
     /// read manually.
     ///
+    /// On a watched listener (which accepts by itself) this waits until the
+    /// next client not yet claimed by an `accept` has been accepted and
+    /// reported, and returns it.
+    ///
     /// # Errors
-    /// Not a manual listener, the name is taken, or the OS refused.
+    /// Not a listener, the name is taken, or the OS refused.
     pub async fn accept(&self, name: &str, conn: Option<&str>) -> Result<SocketInfo> {
         let e = self.get(name)?;
         let listener = match &*lock(&e.state) {
             State::Listener(l) => l.clone(),
-            _ => return Err(NetError::state(name, "is not listening (listen on it first)")),
+            _ => {
+                return Err(NetError::state(
+                    name,
+                    "is not listening (listen on it first)",
+                ))
+            }
         };
         if e.mode() == Mode::Watched {
-            return Err(NetError::state(
-                name,
-                format!("accepts by itself; its clients appear as {name}.1, {name}.2, …"),
-            ));
+            if conn.is_some() {
+                return Err(NetError::state(
+                    name,
+                    format!("names its clients itself ({name}.1, {name}.2, …); drop the `as`"),
+                ));
+            }
+            return self.claim_accepted(&e).await;
         }
         let conn_name = self.claim_name(conn)?;
         let (stream, _) = listener.accept().await.map_err(NetError::os("accept"))?;
         e.accepted.fetch_add(1, Ordering::SeqCst);
-        let c = self.stream_entry(conn_name, stream, Mode::Manual)?;
+        let c = self.stream_entry(conn_name, stream, Mode::Manual, None)?;
         self.bump();
         Ok(c.info())
     }
 
-    fn stream_entry(&self, name: Arc<str>, stream: TcpStream, mode: Mode) -> Result<Arc<Entry>> {
+    async fn claim_accepted(&self, e: &Entry) -> Result<SocketInfo> {
+        let mut rx = self.inner.generation.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let claimed = e.claimed.load(Ordering::SeqCst);
+            if e.announced.load(Ordering::SeqCst) > claimed {
+                e.claimed.store(claimed + 1, Ordering::SeqCst);
+                let child = format!("{}.{}", e.name, claimed + 1);
+                return self
+                    .info(&child)
+                    .map_err(|_| NetError::state(&child, "was accepted, and closed already"));
+            }
+            if rx.changed().await.is_err() {
+                return Err(NetError::state(&e.name, "is closed"));
+            }
+        }
+    }
+
+    /// Adds a connection to the lab. `order` places it in listings (see
+    /// [`Entry::order`]); `None` means creation order.
+    fn stream_entry(
+        &self,
+        name: Arc<str>,
+        stream: TcpStream,
+        mode: Mode,
+        order: Option<(u64, u64)>,
+    ) -> Result<Arc<Entry>> {
         let local = stream.local_addr().map_err(NetError::os("getsockname"))?;
         let peer = stream.peer_addr().map_err(NetError::os("getpeername"))?;
-        let e = self.new_entry(name, Family::of(&local), State::Stream(Arc::new(stream)), mode);
+        let e = self.new_entry(
+            name,
+            Family::of(&local),
+            State::Stream(Arc::new(stream)),
+            mode,
+        );
         *lock(&e.addrs) = Some((local, peer));
+        if let Some(order) = order {
+            *lock(&e.order) = order;
+        }
         self.insert(e.clone())?;
         Ok(e)
     }
@@ -529,7 +601,12 @@ impl Lab {
     ///
     /// # Errors
     /// Not a fresh socket, wrong family, refused, or timed out.
-    pub async fn connect(&self, name: &str, to: SocketAddr, timeout: Option<Duration>) -> Result<SocketInfo> {
+    pub async fn connect(
+        &self,
+        name: &str,
+        to: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> Result<SocketInfo> {
         let e = self.get(name)?;
         check_family(&e, to)?;
         let sock = {
@@ -571,16 +648,29 @@ impl Lab {
     pub fn serve(&self, addr: SocketAddr, backlog: i32, name: Option<&str>) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
         let family = Family::of(&addr);
-        let sock = Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
+        let sock =
+            Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
-        sock.set_reuse_address(true).map_err(NetError::os("setsockopt"))?;
+        sock.set_reuse_address(true)
+            .map_err(NetError::os("setsockopt"))?;
         sock.bind(&addr.into()).map_err(NetError::os("bind"))?;
         sock.listen(backlog).map_err(NetError::os("listen"))?;
-        let listener = Arc::new(TcpListener::from_std(sock.into()).map_err(NetError::os("listen"))?);
-        let e = self.new_entry(name, family, State::Listener(listener.clone()), Mode::Watched);
+        let listener =
+            Arc::new(TcpListener::from_std(sock.into()).map_err(NetError::os("listen"))?);
+        let e = self.new_entry(
+            name,
+            family,
+            State::Listener(listener.clone()),
+            Mode::Watched,
+        );
         self.insert(e.clone())?;
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(self.clone(), e.clone(), listener, cancel.clone()));
+        let task = tokio::spawn(accept_loop(
+            self.clone(),
+            e.clone(),
+            listener,
+            cancel.clone(),
+        ));
         *lock(&e.background) = Some(Background { cancel, task });
         self.bump();
         Ok(e.info())
@@ -590,11 +680,19 @@ impl Lab {
     ///
     /// # Errors
     /// The name is taken, refused, or timed out.
-    pub async fn dial(&self, to: SocketAddr, name: Option<&str>, timeout: Option<Duration>) -> Result<SocketInfo> {
+    pub async fn dial(
+        &self,
+        to: SocketAddr,
+        name: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
-        let sock = Socket::new(Family::of(&to).domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
-        let stream = connect_socket(sock, to, timeout).await.map_err(|(e, _)| e)?;
-        let e = self.stream_entry(name, stream, Mode::Manual)?;
+        let sock = Socket::new(Family::of(&to).domain(), Type::STREAM, None)
+            .map_err(NetError::os("socket"))?;
+        let stream = connect_socket(sock, to, timeout)
+            .await
+            .map_err(|(e, _)| e)?;
+        let e = self.stream_entry(name, stream, Mode::Manual, None)?;
         self.bump();
         let (local, peer) = lock(&e.addrs).unwrap_or((to, to));
         self.start_reader(&e)?;
@@ -717,7 +815,9 @@ impl Lab {
             let error_pending = matches!(stream.take_error(), Ok(Some(_)));
             if avail < want.max(1) && want > 0 && !error_pending {
                 // More is on its way; wait for the next arrival.
-                let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                let _ = stream.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
                 continue;
             }
             let mut buf = vec![0u8; max];
@@ -769,7 +869,11 @@ impl Lab {
     ///
     /// # Errors
     /// The peer closed or the connection failed before a match.
-    pub async fn expect(&self, name: &str, mut find: impl FnMut(&[u8]) -> Option<usize>) -> Result<Bytes> {
+    pub async fn expect(
+        &self,
+        name: &str,
+        mut find: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Result<Bytes> {
         let e = self.get(name)?;
         let stream = e.stream()?;
         let mut rx = e.progress.subscribe();
@@ -784,7 +888,10 @@ impl Lab {
             if e.mode() == Mode::Watched {
                 let p = rx.borrow_and_update().clone();
                 if p.eof || p.failed {
-                    return Err(NetError::state(name, "peer closed before the expected data came"));
+                    return Err(NetError::state(
+                        name,
+                        "got end-of-stream (the peer closed) before the expected data came",
+                    ));
                 }
                 if rx.changed().await.is_err() {
                     return Err(NetError::state(name, "is closed"));
@@ -795,7 +902,10 @@ impl Lab {
                 match stream.try_read(&mut buf) {
                     Ok(0) => {
                         e.progress.send_modify(|p| p.eof = true);
-                        return Err(NetError::state(name, "peer closed before the expected data came"));
+                        return Err(NetError::state(
+                            name,
+                            "got end-of-stream (the peer closed) before the expected data came",
+                        ));
                     }
                     Ok(n) => {
                         e.add_in(n);
@@ -806,6 +916,18 @@ impl Lab {
                 }
             }
         }
+    }
+
+    /// Data a socket received that no `expect` has consumed yet (the last
+    /// `max` bytes of it).
+    ///
+    /// # Errors
+    /// No such socket.
+    pub fn unmatched(&self, name: &str, max: usize) -> Result<Bytes> {
+        let e = self.get(name)?;
+        let inbox = lock(&e.inbox);
+        let from = inbox.len().saturating_sub(max);
+        Ok(Bytes::copy_from_slice(&inbox[from..]))
     }
 
     /// `shutdown()`. After shutting the write side, waits until a watched
@@ -821,7 +943,9 @@ impl Lab {
             e.stop_background().await;
             *lock(&e.mode) = Mode::Manual;
         }
-        SockRef::from(&*stream).shutdown(how).map_err(NetError::os("shutdown"))?;
+        SockRef::from(&*stream)
+            .shutdown(how)
+            .map_err(NetError::os("shutdown"))?;
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             *lock(&e.read_shut) = true;
         }
@@ -864,7 +988,9 @@ impl Lab {
     /// Closes every socket without waiting for anything. Returns how many
     /// there were.
     pub async fn close_all(&self) -> usize {
-        let all: Vec<_> = std::mem::take(&mut *lock(&self.inner.sockets)).into_values().collect();
+        let all: Vec<_> = std::mem::take(&mut *lock(&self.inner.sockets))
+            .into_values()
+            .collect();
         for e in &all {
             e.stop_background().await;
             drop(std::mem::replace(&mut *lock(&e.state), State::Closed));
@@ -877,7 +1003,8 @@ impl Lab {
     /// The watched socket of this lab at the other end of `e`'s connection.
     fn lab_peer(&self, e: &Entry) -> Option<Arc<Entry>> {
         let (local, peer) = (*lock(&e.addrs))?;
-        self.find_stream(peer, local).filter(|p| p.progress.borrow().watched)
+        self.find_stream(peer, local)
+            .filter(|p| p.progress.borrow().watched)
     }
 
     fn find_stream(&self, local: SocketAddr, peer: SocketAddr) -> Option<Arc<Entry>> {
@@ -977,7 +1104,8 @@ async fn connect_socket(
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err((NetError::os("connect")(e), Some(sock))),
     }
-    let stream = TcpStream::from_std(sock.into()).map_err(|e| (NetError::os("connect")(e), None))?;
+    let stream =
+        TcpStream::from_std(sock.into()).map_err(|e| (NetError::os("connect")(e), None))?;
     let wait = async {
         stream.writable().await?;
         if let Some(err) = stream.take_error()? {
@@ -1002,7 +1130,12 @@ async fn connect_socket(
     }
 }
 
-async fn accept_loop(lab: Lab, e: Arc<Entry>, listener: Arc<TcpListener>, cancel: CancellationToken) {
+async fn accept_loop(
+    lab: Lab,
+    e: Arc<Entry>,
+    listener: Arc<TcpListener>,
+    cancel: CancellationToken,
+) {
     let events = lab.inner.events.clone();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -1015,7 +1148,9 @@ async fn accept_loop(lab: Lab, e: Arc<Entry>, listener: Arc<TcpListener>, cancel
                 backoff = Duration::from_millis(10);
                 let k = e.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 let name: Arc<str> = Arc::from(format!("{}.{k}", e.name));
-                let Ok(child) = lab.stream_entry(name.clone(), stream, Mode::Watched) else {
+                let Ok(child) =
+                    lab.stream_entry(name.clone(), stream, Mode::Watched, Some((e.id, k)))
+                else {
                     continue;
                 };
                 // The accept is reported before the client's data can be.
@@ -1027,6 +1162,7 @@ async fn accept_loop(lab: Lab, e: Arc<Entry>, listener: Arc<TcpListener>, cancel
                     })
                     .await;
                 let _ = lab.start_reader(&child);
+                e.announced.fetch_add(1, Ordering::SeqCst);
                 lab.bump();
             }
             Err(error) => {
@@ -1047,7 +1183,12 @@ async fn accept_loop(lab: Lab, e: Arc<Entry>, listener: Arc<TcpListener>, cancel
     }
 }
 
-async fn read_loop(e: Arc<Entry>, stream: Arc<TcpStream>, events: mpsc::Sender<Event>, cancel: CancellationToken) {
+async fn read_loop(
+    e: Arc<Entry>,
+    stream: Arc<TcpStream>,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
     loop {
         let ready = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -1067,7 +1208,11 @@ async fn read_loop(e: Arc<Entry>, stream: Arc<TcpStream>, events: mpsc::Sender<E
         // watches is published.
         match result {
             Ok((0, _)) => {
-                let _ = events.send(Event::PeerClosed { socket: e.name.clone() }).await;
+                let _ = events
+                    .send(Event::PeerClosed {
+                        socket: e.name.clone(),
+                    })
+                    .await;
                 e.progress.send_modify(|p| {
                     p.eof = true;
                     p.watched = false;

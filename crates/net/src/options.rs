@@ -219,18 +219,34 @@ mod tests {
     fn set_then_get_on_a_real_socket() {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         let r = SockRef::from(&s);
-        SockOpt::ReuseAddr.set(r, OptValue::Bool(true), false).unwrap();
-        assert_eq!(SockOpt::ReuseAddr.get(SockRef::from(&s), false).unwrap(), OptValue::Bool(true));
+        SockOpt::ReuseAddr
+            .set(r, OptValue::Bool(true), false)
+            .unwrap();
+        assert_eq!(
+            SockOpt::ReuseAddr.get(SockRef::from(&s), false).unwrap(),
+            OptValue::Bool(true)
+        );
         SockOpt::Linger
-            .set(SockRef::from(&s), OptValue::Linger(Some(Duration::from_secs(3))), false)
+            .set(
+                SockRef::from(&s),
+                OptValue::Linger(Some(Duration::from_secs(3))),
+                false,
+            )
             .unwrap();
         assert_eq!(
             SockOpt::Linger.get(SockRef::from(&s), false).unwrap(),
             OptValue::Linger(Some(Duration::from_secs(3)))
         );
-        SockOpt::RcvBuf.set(SockRef::from(&s), OptValue::Int(8192), false).unwrap();
+        SockOpt::RcvBuf
+            .set(SockRef::from(&s), OptValue::Int(8192), false)
+            .unwrap();
         // Linux doubles the requested size to leave room for bookkeeping.
-        assert_eq!(SockOpt::RcvBuf.get(SockRef::from(&s), false).unwrap(), OptValue::Int(16384));
-        assert!(SockOpt::NoDelay.set(SockRef::from(&s), OptValue::Int(1), false).is_err());
+        assert_eq!(
+            SockOpt::RcvBuf.get(SockRef::from(&s), false).unwrap(),
+            OptValue::Int(16384)
+        );
+        assert!(SockOpt::NoDelay
+            .set(SockRef::from(&s), OptValue::Int(1), false)
+            .is_err());
     }
 }
