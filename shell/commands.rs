@@ -588,12 +588,15 @@ async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// Finds a match in received bytes; returns where the match ends.
+type Matcher = Box<dyn FnMut(&[u8]) -> Option<usize> + Send>;
+
 async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
     let pat = a.token("the text or /regex/ to wait for")?;
     a.done()?;
-    let (shown, matcher): (String, Box<dyn FnMut(&[u8]) -> Option<usize> + Send>) = match &pat.kind
+    let (shown, matcher): (String, Matcher) = match &pat.kind
     {
         TokenKind::Word(w) if w.len() >= 2 && w.starts_with('/') && w.ends_with('/') => {
             let re = regex::bytes::Regex::new(&w[1..w.len() - 1]).map_err(|e| {
