@@ -596,8 +596,7 @@ async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let pat = a.token("the text or /regex/ to wait for")?;
     a.done()?;
-    let (shown, matcher): (String, Matcher) = match &pat.kind
-    {
+    let (shown, matcher): (String, Matcher) = match &pat.kind {
         TokenKind::Word(w) if w.len() >= 2 && w.starts_with('/') && w.ends_with('/') => {
             let re = regex::bytes::Regex::new(&w[1..w.len() - 1]).map_err(|e| {
                 // The regex crate explains on several lines; the last says what is wrong.

@@ -13,6 +13,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Context, Editor, Helper, Validator};
 use socklab_net::{Lab, SockOpt};
 use tokio::runtime::Runtime;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::args::{CmdError, Exit};
 use crate::commands::{self, COMMANDS, KEYWORDS};
@@ -118,6 +119,12 @@ fn history_path() -> Option<PathBuf> {
     Some(dir.join("history"))
 }
 
+/// The stream of Ctrl-C (SIGINT) signals, from now on.
+pub fn interrupts(rt: &Runtime) -> std::io::Result<Signal> {
+    let _guard = rt.enter();
+    signal(SignalKind::interrupt())
+}
+
 /// Runs the REPL until `quit` or Ctrl-D; returns the exit status.
 pub fn run(rt: &Runtime) -> i32 {
     let config = Config::builder()
@@ -148,6 +155,15 @@ pub fn run(rt: &Runtime) -> i32 {
         let _ = rl.load_history(h);
     }
     let mut session = Session::new(lab.clone(), out.clone(), None);
+    // Ctrl-C while a command runs interrupts it (at the prompt, rustyline
+    // reads it as a key). Installed once, so no Ctrl-C is ever lost.
+    let mut interrupts = match interrupts(rt) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: cannot catch Ctrl-C: {e}");
+            return Exit::OsErr as i32;
+        }
+    };
     // Events print as they happen, above the line being typed.
     let settings = session.settings.clone();
     let printer = out.clone();
@@ -167,11 +183,16 @@ pub fn run(rt: &Runtime) -> i32 {
                 let result = rt.block_on(async {
                     tokio::select! {
                         r = session.execute(&line) => r,
-                        _ = tokio::signal::ctrl_c() => Err(CmdError::new(Exit::Interrupted, "interrupted")),
+                        _ = interrupts.recv() => Err(CmdError::new(Exit::Interrupted, "interrupted")),
                     }
                 });
-                if let Err(e) = result {
-                    out.line(&error_text("", &line, &e));
+                match result {
+                    // The terminal echoed ^C without a line break.
+                    Err(e) if e.exit == Exit::Interrupted => {
+                        out.line(&format!("\nerror: {}", e.message))
+                    }
+                    Err(e) => out.line(&error_text("", &line, &e)),
+                    Ok(()) => {}
                 }
                 if session.quit {
                     break 0;

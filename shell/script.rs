@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use socklab_net::{Event, Lab};
 use tokio::runtime::Runtime;
+use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
 use crate::args::{CmdError, CmdResult, Exit};
@@ -34,6 +35,13 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
     let (lab, mut rx) = rt.block_on(async { Lab::new(1024) });
     let out = Arc::new(Out::plain());
     let mut session = Session::new(lab.clone(), out.clone(), Some(opts.wait));
+    let mut interrupts = match crate::repl::interrupts(rt) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{}: error: cannot catch Ctrl-C: {e}", opts.label);
+            return Exit::OsErr as i32;
+        }
+    };
     let mut status = 0;
     for (i, line) in input.split(b'\n').enumerate() {
         let lineno = i + 1;
@@ -68,7 +76,7 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
         };
         let command = session.expand(command);
         let command = command.as_str();
-        let result = run_one(rt, &mut session, &mut rx, command);
+        let result = run_one(rt, &mut session, &mut rx, &mut interrupts, command);
         let failure = match (result, expect_fail) {
             (Ok(()), false) => None,
             (Err(e), true) => {
@@ -112,6 +120,7 @@ fn run_one(
     rt: &Runtime,
     session: &mut Session,
     rx: &mut mpsc::Receiver<Event>,
+    interrupts: &mut Signal,
     line: &str,
 ) -> CmdResult {
     let out = session.out.clone();
@@ -120,8 +129,6 @@ fn run_one(
     let result = rt.block_on(async {
         let fut = session.execute(line);
         tokio::pin!(fut);
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
                 biased;
@@ -134,7 +141,7 @@ fn run_one(
                     break r;
                 }
                 Some(ev) = rx.recv() => pending.push(ev, &out, settings.format()),
-                _ = &mut ctrl_c => break Err(CmdError::new(Exit::Interrupted, "interrupted (Ctrl-C)")),
+                _ = interrupts.recv() => break Err(CmdError::new(Exit::Interrupted, "interrupted (Ctrl-C)")),
             }
         }
     });

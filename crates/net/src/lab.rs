@@ -991,8 +991,11 @@ impl Lab {
         let all: Vec<_> = std::mem::take(&mut *lock(&self.inner.sockets))
             .into_values()
             .collect();
+        // Readers stop first, so the closes below raise no events.
         for e in &all {
             e.stop_background().await;
+        }
+        for e in &all {
             drop(std::mem::replace(&mut *lock(&e.state), State::Closed));
         }
         all.len()
