@@ -45,7 +45,33 @@ fn wait_arg(s: &str) -> Result<Duration, String> {
     parse::duration(s)
 }
 
+/// Closes every file descriptor above stderr that socklab inherited. Nothing
+/// of socklab's is open yet; what a parent leaked (a pty, a pipe) would
+/// otherwise shift the descriptor numbers socklab shows, and a transcript
+/// must not depend on who started it.
+fn close_inherited_fds() {
+    // SAFETY: close_range only closes descriptors; none above 2 is in use by
+    // this process yet (called first thing in main, before any thread).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.9: close what /proc lists.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        // SAFETY: as above; closing the read_dir's own descriptor (already
+        // dropped) is harmless (EBADF).
+        unsafe { libc::close(fd) };
+    }
+}
+
 fn main() -> ExitCode {
+    close_inherited_fds();
     let cli = Cli::parse();
     let _ = socklab_net::raise_fd_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
