@@ -104,7 +104,7 @@ fn main() -> ExitCode {
         None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => repl::run(&rt),
         None => script::run(
             &rt,
-            std::io::stdin().lock(),
+            std::io::BufReader::new(std::io::stdin()),
             &script::Options {
                 label: "<stdin>".to_string(),
                 keep_going: cli.keep_going,

@@ -31,7 +31,7 @@ pub const PROMPT: &str = "socklab> ";
 pub const EXPECT_FAIL: char = '!';
 
 /// Runs every line of `input`; returns the exit status.
-pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
+pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -> i32 {
     let (lab, mut rx) = rt.block_on(async { Lab::new(1024) });
     let out = Arc::new(Out::plain());
     let mut session = Session::new(lab.clone(), out.clone(), Some(opts.wait));
@@ -42,11 +42,32 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
             return Exit::OsErr as i32;
         }
     };
+    let mut lines = read_lines(input);
     let mut status = 0;
-    for (i, line) in input.split(b'\n').enumerate() {
-        let lineno = i + 1;
-        let line = match line {
-            Ok(bytes) => match String::from_utf8(bytes) {
+    let mut lineno = 0;
+    loop {
+        // While waiting for the next line, events (an outside client, data
+        // from a peer) print as they come: a busy server must never wait on a
+        // script that waits on its input.
+        let next = rt.block_on(async {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(ev) = rx.recv() => out.line(&crate::render::event(&ev, session.format())),
+                    line = lines.recv() => break Some(line),
+                    _ = interrupts.recv() => break None,
+                }
+            }
+        });
+        lineno += 1;
+        let line = match next {
+            None => {
+                eprintln!("{}:{lineno}: error: interrupted (Ctrl-C)", opts.label);
+                status = Exit::Interrupted as i32;
+                break;
+            }
+            Some(None) => break,
+            Some(Some(Ok(bytes))) => match String::from_utf8(bytes) {
                 Ok(l) => l,
                 Err(_) => {
                     eprintln!("{}:{lineno}: error: the line is not UTF-8 text", opts.label);
@@ -54,7 +75,7 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
                     break;
                 }
             },
-            Err(e) => {
+            Some(Some(Err(e))) => {
                 eprintln!("{}:{lineno}: error: cannot read: {e}", opts.label);
                 status = Exit::Io as i32;
                 break;
@@ -113,6 +134,21 @@ pub fn run(rt: &Runtime, input: impl BufRead, opts: &Options) -> i32 {
     }
     rt.block_on(lab.close_all());
     status
+}
+
+/// Reads `input` line by line on a thread of its own (reading may block on
+/// a pipe) and hands the lines over; the channel closes at end of input.
+fn read_lines(input: impl BufRead + Send + 'static) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in input.split(b'\n') {
+            let failed = line.is_err();
+            if tx.blocking_send(line).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Runs one command; events it caused are printed after its own output.
