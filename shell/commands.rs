@@ -802,7 +802,10 @@ pub fn reference_markdown() -> String {
          and the table disagree. Regenerate with `UPDATE_DOCS=1 cargo test --workspace commands_md`.\n\n\
          Arguments: DATA is a word, a quoted string with escapes, or `hex:...`; DUR is like `250ms`, `2s`, `1m`;\n\
          sizes are like `1024`, `64K`, `1M`; HOST is `127.0.0.1`, `::1` or a name like `localhost`.\n\
-         In a script, a waiting command without `timeout` gives up after `--wait` (10s by default).\n\n",
+         In a script, a waiting command without `timeout` gives up after `--wait` (10s by default).\n\n\
+         In any line, `{NAME.port}`, `{NAME.host}` and `{NAME.addr}` stand for socket NAME's local port,\n\
+         host and address. In a script, a line starting with `!` must fail: its error becomes part of the\n\
+         transcript and the run goes on (if it succeeds, the run stops).\n\n",
     );
     for c in COMMANDS {
         out.push_str(&format!(

@@ -21,23 +21,45 @@ pub struct Out {
     /// On a terminal: rustyline's printer, which prints above the line being
     /// typed (and straight to the terminal when no line is being read).
     printer: Option<Mutex<Box<dyn ExternalPrinter + Send>>>,
+    /// Print nothing (tests that only care that nothing panics).
+    #[cfg(test)]
+    quiet: bool,
 }
 
 impl Out {
     /// Plain standard output (scripts).
     pub fn plain() -> Out {
-        Out { printer: None }
+        Out {
+            printer: None,
+            #[cfg(test)]
+            quiet: false,
+        }
+    }
+
+    /// Output that goes nowhere.
+    #[cfg(test)]
+    pub fn quiet() -> Out {
+        Out {
+            printer: None,
+            quiet: true,
+        }
     }
 
     /// Through rustyline's external printer (the REPL).
     pub fn terminal(printer: Box<dyn ExternalPrinter + Send>) -> Out {
         Out {
             printer: Some(Mutex::new(printer)),
+            #[cfg(test)]
+            quiet: false,
         }
     }
 
     /// Prints one message (one or more lines).
     pub fn line(&self, msg: &str) {
+        #[cfg(test)]
+        if self.quiet {
+            return;
+        }
         if let Some(p) = &self.printer {
             let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
             if p.print(format!("{msg}\n")).is_ok() {
@@ -253,5 +275,42 @@ fn print_item(item: PendingItem, out: &Out, format: Format) {
             ));
         }
         PendingItem::Other(ev) => out.line(&render::event(&ev, format)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words of the command language, right and wrong, so random lines reach
+    /// deep into the handlers instead of stopping at "unknown command".
+    const WORDS: &[&str] = &[
+        "socket", "tcp", "v4", "v6", "as", "x", "y", "srv", "srv.1", "listen", "0", "5", "127.0.0.1", "::1",
+        "localhost", "connect", "send", "recv", "accept", "close", "shutdown", "read", "write", "both", "set", "get",
+        "reuseaddr", "linger", "rcvbuf", "on", "off", "1K", "10ms", "0s", "timeout", "expect", "/a+/", "/[/", "\"q\"",
+        "'\\x00'", "hex:00ff", "hex:0", "sockets", "format", "hex", "bind", "watch", "{x.port}", "{srv.addr}", "70000",
+        "-1", "echo", "help", "sleep", "backlog", "\"", "#", "!", "é", "敲代码",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// No line, however wrong, panics the shell; each gives Ok or one error.
+        #[test]
+        fn random_command_lines_never_panic(
+            lines in prop::collection::vec(prop::collection::vec(prop::sample::select(WORDS), 0..7), 1..10),
+            junk in "\\PC{0,24}",
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let (lab, rx) = rt.block_on(async { Lab::new(64) });
+            drop(rx);
+            let mut s = Session::new(lab.clone(), Arc::new(Out::quiet()), Some(Duration::from_millis(20)));
+            for words in lines.iter().map(|w| w.join(" ")).chain([junk.clone()]) {
+                let line = s.expand(&words);
+                let _ = rt.block_on(s.execute(&line));
+            }
+            rt.block_on(lab.close_all());
+        }
     }
 }
