@@ -25,6 +25,7 @@
 //! completes. This is what makes a session's transcript deterministic.
 
 mod error;
+pub mod inspect;
 mod event;
 mod lab;
 mod options;

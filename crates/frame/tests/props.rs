@@ -1,0 +1,395 @@
+//! Properties of every decoder, through the public API only:
+//! - decode(encode(x)) == x, for each framing and each message type;
+//! - any bytes, cut into reads anywhere and fed to an accumulating buffer,
+//!   decode to the same messages and the same error as the whole stream, and
+//!   nothing panics.
+
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use socklab_frame::{
+    split_data, DigestAlg, FrameError, Framing, Header, Message, Reply, Request, Status, Trailer,
+    WireError, MAGIC, MAX_NAME, MAX_REASON, VERSION,
+};
+
+/// What a reader of a stream saw: each decoded item or the error it stopped at,
+/// and the bytes left in its buffer at the end (none once it gave up).
+type Seen<T, E> = (Vec<Result<T, E>>, Vec<u8>);
+
+/// What a decoder answers: an item and the bytes it used, or "read more".
+type Decoded<T, E> = Result<Option<(T, usize)>, E>;
+
+/// Decodes everything `buf` holds, as a reader does after each read.
+/// Returns false once the stream is bad.
+fn drain<T, E>(
+    buf: &mut Vec<u8>,
+    seen: &mut Vec<Result<T, E>>,
+    decode: &impl Fn(&[u8]) -> Decoded<T, E>,
+) -> bool {
+    loop {
+        match decode(buf) {
+            Ok(Some((item, used))) => {
+                assert!(
+                    used > 0 && used <= buf.len(),
+                    "used {used} of {}",
+                    buf.len()
+                );
+                buf.drain(..used);
+                seen.push(Ok(item));
+            }
+            Ok(None) => return true,
+            Err(e) => {
+                seen.push(Err(e));
+                buf.clear();
+                return false;
+            }
+        }
+    }
+}
+
+/// Feeds `bytes` cut at `cuts`, one read at a time.
+fn feed<T, E>(bytes: &[u8], cuts: &[Index], decode: impl Fn(&[u8]) -> Decoded<T, E>) -> Seen<T, E> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+    at.push(0);
+    at.push(bytes.len());
+    at.sort_unstable();
+    at.dedup();
+    let mut buf = Vec::new();
+    let mut seen = Vec::new();
+    for pair in at.windows(2) {
+        buf.extend_from_slice(&bytes[pair[0]..pair[1]]);
+        if !drain(&mut buf, &mut seen, &decode) {
+            break;
+        }
+    }
+    (seen, buf)
+}
+
+/// Feeds `bytes` whole.
+fn whole<T, E>(bytes: &[u8], decode: impl Fn(&[u8]) -> Decoded<T, E>) -> Seen<T, E> {
+    feed(bytes, &[], decode)
+}
+
+// --- strategies ---------------------------------------------------------------
+
+fn framing() -> impl Strategy<Value = Framing> {
+    prop_oneof![
+        (0usize..24).prop_map(|max| Framing::Line { max }),
+        (0u32..48).prop_map(|max| Framing::Len { max }),
+    ]
+}
+
+/// A message `framing` can carry: shaped from arbitrary bytes.
+fn fit(framing: Framing, mut msg: Vec<u8>) -> Vec<u8> {
+    match framing {
+        Framing::Raw => {}
+        Framing::Line { max } => {
+            msg.truncate(max);
+            for b in &mut msg {
+                if *b == b'\n' {
+                    *b = b'n';
+                }
+            }
+            if let Some(last) = msg.last_mut().filter(|b| **b == b'\r') {
+                *last = b'r';
+            }
+        }
+        Framing::Len { max } => msg.truncate(max as usize),
+    }
+    msg
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r'), Just(0u8)],
+        0..max,
+    )
+}
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,63}",
+        "[a-z./\\\\:]{0,255}".prop_map(|s| s.chars().take(MAX_NAME).collect()),
+        any::<String>().prop_map(|s| {
+            let mut end = s.len().min(MAX_NAME);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_owned()
+        }),
+    ]
+}
+
+fn header() -> impl Strategy<Value = Header> {
+    (name(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(name, a, b, edge)| {
+        let (size, offset) = if edge {
+            (u64::MAX, a)
+        } else {
+            (a.max(b), a.min(b))
+        };
+        Header {
+            name,
+            size,
+            alg: DigestAlg::Blake3,
+            offset,
+        }
+    })
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    (name(), any::<u64>()).prop_map(|(name, offset)| Request { name, offset })
+}
+
+fn reply() -> impl Strategy<Value = Reply> {
+    (
+        select(Status::ALL.to_vec()),
+        any::<u64>(),
+        prop_oneof!["\\PC{0,256}", any::<String>()],
+    )
+        .prop_map(|(status, offset, reason)| Reply::new(status, offset, &reason))
+}
+
+fn trailer() -> impl Strategy<Value = Trailer> {
+    any::<[u8; 32]>().prop_map(|digest| Trailer {
+        alg: DigestAlg::Blake3,
+        digest,
+    })
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        header().prop_map(Message::Header),
+        request().prop_map(Message::Request),
+        reply().prop_map(Message::Reply),
+        trailer().prop_map(Message::Trailer),
+    ]
+}
+
+fn cuts() -> impl Strategy<Value = Vec<Index>> {
+    prop::collection::vec(any::<Index>(), 0..12)
+}
+
+/// Byte flips: (where, xor with).
+fn flips() -> impl Strategy<Value = Vec<(Index, u8)>> {
+    prop::collection::vec((any::<Index>(), 1u8..), 0..3)
+}
+
+fn flip(bytes: &mut [u8], flips: &[(Index, u8)]) {
+    if bytes.is_empty() {
+        return;
+    }
+    for (at, x) in flips {
+        let at = at.index(bytes.len());
+        bytes[at] ^= x;
+    }
+}
+
+fn decode_frame(framing: Framing) -> impl Fn(&[u8]) -> Decoded<Vec<u8>, FrameError> {
+    move |buf| {
+        framing
+            .decode(buf)
+            .map(|r| r.map(|(msg, used)| (msg.to_vec(), used)))
+    }
+}
+
+// --- properties -----------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn framing_round_trips(framing in framing(), msgs in prop::collection::vec(bytes(64), 0..8)) {
+        let msgs: Vec<Vec<u8>> = msgs.into_iter().map(|m| fit(framing, m)).collect();
+        let mut stream = Vec::new();
+        for m in &msgs {
+            framing.encode(m, &mut stream).unwrap();
+        }
+        let (seen, left) = whole(&stream, decode_frame(framing));
+        let want: Vec<Result<Vec<u8>, FrameError>> = msgs.into_iter().map(Ok).collect();
+        prop_assert_eq!(seen, want);
+        prop_assert!(left.is_empty());
+    }
+
+    #[test]
+    fn raw_round_trips(msg in bytes(64)) {
+        let mut stream = Vec::new();
+        Framing::Raw.encode(&msg, &mut stream).unwrap();
+        let (seen, left) = whole(&stream, decode_frame(Framing::Raw));
+        let want: Vec<Result<Vec<u8>, FrameError>> =
+            if msg.is_empty() { vec![] } else { vec![Ok(msg)] };
+        prop_assert_eq!(seen, want);
+        prop_assert!(left.is_empty());
+    }
+
+    #[test]
+    fn framing_ignores_how_the_stream_was_cut(
+        framing in framing(),
+        msgs in prop::collection::vec(bytes(40), 0..6),
+        noise in bytes(80),
+        flips in flips(),
+        cuts in cuts(),
+    ) {
+        // Mostly well-framed, with damage; then anything at all.
+        let mut stream = Vec::new();
+        for m in msgs {
+            framing.encode(&fit(framing, m), &mut stream).unwrap();
+        }
+        flip(&mut stream, &flips);
+        stream.extend(noise);
+        prop_assert_eq!(feed(&stream, &cuts, decode_frame(framing)), whole(&stream, decode_frame(framing)));
+    }
+
+    #[test]
+    fn raw_delivers_every_byte_once(stream in bytes(200), cuts in cuts()) {
+        let (seen, left) = feed(&stream, &cuts, decode_frame(Framing::Raw));
+        let got: Vec<u8> = seen.into_iter().flat_map(|m| m.unwrap()).collect();
+        prop_assert_eq!(got, stream);
+        prop_assert!(left.is_empty());
+    }
+
+    #[test]
+    fn header_round_trips(h in header()) {
+        let mut out = Vec::new();
+        h.encode(&mut out).unwrap();
+        prop_assert_eq!(Header::decode(&out), Ok(Some((h.clone(), out.len()))));
+        prop_assert_eq!(Message::decode(&out), Ok(Some((Message::Header(h), out.len()))));
+    }
+
+    #[test]
+    fn request_round_trips(r in request()) {
+        let mut out = Vec::new();
+        r.encode(&mut out).unwrap();
+        prop_assert_eq!(Request::decode(&out), Ok(Some((r.clone(), out.len()))));
+        prop_assert_eq!(Message::decode(&out), Ok(Some((Message::Request(r), out.len()))));
+    }
+
+    #[test]
+    fn reply_round_trips(r in reply()) {
+        prop_assert!(r.reason.len() <= MAX_REASON);
+        let mut out = Vec::new();
+        r.encode(&mut out).unwrap();
+        prop_assert_eq!(Reply::decode(&out), Ok(Some((r.clone(), out.len()))));
+        prop_assert_eq!(Message::decode(&out), Ok(Some((Message::Reply(r), out.len()))));
+    }
+
+    #[test]
+    fn trailer_round_trips(t in trailer()) {
+        let mut out = Vec::new();
+        t.encode(&mut out);
+        prop_assert_eq!(Trailer::decode(&out), Ok(Some((t.clone(), out.len()))));
+        prop_assert_eq!(Message::decode(&out), Ok(Some((Message::Trailer(t), out.len()))));
+    }
+
+    #[test]
+    fn message_stream_round_trips(msgs in prop::collection::vec(message(), 0..6), cuts in cuts()) {
+        let mut stream = Vec::new();
+        for m in &msgs {
+            m.encode(&mut stream).unwrap();
+        }
+        let want: Vec<Result<Message, WireError>> = msgs.into_iter().map(Ok).collect();
+        prop_assert_eq!(feed(&stream, &cuts, Message::decode), (want, vec![]));
+    }
+
+    #[test]
+    fn messages_ignore_how_the_stream_was_cut(
+        msgs in prop::collection::vec(message(), 0..5),
+        flips in flips(),
+        noise in bytes(64),
+        cuts in cuts(),
+    ) {
+        let mut stream = Vec::new();
+        for m in &msgs {
+            m.encode(&mut stream).unwrap();
+        }
+        flip(&mut stream, &flips);
+        stream.extend(noise);
+        prop_assert_eq!(feed(&stream, &cuts, Message::decode), whole(&stream, Message::decode));
+        prop_assert_eq!(feed(&stream, &cuts, Header::decode), whole(&stream, Header::decode));
+        prop_assert_eq!(feed(&stream, &cuts, Request::decode), whole(&stream, Request::decode));
+        prop_assert_eq!(feed(&stream, &cuts, Reply::decode), whole(&stream, Reply::decode));
+        prop_assert_eq!(feed(&stream, &cuts, Trailer::decode), whole(&stream, Trailer::decode));
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_a_preamble(
+        kind in 0u8..6,
+        body in bytes(400),
+        cuts in cuts(),
+    ) {
+        // Past the magic and version, so the body rules see the bytes.
+        let mut stream = MAGIC.to_vec();
+        stream.extend([VERSION, kind]);
+        stream.extend(body);
+        prop_assert_eq!(feed(&stream, &cuts, Message::decode), whole(&stream, Message::decode));
+    }
+
+    #[test]
+    fn arbitrary_bytes(stream in bytes(300), cuts in cuts(), framing in framing()) {
+        prop_assert_eq!(feed(&stream, &cuts, Message::decode), whole(&stream, Message::decode));
+        prop_assert_eq!(feed(&stream, &cuts, decode_frame(framing)), whole(&stream, decode_frame(framing)));
+    }
+
+    #[test]
+    fn upload_stream_read_in_any_pieces(
+        name in name(),
+        data in bytes(300),
+        start in any::<Index>(),
+        digest in any::<[u8; 32]>(),
+        cuts in cuts(),
+    ) {
+        // What a sender writes after the OK reply said where to start.
+        let start = start.index(data.len() + 1);
+        let header = Header {
+            name,
+            size: data.len() as u64,
+            alg: DigestAlg::Blake3,
+            offset: data.len() as u64,
+        };
+        let trailer = Trailer { alg: DigestAlg::Blake3, digest };
+        let mut stream = Vec::new();
+        header.encode(&mut stream).unwrap();
+        stream.extend_from_slice(&data[start..]);
+        trailer.encode(&mut stream);
+
+        // A receiver: header, then `size - start` counted bytes, then trailer.
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        at.extend([0, stream.len()]);
+        at.sort_unstable();
+        at.dedup();
+        let mut buf = Vec::new();
+        let mut got_header = None;
+        let mut remaining = 0u64;
+        let mut got_data = Vec::new();
+        let mut got_trailer = None;
+        for pair in at.windows(2) {
+            buf.extend_from_slice(&stream[pair[0]..pair[1]]);
+            if got_header.is_none() {
+                if let Some((h, used)) = Header::decode(&buf).unwrap() {
+                    buf.drain(..used);
+                    remaining = h.size - start as u64;
+                    got_header = Some(h);
+                }
+            }
+            if got_header.is_some() {
+                let (chunk, _) = split_data(&buf, remaining);
+                let n = chunk.len();
+                got_data.extend_from_slice(chunk);
+                remaining -= n as u64;
+                buf.drain(..n);
+                if remaining == 0 {
+                    if let Some((t, used)) = Trailer::decode(&buf).unwrap() {
+                        buf.drain(..used);
+                        got_trailer = Some(t);
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(got_header, Some(header));
+        prop_assert_eq!(&got_data[..], &data[start..]);
+        prop_assert_eq!(got_trailer, Some(trailer));
+        prop_assert!(buf.is_empty());
+    }
+}
