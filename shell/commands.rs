@@ -6,7 +6,7 @@ use std::net::{IpAddr, Shutdown};
 use std::pin::Pin;
 use std::time::Duration;
 
-use socklab_net::{Family, Mode, OptKind, OptValue, ReadOutcome, Role, SockOpt};
+use socklab_net::{Family, Mode, OptKind, OptValue, Proto, ReadOutcome, Role, SockOpt};
 
 use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
 use crate::parse::{Token, TokenKind};
@@ -39,10 +39,11 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "socket",
         aliases: &[],
-        usage: "socket tcp [v4|v6] [as NAME]",
+        usage: "socket tcp|udp [v4|v6] [as NAME]",
         summary: "create a socket, like Python's socket.socket(AF_INET, SOCK_STREAM)",
-        help: "Creates an unbound TCP socket and prints it the way Python prints one.\n\
-               Then: set options, bind, listen/accept (server) or connect (client), step by step.",
+        help: "Creates an unbound TCP (SOCK_STREAM) or UDP (SOCK_DGRAM) socket and prints it the way Python does.\n\
+               TCP: set options, bind, listen/accept (server) or connect (client), step by step.\n\
+               UDP: bind (receiver), sendto/recvfrom; or connect, then send/recv.",
         run: |s, a| Box::pin(socket(s, a)),
     },
     Command {
@@ -50,7 +51,7 @@ pub static COMMANDS: &[Command] = &[
         aliases: &["setsockopt"],
         usage: "set NAME OPTION VALUE",
         summary: "set a socket option (setsockopt)",
-        help: "Options: reuseaddr, reuseport, nodelay, keepalive, v6only (on|off); rcvbuf, sndbuf (bytes, like 64K);\n\
+        help: "Options: reuseaddr, reuseport, nodelay, keepalive, v6only, broadcast (on|off); rcvbuf, sndbuf (bytes, like 64K);\n\
                ttl (hops); linger (off, or a time like 5s; 0s makes close send a reset).\n\
                reuseaddr, reuseport and v6only matter only when set before bind.",
         run: |s, a| Box::pin(set(s, a)),
@@ -106,8 +107,34 @@ pub static COMMANDS: &[Command] = &[
         usage: "send NAME DATA",
         summary: "write all of DATA (like sendall) and report the bytes written",
         help: "DATA is a word, a quoted string (\"a\\n\" with escapes \\n \\r \\t \\\\ \\\" \\' \\0 \\xNN \\u{...}),\n\
-               or bytes as hex:48656c6c6f. Text is sent as UTF-8.",
+               bytes as hex:48656c6c6f, or fill:SIZE (SIZE bytes of 'x'). Text is sent as UTF-8.\n\
+               On a connected UDP socket, send is one datagram.",
         run: |s, a| Box::pin(send(s, a)),
+    },
+    Command {
+        name: "sendto",
+        aliases: &[],
+        usage: "sendto NAME HOST PORT DATA\nsendto NAME TARGET DATA",
+        summary: "send one UDP datagram to an address (sendto)",
+        help: "TARGET is a UDP socket of this shell. DATA as for send; fill:SIZE sends SIZE bytes of 'x'.\n\
+               The largest IPv4 UDP payload is 65507 bytes; more fails with 'Message too long'.",
+        run: |s, a| Box::pin(sendto(s, a)),
+    },
+    Command {
+        name: "recvfrom",
+        aliases: &[],
+        usage: "recvfrom NAME [MAX] [timeout DUR]",
+        summary: "read one UDP datagram and who sent it (recvfrom)",
+        help: "One datagram per read, whole: its edges are kept. A datagram longer than MAX is cut and the rest lost.",
+        run: |s, a| Box::pin(recvfrom(s, a)),
+    },
+    Command {
+        name: "udp",
+        aliases: &[],
+        usage: "udp [HOST] PORT [as NAME]",
+        summary: "a UDP socket bound to PORT whose datagrams show as events",
+        help: "HOST defaults to 127.0.0.1. Port 0 picks a free port. Send from it with sendto.",
+        run: |s, a| Box::pin(udp(s, a)),
     },
     Command {
         name: "recv",
@@ -157,6 +184,47 @@ pub static COMMANDS: &[Command] = &[
         summary: "list every socket: name, kind, addresses, state, bytes in and out",
         help: "READ BY says whether data shows as events or waits for recv.",
         run: |s, a| Box::pin(sockets(s, a)),
+    },
+    Command {
+        name: "ip",
+        aliases: &[],
+        usage: "ip ADDR[/PREFIX]",
+        summary: "what an IP address is: version, bytes, scope; for a prefix, the network's range",
+        help: "IPv4 has 4 bytes, IPv6 16. Scopes: loopback, private, link-local, multicast, broadcast,\n\
+               unspecified, documentation, shared, global. With /PREFIX: network, broadcast, first and last host.",
+        run: |s, a| Box::pin(crate::inspect::ip(s, a)),
+    },
+    Command {
+        name: "port",
+        aliases: &[],
+        usage: "port N",
+        summary: "what a port number means, its well-known services, and whether it is free here",
+        help: "0 = any free port (bind); 1-1023 system; 1024-49151 registered; 49152-65535 dynamic.",
+        run: |s, a| Box::pin(crate::inspect::port(s, a)),
+    },
+    Command {
+        name: "ifconfig",
+        aliases: &["ipconfig", "interfaces"],
+        usage: "ifconfig",
+        summary: "this machine's network interfaces, their addresses and flags",
+        help: "Read from the OS (getifaddrs). `lo` carries 127.0.0.1: the machine itself.",
+        run: |s, a| Box::pin(crate::inspect::ifconfig(s, a)),
+    },
+    Command {
+        name: "resolve",
+        aliases: &[],
+        usage: "resolve HOST",
+        summary: "every address the system resolver gives for a name, in order",
+        help: "The resolver reads /etc/hosts, then DNS.",
+        run: |s, a| Box::pin(crate::inspect::resolve(s, a)),
+    },
+    Command {
+        name: "ping",
+        aliases: &[],
+        usage: "ping HOST [PORT] [count N] [every DUR] [via icmp|tcp]",
+        summary: "is a host reachable? ICMP echo where allowed, else TCP connect time to PORT",
+        help: "Says which method it used and why; prints each probe and min/avg/max like ping.",
+        run: |s, a| Box::pin(crate::inspect::ping(s, a)),
     },
     Command {
         name: "format",
@@ -288,7 +356,12 @@ fn port_note(asked: u16, got: Option<std::net::SocketAddr>) -> String {
 
 async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
     let name = a.as_name()?;
-    a.choice("a protocol", &["tcp"])?;
+    let (proto, _) = a.choice("a protocol", &["tcp", "udp"])?;
+    let proto = if proto == "udp" {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    };
     let family = if a.keyword("v6") {
         Family::V6
     } else {
@@ -296,7 +369,7 @@ async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
         Family::V4
     };
     a.done()?;
-    let info = s.lab.socket(family, name.as_deref())?;
+    let info = s.lab.socket(proto, family, name.as_deref())?;
     s.say(format!("{} = {}", info.name, render::py_socket(&info)));
     Ok(())
 }
@@ -477,7 +550,7 @@ async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let fresh = first
         .as_deref()
         .and_then(|w| s.lab.info(w).ok())
-        .filter(|i| i.role == Role::Fresh);
+        .filter(|i| matches!(i.role, Role::Fresh | Role::Datagram));
     if let Some(info) = fresh {
         // `connect NAME HOST PORT` / `connect NAME LISTENER`.
         let name = info.name;
@@ -513,6 +586,9 @@ fn say_connected(s: &Session, info: &socklab_net::SocketInfo) {
     let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
     let local = info.local.map(|p| render::addr(&p)).unwrap_or_default();
     s.say(format!("{}: connected to {peer} from {local}", info.name));
+    if info.role == Role::Datagram {
+        s.say("   UDP: no packet was sent; connect only fixes the peer for send and recv");
+    }
 }
 
 /// `HOST PORT`, or the name of a socket of this shell with a port.
@@ -543,11 +619,128 @@ async fn target(s: &Session, a: &mut Args) -> CmdResult<std::net::SocketAddr> {
 
 // ----- data ----------------------------------------------------------------
 
+/// The bytes of a DATA argument: a word, a quoted string, `hex:...`, or
+/// `fill:SIZE` (SIZE bytes of `x`, for sizes too long to type).
+fn data_of(t: &Token) -> CmdResult<Vec<u8>> {
+    if let Some(size) = t.word().and_then(|w| w.strip_prefix("fill:")) {
+        let n = crate::parse::size(size).map_err(|m| CmdError::at(t.span, m))?;
+        if n > 64 << 20 {
+            return Err(CmdError::at(t.span, "fill: at most 64M bytes"));
+        }
+        return Ok(vec![b'x'; n as usize]);
+    }
+    Ok(t.bytes())
+}
+
+async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let data = match a.len() {
+        0 | 1 => {
+            return Err(a
+                .token("a destination")
+                .err()
+                .unwrap_or_else(|| CmdError::usage("missing the data")))
+        }
+        _ => {
+            let mut rest = a.rest();
+            let data = rest
+                .pop()
+                .ok_or_else(|| CmdError::usage("missing the data"))?;
+            a = Args::new(rest, data.span);
+            data
+        }
+    };
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let bytes = data_of(&data)?;
+    let lab = s.lab.clone();
+    let n = within(s.wait_limit, format!("sendto {name}"), async {
+        Ok(lab.sendto(&name, to, &bytes).await?)
+    })
+    .await
+    .map_err(|e| e.os_at(data.span))?;
+    s.say(format!(
+        "{name} -> {}: {}",
+        render::addr(&to),
+        render::payload(&bytes, n, s.format())
+    ));
+    Ok(())
+}
+
+async fn recvfrom(s: &mut Session, mut a: Args) -> CmdResult {
+    let limit = a.timeout()?.or(s.wait_limit);
+    let name = socket_arg(s, &mut a)?;
+    let max = match a.peek() {
+        Some(_) => {
+            let t = a.token("a size")?;
+            number_of(&t, "a size", 1..=65535)? as usize
+        }
+        None => 65535,
+    };
+    a.done()?;
+    let lab = s.lab.clone();
+    let d = within(limit, format!("recvfrom {name}"), async {
+        Ok(lab.recvfrom(&name, max).await?)
+    })
+    .await?;
+    s.say(format!(
+        "{name} <- recvfrom({max}) from {}: {}",
+        render::addr(&d.from),
+        render::payload(&d.data, d.data.len(), s.format())
+    ));
+    if d.size > d.data.len() {
+        s.say(format!(
+            "   the datagram had {} bytes; {} did not fit and are lost (a datagram is read whole, once)",
+            d.size,
+            d.size - d.data.len()
+        ));
+    }
+    Ok(())
+}
+
+async fn udp(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = a.as_name()?;
+    let (host, pt) = match a.len() {
+        0 => {
+            return Err(a
+                .token("a port")
+                .err()
+                .unwrap_or_else(|| CmdError::usage("missing a port")))
+        }
+        1 => (None, a.token("a port")?),
+        _ => (Some(a.token("a host")?), a.token("a port")?),
+    };
+    a.done()?;
+    let port = port_of(&pt)?;
+    let addr = match &host {
+        Some(h) => resolve(h, port).await?,
+        None => std::net::SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
+    };
+    let info = s
+        .lab
+        .udp_serve(addr, name.as_deref())
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    s.say(format!(
+        "{}: receiving UDP on {}{}; each datagram shows as an event",
+        info.name,
+        render::addr(&local),
+        port_note(port, info.local)
+    ));
+    if !local.ip().is_loopback() {
+        s.say(format!(
+            "   note: {} is not loopback: other machines can send to it",
+            local.ip()
+        ));
+    }
+    Ok(())
+}
+
 async fn send(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let data = a.token("the data to send")?;
     a.done()?;
-    let bytes = data.bytes();
+    let bytes = data_of(&data)?;
     let lab = s.lab.clone();
     let n = within(s.wait_limit, format!("send {name}"), async {
         Ok(lab.send(&name, &bytes).await?)
@@ -687,8 +880,7 @@ async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     .await?;
     let what = match info.role {
         Role::Listener => "closed; no longer listening (its accepted connections stay open)",
-        Role::Fresh => "closed",
-        Role::Stream => "closed",
+        Role::Fresh | Role::Stream | Role::Datagram => "closed",
     };
     s.say(format!("{name}: {what}"));
     Ok(())
@@ -834,8 +1026,8 @@ pub fn reference_markdown() -> String {
 
 /// Words that may follow a command, for completion.
 pub const KEYWORDS: &[&str] = &[
-    "tcp", "v4", "v6", "as", "timeout", "backlog", "read", "write", "both", "on", "off", "text",
-    "hex", "auto",
+    "tcp", "udp", "count", "every", "via", "icmp", "v4", "v6", "as", "timeout", "backlog", "read",
+    "write", "both", "on", "off", "text", "hex", "auto",
 ];
 
 #[cfg(test)]

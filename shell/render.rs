@@ -44,7 +44,7 @@ impl Format {
 }
 
 /// Most characters of text shown for one message; the rest is counted.
-const TEXT_SHOWN: usize = 200;
+const TEXT_SHOWN: usize = 100;
 /// Most bytes of a hexdump shown for one message.
 const HEX_SHOWN: usize = 256;
 
@@ -209,8 +209,13 @@ pub fn py_addr(a: &SocketAddr) -> String {
 
 /// The socket the way Python's `print(socket)` shows it.
 pub fn py_socket(s: &SocketInfo) -> String {
+    let ty = if s.role == Role::Datagram {
+        "SOCK_DGRAM"
+    } else {
+        "SOCK_STREAM"
+    };
     let mut out = format!(
-        "<socket.socket fd={}, family={}, type=SOCK_STREAM, proto=0",
+        "<socket.socket fd={}, family={}, type={ty}, proto=0",
         s.fd,
         s.family.c_name()
     );
@@ -235,6 +240,13 @@ pub fn event(ev: &Event, format: Format) -> String {
         }
         Event::Data { socket, data } => {
             format!("{socket} <- {}", payload(data, data.len(), format))
+        }
+        Event::Datagram { socket, from, data } => {
+            format!(
+                "{socket} <- from {}: {}",
+                addr(from),
+                payload(data, data.len(), format)
+            )
         }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
         Event::Failed { socket, error } => {
@@ -302,15 +314,20 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 (Role::Listener, Family::V6) => "tcp6 listen",
                 (Role::Stream, Family::V4) => "tcp conn",
                 (Role::Stream, Family::V6) => "tcp6 conn",
+                (Role::Datagram, Family::V4) => "udp",
+                (Role::Datagram, Family::V6) => "udp6",
             };
             let mode = match s.mode {
                 socklab_net::Mode::Watched => "events",
                 socklab_net::Mode::Manual => "manual",
             };
-            let state = if s.role == Role::Listener {
-                format!("{} ({} accepted)", s.state, s.accepted)
-            } else {
-                s.state.clone()
+            let state = match s.role {
+                Role::Listener => format!("{} ({} accepted)", s.state, s.accepted),
+                Role::Datagram => format!(
+                    "{} ({} in, {} out)",
+                    s.state, s.datagrams_in, s.datagrams_out
+                ),
+                _ => s.state.clone(),
             };
             vec![
                 s.name.clone(),
@@ -349,15 +366,26 @@ pub fn explain_io(e: &io::Error) -> Option<&'static str> {
         libc::EINVAL => "the call does not fit the socket's state (for example bind twice, or listen on a connected socket)",
         libc::EMFILE | libc::ENFILE => "too many open files: close some sockets, or raise the limit (ulimit -n)",
         libc::EAFNOSUPPORT => "the address family does not match the socket (IPv4 vs IPv6)",
+        libc::EMSGSIZE => "the datagram is larger than one UDP packet can carry (65507 bytes of payload over IPv4, 65527 over IPv6)",
         libc::ENOPROTOOPT => "this socket type has no such option",
         _ => return None,
     };
     Some(hint)
 }
 
-/// The hint for a lab error, if it carries an OS error with one.
+/// The hint for a lab error, if it carries an OS error with one. Some
+/// errors mean different things for different calls.
 pub fn explain(e: &NetError) -> Option<&'static str> {
-    e.os_error().and_then(explain_io)
+    let io = e.os_error()?;
+    match (e, io.raw_os_error()) {
+        (NetError::Os { op: "sendto" | "send", .. }, Some(libc::EACCES)) => Some(
+            "a broadcast address needs `set NAME broadcast on` first (SO_BROADCAST); without it the kernel refuses, and no packet leaves the machine",
+        ),
+        (NetError::Os { op: "recvfrom" | "recv" | "send", .. }, Some(libc::ECONNREFUSED)) => Some(
+            "nothing listens on that UDP port: its kernel answered an earlier datagram with ICMP port-unreachable, which only a connected UDP socket hears",
+        ),
+        _ => explain_io(io),
+    }
 }
 
 #[cfg(test)]
@@ -416,6 +444,8 @@ mod tests {
             bytes_in: 0,
             bytes_out: 0,
             accepted: 0,
+            datagrams_in: 0,
+            datagrams_out: 0,
         };
         assert_eq!(
             py_socket(&s),

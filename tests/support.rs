@@ -25,10 +25,25 @@ pub fn run_script(script: &str, args: &[&str]) -> Run {
         .expect("socklab starts");
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let script = script.to_string();
+    let script_copy = script.clone();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(script.as_bytes());
     });
-    let out = child.wait_with_output().expect("socklab runs");
+    // A watchdog, not a synchroniser: a socklab that hangs fails the test
+    // instead of hanging it.
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(out) => out.expect("socklab runs"),
+        Err(_) => {
+            // SAFETY: kill(2) on the child we started; no memory involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("socklab did not finish within 120 s; killed it. Script:\n{script_copy}");
+        }
+    };
     let _ = writer.join();
     Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -72,10 +87,118 @@ pub fn filter_ports(text: &str) -> String {
     .into_owned()
 }
 
+/// Output that differs from machine to machine (interfaces, the resolver,
+/// the services database, the ephemeral range, what is free right now,
+/// ping's method and times) is checked against a pattern here, then replaced
+/// by a marker, so snapshots hold only what is the same everywhere.
+pub fn machine_specific(text: &str) -> String {
+    static TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"time=\d+\.\d+ ms").unwrap());
+    static PROBE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^  seq=\d+ (reply|connected) time=\[t\]$").unwrap());
+    let mut out = Vec::new();
+    let mut command = String::new();
+    let mut block: Vec<&str> = Vec::new();
+    let flush = |command: &str, block: &mut Vec<&str>, out: &mut Vec<String>| {
+        if block.is_empty() {
+            return;
+        }
+        match command {
+            "ifconfig" | "ipconfig" | "interfaces" => {
+                let text = block.join("\n");
+                assert!(
+                    text.contains("<up,running,loopback"),
+                    "no loopback interface:\n{text}"
+                );
+                assert!(
+                    text.contains("inet  127.0.0.1/8"),
+                    "lo has no 127.0.0.1/8:\n{text}"
+                );
+                out.push(
+                    "[this machine's interfaces; checked: lo is up, with 127.0.0.1/8]".to_string(),
+                );
+            }
+            "resolve" => {
+                for l in block.iter() {
+                    assert!(
+                        l.contains("127.0.0.1") || l.contains("::1"),
+                        "localhost is not loopback: {l}"
+                    );
+                    let name = l.split(':').next().unwrap_or("");
+                    out.push(format!(
+                        "{name}: [this machine's resolver; checked: loopback]"
+                    ));
+                }
+            }
+            "port" => {
+                for l in block.iter() {
+                    let fixed = if l.starts_with("  services ") {
+                        assert!(l.contains("tcp: ") && l.contains("udp: "), "{l}");
+                        "  services   [this machine's services database; checked]".to_string()
+                    } else if l.starts_with("  ephemeral ") {
+                        assert!(l.contains("on this machine"), "{l}");
+                        "  ephemeral  [this machine's ephemeral range; checked]".to_string()
+                    } else if l.starts_with("  right now ") {
+                        assert!(l.contains("tcp: ") && l.contains("udp: "), "{l}");
+                        "  right now  [free or not on this machine; checked]".to_string()
+                    } else {
+                        l.to_string()
+                    };
+                    out.push(fixed);
+                }
+            }
+            "ping" => {
+                for l in block.iter() {
+                    let l = TIME.replace_all(l, "time=[t]");
+                    let fixed = if l.starts_with("PING ") {
+                        assert!(l.contains(" via "), "{l}");
+                        let target = l.split(' ').nth(1).unwrap_or("");
+                        format!("PING {target} via [ICMP or TCP, as this machine allows; checked]")
+                    } else if l.starts_with("  seq=") {
+                        assert!(PROBE.is_match(&l), "probe not answered: {l}");
+                        let seq = l.split_whitespace().next().unwrap_or("");
+                        format!("  {seq} answered time=[t]")
+                    } else if l.starts_with("min/avg/max") {
+                        "min/avg/max = [times]".to_string()
+                    } else {
+                        l.into_owned()
+                    };
+                    out.push(fixed);
+                }
+            }
+            _ => out.extend(block.iter().map(|l| l.to_string())),
+        }
+        block.clear();
+    };
+    for line in text.lines() {
+        if let Some(cmd) = line.strip_prefix("socklab> ") {
+            flush(&command, &mut block, &mut out);
+            command = cmd
+                .trim_start_matches('!')
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            out.push(line.to_string());
+        } else if line.starts_with('#') || line.is_empty() || line.starts_with("error:") {
+            flush(&command, &mut block, &mut out);
+            command.clear();
+            out.push(line.to_string());
+        } else {
+            block.push(line);
+        }
+    }
+    flush(&command, &mut block, &mut out);
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
 /// A transcript as a snapshot shows it: stdout, then stderr and the exit
 /// status when there are any.
 pub fn transcript(run: &Run) -> String {
-    let mut s = filter_ports(&run.stdout);
+    let mut s = machine_specific(&filter_ports(&run.stdout));
     if !run.stderr.is_empty() {
         s.push_str("--- stderr ---\n");
         s.push_str(&filter_ports(&run.stderr));

@@ -26,6 +26,15 @@ pub enum Event {
         /// What the read returned.
         data: Bytes,
     },
+    /// A watched UDP socket received a datagram.
+    Datagram {
+        /// The socket's name.
+        socket: Arc<str>,
+        /// The sender.
+        from: SocketAddr,
+        /// The datagram.
+        data: Bytes,
+    },
     /// A watched connection read end-of-stream: the peer closed (or shut
     /// down) its sending side.
     PeerClosed {
@@ -56,6 +65,7 @@ impl Event {
         match self {
             Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
             Event::Data { socket, .. }
+            | Event::Datagram { socket, .. }
             | Event::PeerClosed { socket }
             | Event::Failed { socket, .. } => socket,
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use socket2::{Domain, SockRef, Socket, Type};
 use tokio::io::Interest;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,9 @@ const INBOX_MAX: usize = 1024 * 1024;
 /// How many closed connections the lab remembers, to settle reads of data
 /// they sent before closing.
 const DEPARTED_MAX: usize = 4096;
+/// Why listen and accept do not apply to UDP.
+const NO_CONNECTIONS: &str =
+    "is a UDP socket: UDP has no connections to listen for or accept; datagrams just arrive (recvfrom)";
 /// The longest a settlement waits for another socket of the lab to report.
 /// Reaching it means something is stuck, and is reported as an error.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
@@ -68,7 +71,7 @@ impl Family {
         }
     }
 
-    fn domain(self) -> Domain {
+    pub(crate) fn domain(self) -> Domain {
         match self {
             Family::V4 => Domain::IPV4,
             Family::V6 => Domain::IPV6,
@@ -88,12 +91,23 @@ impl Family {
 /// What a socket is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Made by `socket`, not yet listening or connected.
+    /// A TCP socket made by `socket`, not yet listening or connected.
     Fresh,
     /// Listening for connections.
     Listener,
-    /// A connection.
+    /// A TCP connection.
     Stream,
+    /// A UDP socket (bound or not, connected or not).
+    Datagram,
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// TCP: a connection, a byte stream.
+    Tcp,
+    /// UDP: no connection, datagrams.
+    Udp,
 }
 
 /// Who reads a socket.
@@ -131,6 +145,10 @@ pub struct SocketInfo {
     pub bytes_out: u64,
     /// Connections accepted (listeners).
     pub accepted: u64,
+    /// Datagrams received (UDP).
+    pub datagrams_in: u64,
+    /// Datagrams sent (UDP).
+    pub datagrams_out: u64,
 }
 
 /// What one read returned.
@@ -143,43 +161,48 @@ pub enum ReadOutcome {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Progress {
+pub(crate) struct Progress {
     /// Bytes read from the socket so far (by the background reader or by
     /// commands).
     bytes_in: u64,
     /// The background reader is running.
-    watched: bool,
+    pub(crate) watched: bool,
     /// End of stream was read.
     eof: bool,
     /// The connection failed.
-    failed: bool,
+    pub(crate) failed: bool,
+    /// Datagrams received (UDP).
+    pub(crate) datagrams: u64,
 }
 
-enum State {
+pub(crate) enum State {
     Fresh(Socket),
+    Udp(Arc<UdpSocket>),
     Listener(Arc<TcpListener>),
     Stream(Arc<TcpStream>),
     Closed,
 }
 
-struct Background {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
+pub(crate) struct Background {
+    pub(crate) cancel: CancellationToken,
+    pub(crate) task: JoinHandle<()>,
 }
 
-struct Entry {
-    id: u64,
+pub(crate) struct Entry {
+    pub(crate) id: u64,
     /// Where the socket stands in listings: (id, 0), or for a connection a
     /// watched listener accepted, (the listener's id, accept number), so
     /// the order never depends on which of two concurrent tasks ran first.
     order: Mutex<(u64, u64)>,
-    name: Arc<str>,
-    family: Family,
-    state: Mutex<State>,
-    mode: Mutex<Mode>,
-    progress: watch::Sender<Progress>,
-    bytes_out: AtomicU64,
+    pub(crate) name: Arc<str>,
+    pub(crate) family: Family,
+    pub(crate) state: Mutex<State>,
+    pub(crate) mode: Mutex<Mode>,
+    pub(crate) progress: watch::Sender<Progress>,
+    pub(crate) bytes_out: AtomicU64,
     accepted: AtomicU64,
+    /// Datagrams sent (UDP).
+    pub(crate) datagrams_out: AtomicU64,
     /// Accepted connections whose accept has been reported (listeners).
     announced: AtomicU64,
     /// Accepted connections handed to `accept` callers (watched listeners).
@@ -187,13 +210,13 @@ struct Entry {
     write_shut: Mutex<bool>,
     read_shut: Mutex<bool>,
     /// Data a watched socket received that `expect` has not consumed yet.
-    inbox: Mutex<BytesMut>,
-    background: Mutex<Option<Background>>,
+    pub(crate) inbox: Mutex<BytesMut>,
+    pub(crate) background: Mutex<Option<Background>>,
     /// Addresses of a connection: (local, peer), known once connected.
-    addrs: Mutex<Option<(SocketAddr, SocketAddr)>>,
+    pub(crate) addrs: Mutex<Option<(SocketAddr, SocketAddr)>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere; the data is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -210,6 +233,7 @@ impl Entry {
             progress: watch::Sender::new(Progress::default()),
             bytes_out: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            datagrams_out: AtomicU64::new(0),
             announced: AtomicU64::new(0),
             claimed: AtomicU64::new(0),
             write_shut: Mutex::new(false),
@@ -231,11 +255,15 @@ impl Entry {
                 &self.name,
                 "is a listener; it accepts connections but carries no data",
             )),
+            State::Udp(_) => Err(NetError::state(
+                &self.name,
+                "is a UDP socket: use sendto/recvfrom (or send/recv after connect)",
+            )),
             State::Closed => Err(NetError::state(&self.name, "is closed")),
         }
     }
 
-    fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         *lock(&self.mode)
     }
 
@@ -247,11 +275,12 @@ impl Entry {
             State::Fresh(s) => Ok(f(SockRef::from(s))),
             State::Listener(l) => Ok(f(SockRef::from(&**l))),
             State::Stream(s) => Ok(f(SockRef::from(&**s))),
+            State::Udp(u) => Ok(f(SockRef::from(&**u))),
             State::Closed => Err(NetError::state(&self.name, "is closed")),
         }
     }
 
-    fn info(&self) -> SocketInfo {
+    pub(crate) fn info(&self) -> SocketInfo {
         let p = self.progress.borrow().clone();
         let (role, fd, local, peer, mut state) = match &*lock(&self.state) {
             State::Fresh(s) => {
@@ -274,6 +303,23 @@ impl Entry {
                 s.peer_addr().ok(),
                 "connected".to_string(),
             ),
+            State::Udp(u) => {
+                let local = u.local_addr().ok();
+                let peer = u.peer_addr().ok();
+                let bound = local.is_some_and(|a| a.port() != 0);
+                let state = match (peer.is_some(), bound) {
+                    (true, _) => "connected",
+                    (false, true) => "bound",
+                    (false, false) => "created",
+                };
+                (
+                    Role::Datagram,
+                    u.as_raw_fd(),
+                    local,
+                    peer,
+                    state.to_string(),
+                )
+            }
             State::Closed => (Role::Stream, -1, None, None, "closed".to_string()),
         };
         let (local, peer) = match (role, *lock(&self.addrs)) {
@@ -310,11 +356,13 @@ impl Entry {
             bytes_in: p.bytes_in,
             bytes_out: self.bytes_out.load(Ordering::SeqCst),
             accepted: self.accepted.load(Ordering::SeqCst),
+            datagrams_in: p.datagrams,
+            datagrams_out: self.datagrams_out.load(Ordering::SeqCst),
         }
     }
 
     /// Stops the background task, if any, and waits until it has ended.
-    async fn stop_background(&self) {
+    pub(crate) async fn stop_background(&self) {
         let bg = lock(&self.background).take();
         if let Some(bg) = bg {
             bg.cancel.cancel();
@@ -322,16 +370,16 @@ impl Entry {
         }
     }
 
-    fn add_in(&self, n: usize) {
+    pub(crate) fn add_in(&self, n: usize) {
         self.progress.send_modify(|p| p.bytes_in += n as u64);
     }
 }
 
-struct Inner {
-    sockets: Mutex<BTreeMap<Arc<str>, Arc<Entry>>>,
+pub(crate) struct Inner {
+    pub(crate) sockets: Mutex<BTreeMap<Arc<str>, Arc<Entry>>>,
     next_id: AtomicU64,
     next_auto: AtomicU64,
-    events: mpsc::Sender<Event>,
+    pub(crate) events: mpsc::Sender<Event>,
     /// Bumped after a socket is added to the lab (and its events sent).
     generation: watch::Sender<u64>,
     /// Closed connections: (local, peer, bytes written), newest last.
@@ -341,7 +389,7 @@ struct Inner {
 /// Every socket of one session, by name. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Lab {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Lab {
@@ -366,7 +414,7 @@ impl Lab {
 
     // ----- names -------------------------------------------------------
 
-    fn get(&self, name: &str) -> Result<Arc<Entry>> {
+    pub(crate) fn get(&self, name: &str) -> Result<Arc<Entry>> {
         lock(&self.inner.sockets)
             .get(name)
             .cloned()
@@ -402,7 +450,7 @@ impl Lab {
 
     /// Picks the name for a new socket: the one asked for (which must be
     /// free), or the next of `s1`, `s2`, ….
-    fn claim_name(&self, wanted: Option<&str>) -> Result<Arc<str>> {
+    pub(crate) fn claim_name(&self, wanted: Option<&str>) -> Result<Arc<str>> {
         let map = lock(&self.inner.sockets);
         match wanted {
             Some(n) if map.contains_key(n) => Err(NetError::NameTaken(n.to_string())),
@@ -416,7 +464,7 @@ impl Lab {
         }
     }
 
-    fn insert(&self, entry: Arc<Entry>) -> Result<()> {
+    pub(crate) fn insert(&self, entry: Arc<Entry>) -> Result<()> {
         let mut map = lock(&self.inner.sockets);
         if map.contains_key(&entry.name) {
             return Err(NetError::NameTaken(entry.name.to_string()));
@@ -425,27 +473,42 @@ impl Lab {
         Ok(())
     }
 
-    fn bump(&self) {
+    pub(crate) fn bump(&self) {
         self.inner.generation.send_modify(|g| *g += 1);
     }
 
-    fn new_entry(&self, name: Arc<str>, family: Family, state: State, mode: Mode) -> Arc<Entry> {
+    pub(crate) fn new_entry(
+        &self,
+        name: Arc<str>,
+        family: Family,
+        state: State,
+        mode: Mode,
+    ) -> Arc<Entry> {
         let id = self.inner.next_id.fetch_add(1, Ordering::SeqCst);
         Entry::new(id, name, family, state, mode)
     }
 
     // ----- step by step ----------------------------------------------------
 
-    /// `socket()`: a new TCP socket of `family`, not yet bound.
+    /// `socket()`: a new TCP or UDP socket of `family`, not yet bound.
     ///
     /// # Errors
     /// The name is taken, or the OS refused (too many open files, …).
-    pub fn socket(&self, family: Family, name: Option<&str>) -> Result<SocketInfo> {
+    pub fn socket(&self, proto: Proto, family: Family, name: Option<&str>) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
-        let sock =
-            Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
+        let ty = match proto {
+            Proto::Tcp => Type::STREAM,
+            Proto::Udp => Type::DGRAM,
+        };
+        let sock = Socket::new(family.domain(), ty, None).map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
-        let e = self.new_entry(name, family, State::Fresh(sock), Mode::Manual);
+        let state = match proto {
+            Proto::Tcp => State::Fresh(sock),
+            Proto::Udp => State::Udp(Arc::new(
+                UdpSocket::from_std(sock.into()).map_err(NetError::os("socket"))?,
+            )),
+        };
+        let e = self.new_entry(name, family, state, Mode::Manual);
         self.insert(e.clone())?;
         self.bump();
         Ok(e.info())
@@ -482,6 +545,9 @@ impl Lab {
         check_family(&e, addr)?;
         match &*lock(&e.state) {
             State::Fresh(s) => s.bind(&addr.into()).map_err(NetError::os("bind"))?,
+            State::Udp(u) => SockRef::from(&**u)
+                .bind(&addr.into())
+                .map_err(NetError::os("bind"))?,
             _ => {
                 return Err(NetError::state(
                     name,
@@ -499,6 +565,9 @@ impl Lab {
     /// Not a fresh socket, or the OS refused.
     pub fn listen(&self, name: &str, backlog: i32) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        if e.is_udp() {
+            return Err(NetError::state(name, NO_CONNECTIONS));
+        }
         let mut state = lock(&e.state);
         let sock = match std::mem::replace(&mut *state, State::Closed) {
             State::Fresh(s) => s,
@@ -528,6 +597,9 @@ impl Lab {
     /// Not a listener, the name is taken, or the OS refused.
     pub async fn accept(&self, name: &str, conn: Option<&str>) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        if e.is_udp() {
+            return Err(NetError::state(name, NO_CONNECTIONS));
+        }
         let listener = match &*lock(&e.state) {
             State::Listener(l) => l.clone(),
             _ => {
@@ -581,6 +653,20 @@ impl Lab {
         mode: Mode,
         order: Option<(u64, u64)>,
     ) -> Result<Arc<Entry>> {
+        let e = self.detached_stream_entry(name, stream, mode, order)?;
+        self.insert(e.clone())?;
+        Ok(e)
+    }
+
+    /// A connection's entry, not yet in the lab (so nobody can find it
+    /// before its accept has been reported).
+    fn detached_stream_entry(
+        &self,
+        name: Arc<str>,
+        stream: TcpStream,
+        mode: Mode,
+        order: Option<(u64, u64)>,
+    ) -> Result<Arc<Entry>> {
         let local = stream.local_addr().map_err(NetError::os("getsockname"))?;
         let peer = stream.peer_addr().map_err(NetError::os("getpeername"))?;
         let e = self.new_entry(
@@ -593,7 +679,6 @@ impl Lab {
         if let Some(order) = order {
             *lock(&e.order) = order;
         }
-        self.insert(e.clone())?;
         Ok(e)
     }
 
@@ -608,6 +693,9 @@ impl Lab {
         timeout: Option<Duration>,
     ) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        if e.is_udp() {
+            return self.udp_connect(&e, to);
+        }
         check_family(&e, to)?;
         let sock = {
             let mut state = lock(&e.state);
@@ -707,6 +795,15 @@ impl Lab {
     /// Not a connection.
     pub async fn set_watch(&self, name: &str, on: bool) -> Result<()> {
         let e = self.get(name)?;
+        if e.is_udp() {
+            if on && lock(&e.background).is_none() {
+                self.start_udp_reader(&e)?;
+            } else if !on {
+                e.stop_background().await;
+                *lock(&e.mode) = Mode::Manual;
+            }
+            return Ok(());
+        }
         e.stream()?;
         if on {
             if lock(&e.background).is_none() && !e.progress.borrow().eof {
@@ -766,6 +863,9 @@ impl Lab {
     /// says how much went).
     pub async fn send(&self, name: &str, data: &[u8]) -> Result<usize> {
         let e = self.get(name)?;
+        if e.is_udp() {
+            return self.udp_send(&e, data).await;
+        }
         let stream = e.stream()?;
         let mut sent = 0;
         while sent < data.len() {
@@ -799,6 +899,9 @@ impl Lab {
     /// Not a manual connection, or the OS reported an error (reset).
     pub async fn recv(&self, name: &str, max: usize) -> Result<ReadOutcome> {
         let e = self.get(name)?;
+        if e.is_udp() {
+            return Ok(ReadOutcome::Data(self.recvfrom(name, max).await?.data));
+        }
         let stream = e.stream()?;
         if e.mode() == Mode::Watched {
             return Err(NetError::state(
@@ -875,7 +978,9 @@ impl Lab {
         mut find: impl FnMut(&[u8]) -> Option<usize>,
     ) -> Result<Bytes> {
         let e = self.get(name)?;
-        let stream = e.stream()?;
+        // A manual TCP connection is read here; UDP and watched sockets
+        // need no stream.
+        let stream = if e.is_udp() { None } else { Some(e.stream()?) };
         let mut rx = e.progress.subscribe();
         loop {
             {
@@ -896,7 +1001,7 @@ impl Lab {
                 if rx.changed().await.is_err() {
                     return Err(NetError::state(name, "is closed"));
                 }
-            } else {
+            } else if let Some(stream) = &stream {
                 stream.readable().await.map_err(NetError::os("recv"))?;
                 let mut buf = vec![0u8; READ_CHUNK];
                 match stream.try_read(&mut buf) {
@@ -914,6 +1019,9 @@ impl Lab {
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                     Err(err) => return Err(NetError::os("recv")(err)),
                 }
+            } else {
+                let d = self.recvfrom(name, 65_535).await?;
+                push_inbox(&e, &d.data);
             }
         }
     }
@@ -1050,7 +1158,7 @@ impl Lab {
 }
 
 /// Waits until `peer`'s progress satisfies `done`, or it stops being read.
-async fn settle(peer: &Entry, done: impl Fn(&Progress) -> bool) -> Result<()> {
+pub(crate) async fn settle(peer: &Entry, done: impl Fn(&Progress) -> bool) -> Result<()> {
     let mut rx = peer.progress.subscribe();
     let wait = async { rx.wait_for(|p| !p.watched || done(p)).await.is_ok() };
     match tokio::time::timeout(SETTLE_LIMIT, wait).await {
@@ -1062,7 +1170,7 @@ async fn settle(peer: &Entry, done: impl Fn(&Progress) -> bool) -> Result<()> {
     }
 }
 
-fn check_family(e: &Entry, addr: SocketAddr) -> Result<()> {
+pub(crate) fn check_family(e: &Entry, addr: SocketAddr) -> Result<()> {
     if Family::of(&addr) != e.family {
         return Err(NetError::Family {
             name: e.name.to_string(),
@@ -1082,7 +1190,7 @@ fn partial(name: &str, sent: usize, total: usize, source: io::Error) -> NetError
     }
 }
 
-fn push_inbox(e: &Entry, data: &[u8]) {
+pub(crate) fn push_inbox(e: &Entry, data: &[u8]) {
     let mut inbox = lock(&e.inbox);
     inbox.extend_from_slice(data);
     if inbox.len() > INBOX_MAX {
@@ -1152,11 +1260,12 @@ async fn accept_loop(
                 let k = e.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 let name: Arc<str> = Arc::from(format!("{}.{k}", e.name));
                 let Ok(child) =
-                    lab.stream_entry(name.clone(), stream, Mode::Watched, Some((e.id, k)))
+                    lab.detached_stream_entry(name.clone(), stream, Mode::Watched, Some((e.id, k)))
                 else {
                     continue;
                 };
-                // The accept is reported before the client's data can be.
+                // The accept is reported before anyone can find the child
+                // (a connect settling on it) and before its data can be.
                 let _ = events
                     .send(Event::Accepted {
                         listener: e.name.clone(),
@@ -1164,6 +1273,9 @@ async fn accept_loop(
                         peer,
                     })
                     .await;
+                if lab.insert(child.clone()).is_err() {
+                    continue;
+                }
                 let _ = lab.start_reader(&child);
                 e.announced.fetch_add(1, Ordering::SeqCst);
                 lab.bump();

@@ -25,14 +25,16 @@
 //! completes. This is what makes a session's transcript deterministic.
 
 mod error;
-pub mod inspect;
 mod event;
+pub mod inspect;
 mod lab;
 mod options;
 mod sys;
+mod udp;
 
 pub use error::{NetError, Result};
 pub use event::Event;
-pub use lab::{Family, Lab, Mode, ReadOutcome, Role, SocketInfo};
+pub use lab::{Family, Lab, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use sys::raise_fd_limit;
+pub use udp::Datagram;

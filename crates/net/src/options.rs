@@ -29,6 +29,8 @@ pub enum SockOpt {
     V6Only,
     /// IP_TTL / IPV6_UNICAST_HOPS: hop limit of outgoing packets.
     Ttl,
+    /// SO_BROADCAST: a UDP socket may send to a broadcast address.
+    Broadcast,
 }
 
 /// A value of a socket option.
@@ -55,7 +57,7 @@ pub enum OptKind {
 
 impl SockOpt {
     /// Every option, in the order `help` lists them.
-    pub const ALL: [SockOpt; 9] = [
+    pub const ALL: [SockOpt; 10] = [
         SockOpt::ReuseAddr,
         SockOpt::ReusePort,
         SockOpt::NoDelay,
@@ -65,6 +67,7 @@ impl SockOpt {
         SockOpt::Linger,
         SockOpt::V6Only,
         SockOpt::Ttl,
+        SockOpt::Broadcast,
     ];
 
     /// The option's name in commands.
@@ -79,6 +82,7 @@ impl SockOpt {
             SockOpt::Linger => "linger",
             SockOpt::V6Only => "v6only",
             SockOpt::Ttl => "ttl",
+            SockOpt::Broadcast => "broadcast",
         }
     }
 
@@ -94,6 +98,7 @@ impl SockOpt {
             SockOpt::Linger => "SO_LINGER",
             SockOpt::V6Only => "IPV6_V6ONLY",
             SockOpt::Ttl => "IP_TTL",
+            SockOpt::Broadcast => "SO_BROADCAST",
         }
     }
 
@@ -118,6 +123,7 @@ impl SockOpt {
             SockOpt::Linger => "close: off = send the rest in the background; 0s = reset at once; 5s = wait up to 5s",
             SockOpt::V6Only => "an IPv6 socket refuses IPv4 clients (set before bind)",
             SockOpt::Ttl => "hop limit of outgoing packets",
+            SockOpt::Broadcast => "a UDP socket may send to a broadcast address like 255.255.255.255",
         }
     }
 
@@ -129,6 +135,7 @@ impl SockOpt {
             (SockOpt::NoDelay, OptValue::Bool(b)) => sock.set_tcp_nodelay(b),
             (SockOpt::KeepAlive, OptValue::Bool(b)) => sock.set_keepalive(b),
             (SockOpt::V6Only, OptValue::Bool(b)) => sock.set_only_v6(b),
+            (SockOpt::Broadcast, OptValue::Bool(b)) => sock.set_broadcast(b),
             (SockOpt::RcvBuf, OptValue::Int(n)) => sock.set_recv_buffer_size(to_usize(n)?),
             (SockOpt::SndBuf, OptValue::Int(n)) => sock.set_send_buffer_size(to_usize(n)?),
             (SockOpt::Ttl, OptValue::Int(n)) => {
@@ -152,6 +159,7 @@ impl SockOpt {
             SockOpt::NoDelay => OptValue::Bool(sock.tcp_nodelay()?),
             SockOpt::KeepAlive => OptValue::Bool(sock.keepalive()?),
             SockOpt::V6Only => OptValue::Bool(sock.only_v6()?),
+            SockOpt::Broadcast => OptValue::Bool(sock.broadcast()?),
             SockOpt::RcvBuf => OptValue::Int(sock.recv_buffer_size()? as u64),
             SockOpt::SndBuf => OptValue::Int(sock.send_buffer_size()? as u64),
             SockOpt::Ttl => OptValue::Int(u64::from(if v6 {
