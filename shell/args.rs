@@ -136,6 +136,8 @@ pub type CmdResult<T = ()> = Result<T, CmdError>;
 
 /// The tokens of one command line after the command's name.
 pub struct Args {
+    /// The whole line the tokens came from.
+    line: std::sync::Arc<str>,
     toks: Vec<Token>,
     /// The command name's span, for "missing argument" errors.
     end: Span,
@@ -144,8 +146,19 @@ pub struct Args {
 impl Args {
     /// The tokens after the command name; `end` is where a missing argument
     /// is pointed at (just past the line).
-    pub fn new(toks: Vec<Token>, end: Span) -> Args {
-        Args { toks, end }
+    pub fn new(line: &str, toks: Vec<Token>, end: Span) -> Args {
+        Args {
+            line: std::sync::Arc::from(line),
+            toks,
+            end,
+        }
+    }
+
+    /// Takes the last token (DATA at the end of `sendto NAME HOST PORT DATA`).
+    pub fn take_last(&mut self, what: &str) -> CmdResult<Token> {
+        self.toks
+            .pop()
+            .ok_or_else(|| CmdError::at(self.end, format!("missing {what}")))
     }
 
     /// How many tokens are left.
@@ -210,6 +223,23 @@ impl Args {
                     format!("expected {what} ({}), found '{w}'", choices.join("|")),
                 )
             })
+    }
+
+    /// Takes the bare word `kw` wherever it is among the remaining tokens.
+    pub fn keyword_anywhere(&mut self, kw: &str) -> bool {
+        match self.toks.iter().position(|t| t.word() == Some(kw)) {
+            Some(i) => {
+                self.toks.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The text of the line from the next token on, as typed.
+    pub fn rest_text(&self) -> Option<&str> {
+        let first = self.toks.first()?;
+        self.line.get(first.span.start..)
     }
 
     /// Finds `kw VALUE` among the remaining tokens (bare words only), takes

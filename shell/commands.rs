@@ -6,7 +6,7 @@ use std::net::{IpAddr, Shutdown};
 use std::pin::Pin;
 use std::time::Duration;
 
-use socklab_net::{Family, Mode, OptKind, OptValue, Proto, ReadOutcome, Role, SockOpt};
+use socklab_net::{Family, Mode, OptKind, OptValue, Proto, ReadOutcome, Role, ServeMode, SockOpt};
 
 use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
 use crate::parse::{Token, TokenKind};
@@ -75,11 +75,13 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "listen",
         aliases: &[],
-        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [as NAME]",
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]",
         summary: "listen on a socket, or start a server that accepts every client",
         help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
                With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\
-               NAME.1, NAME.2, …; their data shows as events. HOST defaults to 127.0.0.1. Port 0 picks a free port.",
+               NAME.1, NAME.2, …; their data shows as events. HOST defaults to 127.0.0.1. Port 0 picks a free port.\n\
+               mode: task (default, async), thread (an OS thread per client), or iterative (one client at a time,\n\
+               like the lecture's loop: the next is accepted after `close NAME.N`; meanwhile it waits in the backlog).",
         run: |s, a| Box::pin(listen(s, a)),
     },
     Command {
@@ -225,6 +227,60 @@ pub static COMMANDS: &[Command] = &[
         summary: "is a host reachable? ICMP echo where allowed, else TCP connect time to PORT",
         help: "Says which method it used and why; prints each probe and min/avg/max like ping.",
         run: |s, a| Box::pin(crate::inspect::ping(s, a)),
+    },
+    Command {
+        name: "spawn",
+        aliases: &[],
+        usage: "spawn WORKLOAD... [as process|thread|task] [times N] [every DUR] [background]",
+        summary: "run workloads side by side as processes (the default), threads or async tasks",
+        help: "Workloads: coding (敲代码...i), music (听音乐--------i), nap, primes N. `spawn coding music` is the\n\
+               lecture's multiprocessing demo. Each line shows the worker's process and thread.\n\
+               In a script the job runs in the foreground and its lines come in step order (every worker's\n\
+               step i before any step i+1); `background` returns at once and `wait` prints them.\n\
+               On a terminal jobs run in the background and lines print as they come.",
+        run: |s, a| Box::pin(crate::jobs::spawn(s, a)),
+    },
+    Command {
+        name: "jobs",
+        aliases: &[],
+        usage: "jobs",
+        summary: "list jobs: workers, mode, PID, thread id, state, lines so far",
+        help: "A job is what one spawn started.",
+        run: |s, a| Box::pin(crate::jobs::jobs(s, a)),
+    },
+    Command {
+        name: "wait",
+        aliases: &[],
+        usage: "wait [JOB] [timeout DUR]",
+        summary: "wait until a job (or every running job) has finished",
+        help: "In a script, prints the job's lines in step order as it runs.",
+        run: |s, a| Box::pin(crate::jobs::wait(s, a)),
+    },
+    Command {
+        name: "kill",
+        aliases: &[],
+        usage: "kill JOB",
+        summary: "stop a job's workers at once (processes are killed and reaped)",
+        help: "Nothing is left running: no zombie, no orphan.",
+        run: |s, a| Box::pin(crate::jobs::kill(s, a)),
+    },
+    Command {
+        name: "measure",
+        aliases: &[],
+        usage: "measure",
+        summary: "concurrency vs parallelism, measured now: CPU-bound and waiting work, 1 vs 2 workers",
+        help: "Runs primes (CPU) and nap (waiting) with 1 worker, then 2 as processes, threads, tasks on one\n\
+               thread and tasks on the multi-thread runtime; prints wall time, CPU time and speedup.",
+        run: |s, a| Box::pin(crate::jobs::measure(s, a)),
+    },
+    Command {
+        name: "repeat",
+        aliases: &[],
+        usage: "repeat N [every DUR] COMMAND...",
+        summary: "run a command N times; {i} in it counts 0, 1, …, N-1",
+        help: "The lecture's `for i in range(10): print(f'main##{i}'); time.sleep(0.1)` is\n\
+               `repeat 10 every 100ms echo main##{i}`.",
+        run: |s, a| Box::pin(repeat(s, a)),
     },
     Command {
         name: "format",
@@ -474,6 +530,13 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     }
     // `listen [HOST] PORT [backlog N] [as NAME]`: a server.
     let name = a.as_name()?;
+    let how = match a.option("mode", "iterative, thread or task")? {
+        Some(t) => t
+            .word()
+            .and_then(|w| w.parse::<ServeMode>().ok())
+            .ok_or_else(|| CmdError::at(t.span, "a server's mode is iterative, thread or task"))?,
+        None => ServeMode::Task,
+    };
     let backlog = match a.option("backlog", "a number")? {
         Some(t) => number_of(&t, "a backlog", 0..=65535)? as i32,
         None => 1024,
@@ -496,7 +559,7 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     };
     let info = s
         .lab
-        .serve(addr, backlog, name.as_deref())
+        .serve(addr, backlog, name.as_deref(), how)
         .map_err(|e| CmdError::from(e).os_at(pt.span))?;
     let local = info.local.unwrap_or(addr);
     s.say(format!(
@@ -507,6 +570,14 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         info.name,
         info.name
     ));
+    match how {
+        ServeMode::Iterative => s.say(format!(
+            "   iterative: one client at a time; the next waits in the backlog until `close {}.N` (the lecture's loop)",
+            info.name
+        )),
+        ServeMode::Thread => s.say("   thread: one OS thread reads each client"),
+        ServeMode::Task => {}
+    }
     if !local.ip().is_loopback() {
         let what = if local.ip().is_unspecified() {
             "every interface of this machine"
@@ -634,22 +705,7 @@ fn data_of(t: &Token) -> CmdResult<Vec<u8>> {
 
 async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
-    let data = match a.len() {
-        0 | 1 => {
-            return Err(a
-                .token("a destination")
-                .err()
-                .unwrap_or_else(|| CmdError::usage("missing the data")))
-        }
-        _ => {
-            let mut rest = a.rest();
-            let data = rest
-                .pop()
-                .ok_or_else(|| CmdError::usage("missing the data"))?;
-            a = Args::new(rest, data.span);
-            data
-        }
-    };
+    let data = a.take_last("the data to send")?;
     let to = target(s, &mut a).await?;
     a.done()?;
     let bytes = data_of(&data)?;
@@ -919,6 +975,40 @@ async fn format(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+async fn repeat(s: &mut Session, mut a: Args) -> CmdResult {
+    let t = a.token("a count")?;
+    let n = number_of(&t, "a count", 1..=100_000)?;
+    let every = if a.peek_word() == Some("every") {
+        a.token("every")?;
+        let d = a.token("a duration")?;
+        Some(duration_of(&d)?)
+    } else {
+        None
+    };
+    let Some(command) = a.rest_text().map(str::to_string) else {
+        return Err(a
+            .token("a command")
+            .err()
+            .unwrap_or_else(|| CmdError::usage("missing a command")));
+    };
+    if command.split_whitespace().next() == Some("repeat") {
+        return Err(CmdError::usage("repeat inside repeat is not allowed"));
+    }
+    let mut ticks = every.map(|d| {
+        let mut i = tokio::time::interval(d);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    for i in 0..n {
+        if let Some(t) = ticks.as_mut() {
+            t.tick().await;
+        }
+        let line = s.expand(&command.replace("{i}", &i.to_string()));
+        Box::pin(s.execute(&line)).await?;
+    }
+    Ok(())
+}
+
 async fn sleep(_s: &mut Session, mut a: Args) -> CmdResult {
     let t = a.token("a duration")?;
     a.done()?;
@@ -976,6 +1066,7 @@ pub fn describe(c: &Command) -> String {
 
 async fn quit(s: &mut Session, a: Args) -> CmdResult {
     a.done()?;
+    let _ = s.jobs.kill_all().await;
     let n = s.lab.close_all().await;
     s.quit = true;
     s.say(format!(
@@ -1026,8 +1117,36 @@ pub fn reference_markdown() -> String {
 
 /// Words that may follow a command, for completion.
 pub const KEYWORDS: &[&str] = &[
-    "tcp", "udp", "count", "every", "via", "icmp", "v4", "v6", "as", "timeout", "backlog", "read",
-    "write", "both", "on", "off", "text", "hex", "auto",
+    "coding",
+    "music",
+    "nap",
+    "primes",
+    "process",
+    "thread",
+    "task",
+    "times",
+    "background",
+    "mode",
+    "iterative",
+    "tcp",
+    "udp",
+    "count",
+    "every",
+    "via",
+    "icmp",
+    "v4",
+    "v6",
+    "as",
+    "timeout",
+    "backlog",
+    "read",
+    "write",
+    "both",
+    "on",
+    "off",
+    "text",
+    "hex",
+    "auto",
 ];
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod inspect;
+mod jobs;
 mod parse;
 mod render;
 mod repl;
@@ -72,6 +73,8 @@ fn close_inherited_fds() {
 }
 
 fn main() -> ExitCode {
+    // A worker process of `spawn` is this program re-executed: be one, exit.
+    socklab_tasks::worker_main_if_requested();
     close_inherited_fds();
     let cli = Cli::parse();
     let _ = socklab_net::raise_fd_limit();

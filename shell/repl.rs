@@ -172,6 +172,16 @@ pub fn run(rt: &Runtime) -> i32 {
             printer.line(&render::event(&ev, settings.format()));
         }
     });
+    // Job lines print as they come, with their time since the job started.
+    if let Some(mut lines) = session.job_lines.take() {
+        let printer = out.clone();
+        let shell_pid = session.shell_pid;
+        rt.spawn(async move {
+            while let Some(l) = lines.recv().await {
+                printer.line(&crate::jobs::line_text(&l, shell_pid, true));
+            }
+        });
+    }
     out.line(&format!(
         "socklab {}: a socket laboratory. `help` lists the commands; Tab completes; Ctrl-D quits.",
         env!("CARGO_PKG_VERSION")
@@ -200,6 +210,7 @@ pub fn run(rt: &Runtime) -> i32 {
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => {
+                let _ = rt.block_on(session.jobs.kill_all());
                 let n = rt.block_on(lab.close_all());
                 out.line(&format!(
                     "closed {n} socket{}; bye",

@@ -132,6 +132,7 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
             break;
         }
     }
+    let _ = rt.block_on(session.jobs.kill_all());
     rt.block_on(lab.close_all());
     status
 }

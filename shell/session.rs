@@ -1,6 +1,7 @@
 //! One session: the lab, the settings, where output goes, and running one
 //! line.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -10,6 +11,8 @@ use bytes::BytesMut;
 use regex::Regex;
 use rustyline::ExternalPrinter;
 use socklab_net::{Event, Lab};
+use socklab_tasks::{Jobs, Line};
+use tokio::sync::mpsc;
 
 use crate::args::{Args, CmdError, CmdResult};
 use crate::commands;
@@ -97,17 +100,34 @@ pub struct Session {
     pub wait_limit: Option<Duration>,
     /// Set by `quit`.
     pub quit: bool,
+    /// Jobs started by `spawn`.
+    pub jobs: Jobs,
+    /// Where job lines arrive, in script mode (on a terminal a printer task
+    /// owns the receiver).
+    pub job_lines: Option<mpsc::Receiver<Line>>,
+    /// Lines of background jobs not yet printed, by job.
+    pub held_lines: HashMap<String, Vec<Line>>,
+    /// This process's id, to say which lines come from the shell's process.
+    pub shell_pid: u32,
+    /// On a terminal (lines print as they come) rather than a script.
+    pub interactive: bool,
 }
 
 impl Session {
     /// A session over `lab`.
     pub fn new(lab: Lab, out: Arc<Out>, wait_limit: Option<Duration>) -> Session {
+        let (jobs, job_lines) = Jobs::new(1024);
         Session {
             lab,
             settings: Arc::new(Settings::default()),
             out,
             wait_limit,
             quit: false,
+            jobs,
+            job_lines: Some(job_lines),
+            held_lines: HashMap::new(),
+            shell_pid: std::process::id(),
+            interactive: wait_limit.is_none(),
         }
     }
 
@@ -169,7 +189,7 @@ impl Session {
             });
         };
         let end = line.trim_end().len();
-        let args = Args::new(toks.collect(), Span { start: end, end });
+        let args = Args::new(line, toks.collect(), Span { start: end, end });
         let usage = cmd.usage;
         (cmd.run)(self, args).await.map_err(|mut e| {
             if e.exit == crate::args::Exit::Usage

@@ -92,6 +92,7 @@ pub fn filter_ports(text: &str) -> String {
 /// ping's method and times) is checked against a pattern here, then replaced
 /// by a marker, so snapshots hold only what is the same everywhere.
 pub fn machine_specific(text: &str) -> String {
+    static TIME_S: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+\.\d{3}s").unwrap());
     static TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"time=\d+\.\d+ ms").unwrap());
     static PROBE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^  seq=\d+ (reply|connected) time=\[t\]$").unwrap());
@@ -165,6 +166,20 @@ pub fn machine_specific(text: &str) -> String {
                     out.push(fixed);
                 }
             }
+            "measure" => {
+                let text = block.join("\n");
+                assert!(text.contains("cores"), "{text}");
+                for way in [
+                    "processes",
+                    "threads",
+                    "tasks, current-thread runtime",
+                    "tasks, multi-thread runtime",
+                ] {
+                    assert!(text.contains(way), "measure lacks {way}:\n{text}");
+                }
+                assert!(TIME_S.is_match(&text), "{text}");
+                out.push("[measured on this machine: cores; wall time, CPU time and speedup of primes and nap, 1 worker vs 2 as processes, threads, tasks on one thread and on the multi-thread runtime; checked]".to_string());
+            }
             _ => out.extend(block.iter().map(|l| l.to_string())),
         }
         block.clear();
@@ -195,10 +210,24 @@ pub fn machine_specific(text: &str) -> String {
     joined
 }
 
+/// Replaces process and thread ids (and only those) with `[pid]`/`[tid]`:
+/// `pid 1234`, `tid 1234`, and the list `(pid 1234, 1235)`.
+pub fn filter_pids(text: &str) -> String {
+    static ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(pid|tid) \d+").unwrap());
+    static LIST: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\(pid \[pid\](, \d+)+\)").unwrap());
+    let once = ID.replace_all(text, |c: &Captures<'_>| format!("{} [{}]", &c[1], &c[1]));
+    LIST.replace_all(&once, |c: &Captures<'_>| {
+        let n = c[0].matches(',').count() + 1;
+        format!("(pid {})", vec!["[pid]"; n].join(", "))
+    })
+    .into_owned()
+}
+
 /// A transcript as a snapshot shows it: stdout, then stderr and the exit
 /// status when there are any.
 pub fn transcript(run: &Run) -> String {
-    let mut s = machine_specific(&filter_ports(&run.stdout));
+    let mut s = machine_specific(&filter_pids(&filter_ports(&run.stdout)));
     if !run.stderr.is_empty() {
         s.push_str("--- stderr ---\n");
         s.push_str(&filter_ports(&run.stderr));
@@ -207,6 +236,16 @@ pub fn transcript(run: &Run) -> String {
         s.push_str(&format!("--- exit status {} ---\n", run.code));
     }
     s
+}
+
+#[test]
+fn filter_replaces_pids_and_tids_only() {
+    assert_eq!(
+        filter_pids(
+            "job1: workers a, b as processes (pid 1234, 1235)\n[a pid 1234 (x) tid 99] 42 bytes"
+        ),
+        "job1: workers a, b as processes (pid [pid], [pid])\n[a pid [pid] (x) tid [tid]] 42 bytes"
+    );
 }
 
 #[test]

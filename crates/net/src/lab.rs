@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{NetError, Result};
 use crate::event::Event;
 use crate::options::{OptValue, SockOpt};
+use crate::serve::ServeMode;
 use crate::sys;
 
 /// How much one background read takes at most.
@@ -168,7 +169,9 @@ pub(crate) struct Progress {
     /// The background reader is running.
     pub(crate) watched: bool,
     /// End of stream was read.
-    eof: bool,
+    pub(crate) eof: bool,
+    /// `close` closed it.
+    pub(crate) closed: bool,
     /// The connection failed.
     pub(crate) failed: bool,
     /// Datagrams received (UDP).
@@ -186,6 +189,8 @@ pub(crate) enum State {
 pub(crate) struct Background {
     pub(crate) cancel: CancellationToken,
     pub(crate) task: JoinHandle<()>,
+    /// Written to wake a reader thread blocked in poll (thread mode).
+    pub(crate) wake: Option<std::os::fd::OwnedFd>,
 }
 
 pub(crate) struct Entry {
@@ -207,6 +212,15 @@ pub(crate) struct Entry {
     announced: AtomicU64,
     /// Accepted connections handed to `accept` callers (watched listeners).
     claimed: AtomicU64,
+    /// An iterative server is serving a client (the next waits).
+    busy: std::sync::atomic::AtomicBool,
+    /// The client an iterative server is serving (set before `busy`).
+    serving: Mutex<Option<SocketAddr>>,
+    /// Clients of this lab that connected while the server was busy, and
+    /// wait in its backlog.
+    queued: AtomicU64,
+    /// The server that accepted this connection, if one did.
+    parent: Mutex<Option<Arc<Entry>>>,
     write_shut: Mutex<bool>,
     read_shut: Mutex<bool>,
     /// Data a watched socket received that `expect` has not consumed yet.
@@ -236,6 +250,10 @@ impl Entry {
             datagrams_out: AtomicU64::new(0),
             announced: AtomicU64::new(0),
             claimed: AtomicU64::new(0),
+            busy: std::sync::atomic::AtomicBool::new(false),
+            serving: Mutex::new(None),
+            queued: AtomicU64::new(0),
+            parent: Mutex::new(None),
             write_shut: Mutex::new(false),
             read_shut: Mutex::new(false),
             inbox: Mutex::new(BytesMut::new()),
@@ -244,7 +262,7 @@ impl Entry {
         })
     }
 
-    fn stream(&self) -> Result<Arc<TcpStream>> {
+    pub(crate) fn stream(&self) -> Result<Arc<TcpStream>> {
         match &*lock(&self.state) {
             State::Stream(s) => Ok(s.clone()),
             State::Fresh(_) => Err(NetError::state(
@@ -366,6 +384,12 @@ impl Entry {
         let bg = lock(&self.background).take();
         if let Some(bg) = bg {
             bg.cancel.cancel();
+            if let Some(w) = &bg.wake {
+                // SAFETY: writes one byte from a valid buffer to our pipe.
+                unsafe {
+                    libc::write(std::os::fd::AsRawFd::as_raw_fd(w), [1u8].as_ptr().cast(), 1)
+                };
+            }
             let _ = bg.task.await;
         }
     }
@@ -440,12 +464,34 @@ impl Lab {
     pub fn list(&self) -> Vec<SocketInfo> {
         let mut v: Vec<_> = lock(&self.inner.sockets).values().cloned().collect();
         v.sort_by_key(|e| *lock(&e.order));
-        v.iter().map(|e| e.info()).collect()
+        v.iter().map(|e| self.annotate(e.info())).collect()
     }
 
     /// A snapshot of one socket.
     pub fn info(&self, name: &str) -> Result<SocketInfo> {
-        Ok(self.get(name)?.info())
+        Ok(self.annotate(self.get(name)?.info()))
+    }
+
+    /// A connection to a listener of this lab that nobody has accepted yet
+    /// waits in that listener's accept queue: the handshake is done, but no
+    /// program talks to it. Says so in its state.
+    fn annotate(&self, mut info: SocketInfo) -> SocketInfo {
+        let (Role::Stream, Some(local), Some(peer)) = (info.role, info.local, info.peer) else {
+            return info;
+        };
+        if info.state != "connected" || self.find_stream(peer, local).is_some() {
+            return info;
+        }
+        let sockets = lock(&self.inner.sockets);
+        let listener = sockets.values().find(|l| {
+            matches!(&*lock(&l.state), State::Listener(x)
+                if x.local_addr().is_ok_and(|a| a.port() == peer.port()
+                    && (a.ip() == peer.ip() || a.ip().is_unspecified())))
+        });
+        if let Some(l) = listener {
+            info.state = format!("connected, in {}'s accept queue", l.name);
+        }
+        info
     }
 
     /// Picks the name for a new socket: the one asked for (which must be
@@ -733,7 +779,13 @@ impl Lab {
     ///
     /// # Errors
     /// The name is taken or the OS refused (address in use, …).
-    pub fn serve(&self, addr: SocketAddr, backlog: i32, name: Option<&str>) -> Result<SocketInfo> {
+    pub fn serve(
+        &self,
+        addr: SocketAddr,
+        backlog: i32,
+        name: Option<&str>,
+        how: ServeMode,
+    ) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
         let family = Family::of(&addr);
         let sock =
@@ -757,9 +809,14 @@ impl Lab {
             self.clone(),
             e.clone(),
             listener,
+            how,
             cancel.clone(),
         ));
-        *lock(&e.background) = Some(Background { cancel, task });
+        *lock(&e.background) = Some(Background {
+            cancel,
+            task,
+            wake: None,
+        });
         self.bump();
         Ok(e.info())
     }
@@ -827,7 +884,11 @@ impl Lab {
             self.inner.events.clone(),
             cancel.clone(),
         ));
-        *lock(&e.background) = Some(Background { cancel, task });
+        *lock(&e.background) = Some(Background {
+            cancel,
+            task,
+            wake: None,
+        });
         Ok(())
     }
 
@@ -1076,6 +1137,8 @@ impl Lab {
             .remove(name)
             .ok_or_else(|| NetError::NoSuchSocket(name.to_string()))?;
         let info = e.info();
+        let parent = lock(&e.parent).clone();
+        let announced = parent.as_ref().map(|p| p.announced.load(Ordering::SeqCst));
         e.stop_background().await;
         let peer = self.lab_peer(&e);
         if let Some((local, remote)) = *lock(&e.addrs) {
@@ -1089,6 +1152,17 @@ impl Lab {
         e.progress.send_modify(|p| p.watched = false);
         if let Some(peer) = peer {
             settle(&peer, |p| p.eof || p.failed).await?;
+        }
+        // Published after the peer reported the close, so an iterative
+        // server's next accept (which waits for it) comes after that event.
+        e.progress.send_modify(|p| p.closed = true);
+        // An iterative server now takes the next client from its backlog;
+        // when that is a client of this lab, the accept is part of this close.
+        if let (Some(server), Some(before)) = (parent, announced) {
+            if server.queued.load(Ordering::SeqCst) > 0 {
+                self.settle_announce(&server, before).await?;
+                server.queued.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         Ok(info)
     }
@@ -1128,13 +1202,22 @@ impl Lab {
     /// After a connect from `local` to `peer`: when `peer` is a watched
     /// listener of this lab, waits until it has reported the accept.
     async fn settle_accept(&self, local: SocketAddr, peer: SocketAddr) -> Result<()> {
-        let watched_listener = lock(&self.inner.sockets).values().any(|l| {
-            l.mode() == Mode::Watched
-                && matches!(&*lock(&l.state), State::Listener(x)
+        let listener = lock(&self.inner.sockets)
+            .values()
+            .find(|l| {
+                l.mode() == Mode::Watched
+                    && matches!(&*lock(&l.state), State::Listener(x)
                     if x.local_addr().is_ok_and(|a| a.port() == peer.port()
                         && (a.ip() == peer.ip() || a.ip().is_unspecified())))
-        });
-        if !watched_listener {
+            })
+            .cloned();
+        let Some(listener) = listener else {
+            return Ok(());
+        };
+        if listener.busy.load(Ordering::SeqCst) && *lock(&listener.serving) != Some(local) {
+            // An iterative server serving someone else: this client waits in
+            // the backlog, handshake done, not accepted.
+            listener.queued.fetch_add(1, Ordering::SeqCst);
             return Ok(());
         }
         let mut rx = self.inner.generation.subscribe();
@@ -1152,6 +1235,26 @@ impl Lab {
             .await
             .map_err(|_| NetError::Timeout {
                 what: format!("waiting for the listener on {peer} to accept"),
+                after: SETTLE_LIMIT,
+            })
+    }
+}
+
+impl Lab {
+    /// Waits until `server` has announced an accept beyond `before`.
+    async fn settle_announce(&self, server: &Entry, before: u64) -> Result<()> {
+        let mut rx = self.inner.generation.subscribe();
+        let wait = async {
+            while server.announced.load(Ordering::SeqCst) <= before {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(SETTLE_LIMIT, wait)
+            .await
+            .map_err(|_| NetError::Timeout {
+                what: format!("waiting for {} to accept its next client", server.name),
                 after: SETTLE_LIMIT,
             })
     }
@@ -1245,6 +1348,7 @@ async fn accept_loop(
     lab: Lab,
     e: Arc<Entry>,
     listener: Arc<TcpListener>,
+    how: ServeMode,
     cancel: CancellationToken,
 ) {
     let events = lab.inner.events.clone();
@@ -1264,6 +1368,13 @@ async fn accept_loop(
                 else {
                     continue;
                 };
+                *lock(&child.parent) = Some(e.clone());
+                if how == ServeMode::Iterative {
+                    // Busy (with whom) before anyone can see the accept, so a
+                    // client that connects next knows it waits in the backlog.
+                    *lock(&e.serving) = Some(peer);
+                    e.busy.store(true, Ordering::SeqCst);
+                }
                 // The accept is reported before anyone can find the child
                 // (a connect settling on it) and before its data can be.
                 let _ = events
@@ -1276,9 +1387,23 @@ async fn accept_loop(
                 if lab.insert(child.clone()).is_err() {
                     continue;
                 }
-                let _ = lab.start_reader(&child);
+                let _ = match how {
+                    ServeMode::Thread => lab.start_thread_reader(&child),
+                    ServeMode::Task | ServeMode::Iterative => lab.start_reader(&child),
+                };
                 e.announced.fetch_add(1, Ordering::SeqCst);
                 lab.bump();
+                if how == ServeMode::Iterative {
+                    // Serve this client until the server side closes it (the
+                    // lecture's loop: accept, send, recv, close); the next
+                    // client waits in the backlog meanwhile.
+                    let mut rx = child.progress.subscribe();
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = rx.wait_for(|p| p.closed || p.failed) => {}
+                    }
+                    e.busy.store(false, Ordering::SeqCst);
+                }
             }
             Err(error) => {
                 let _ = events

@@ -29,6 +29,7 @@ mod event;
 pub mod inspect;
 mod lab;
 mod options;
+mod serve;
 mod sys;
 mod udp;
 
@@ -36,5 +37,6 @@ pub use error::{NetError, Result};
 pub use event::Event;
 pub use lab::{Family, Lab, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
+pub use serve::ServeMode;
 pub use sys::raise_fd_limit;
 pub use udp::Datagram;

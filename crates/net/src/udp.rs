@@ -156,7 +156,11 @@ impl Lab {
             self.inner.events.clone(),
             cancel.clone(),
         ));
-        *lock(&e.background) = Some(Background { cancel, task });
+        *lock(&e.background) = Some(Background {
+            cancel,
+            task,
+            wake: None,
+        });
         Ok(())
     }
 
