@@ -6,7 +6,9 @@ use std::net::{IpAddr, Shutdown};
 use std::pin::Pin;
 use std::time::Duration;
 
-use socklab_net::{Family, Mode, OptKind, OptValue, Proto, ReadOutcome, Role, ServeMode, SockOpt};
+use socklab_net::{
+    Family, Framing, Mode, OptKind, OptValue, Proto, ReadOutcome, Role, ServeMode, SockOpt,
+};
 
 use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
 use crate::parse::{Token, TokenKind};
@@ -170,6 +172,17 @@ pub static COMMANDS: &[Command] = &[
         summary: "close a socket",
         help: "A connection sends FIN (or a reset, if data we never read is still queued).",
         run: |s, a| Box::pin(close(s, a)),
+    },
+    Command {
+        name: "frame",
+        aliases: &[],
+        usage: "frame NAME raw|line|len",
+        summary: "cut a connection's bytes into messages (one event each), and frame what send writes",
+        help: "raw: bytes as each read returns them (TCP keeps no message edges). line: a message ends at\n\
+               LF (CRLF accepted; at most 8192 bytes); send adds the LF. len: a 4-byte big-endian length,\n\
+               then the message (at most 1 MiB); send adds the length. A stream that breaks its framing\n\
+               stops being read in the background.",
+        run: |s, a| Box::pin(frame(s, a)),
     },
     Command {
         name: "watch",
@@ -797,6 +810,13 @@ async fn send(s: &mut Session, mut a: Args) -> CmdResult {
     let data = a.token("the data to send")?;
     a.done()?;
     let bytes = data_of(&data)?;
+    let bytes = match s.lab.framing(&name) {
+        Ok(f) if f != Framing::Raw => s
+            .lab
+            .frame(&name, &bytes)
+            .map_err(|e| CmdError::from(e).or_at(data.span))?,
+        _ => bytes,
+    };
     let lab = s.lab.clone();
     let n = within(s.wait_limit, format!("send {name}"), async {
         Ok(lab.send(&name, &bytes).await?)
@@ -939,6 +959,26 @@ async fn close(s: &mut Session, mut a: Args) -> CmdResult {
         Role::Fresh | Role::Stream | Role::Datagram => "closed",
     };
     s.say(format!("{name}: {what}"));
+    Ok(())
+}
+
+async fn frame(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let (f, _) = a.choice("a framing", &Framing::NAMES)?;
+    a.done()?;
+    let framing: Framing = f
+        .parse()
+        .map_err(|_| CmdError::usage(format!("unknown framing '{f}'")))?;
+    s.lab.set_framing(&name, framing)?;
+    s.say(match framing {
+        Framing::Raw => format!("{name}: raw: each read shows as it comes; send writes the bytes as given"),
+        Framing::Line { max } => {
+            format!("{name}: line: one message per line (at most {max} bytes); send adds \"\\n\"")
+        }
+        Framing::Len { max } => format!(
+            "{name}: len: a 4-byte length, then the message (at most {max} bytes); send adds the length"
+        ),
+    });
     Ok(())
 }
 

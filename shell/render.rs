@@ -248,6 +248,19 @@ pub fn event(ev: &Event, format: Format) -> String {
                 payload(data, data.len(), format)
             )
         }
+        Event::Message {
+            socket,
+            framing,
+            data,
+        } => {
+            format!(
+                "{socket} <- {framing}: {}",
+                payload(data, data.len(), format)
+            )
+        }
+        Event::FrameError { socket, error } => {
+            format!("{socket} !! {error}; no longer read in the background (recv, or close it)")
+        }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
         Event::Failed { socket, error } => {
             let mut s = format!("{socket} !! {error}");

@@ -26,6 +26,23 @@ pub enum Event {
         /// What the read returned.
         data: Bytes,
     },
+    /// A watched connection with framing received one whole message.
+    Message {
+        /// The connection's name.
+        socket: Arc<str>,
+        /// The framing that cut it (`line`, `len`).
+        framing: &'static str,
+        /// The message, without its framing.
+        data: Bytes,
+    },
+    /// A watched connection's bytes broke its framing (a line too long, a
+    /// frame too large, a message cut off by the close); reading stops.
+    FrameError {
+        /// The connection's name.
+        socket: Arc<str>,
+        /// What was wrong.
+        error: String,
+    },
     /// A watched UDP socket received a datagram.
     Datagram {
         /// The socket's name.
@@ -66,6 +83,8 @@ impl Event {
             Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
             Event::Data { socket, .. }
             | Event::Datagram { socket, .. }
+            | Event::Message { socket, .. }
+            | Event::FrameError { socket, .. }
             | Event::PeerClosed { socket }
             | Event::Failed { socket, .. } => socket,
         }

@@ -221,6 +221,10 @@ pub(crate) struct Entry {
     queued: AtomicU64,
     /// The server that accepted this connection, if one did.
     parent: Mutex<Option<Arc<Entry>>>,
+    /// How incoming bytes are cut into messages (watched connections).
+    pub(crate) framing: Mutex<socklab_frame::Framing>,
+    /// Bytes of a message not yet complete.
+    pub(crate) framebuf: Mutex<BytesMut>,
     write_shut: Mutex<bool>,
     read_shut: Mutex<bool>,
     /// Data a watched socket received that `expect` has not consumed yet.
@@ -254,6 +258,8 @@ impl Entry {
             serving: Mutex::new(None),
             queued: AtomicU64::new(0),
             parent: Mutex::new(None),
+            framing: Mutex::new(socklab_frame::Framing::Raw),
+            framebuf: Mutex::new(BytesMut::new()),
             write_shut: Mutex::new(false),
             read_shut: Mutex::new(false),
             inbox: Mutex::new(BytesMut::new()),
@@ -1448,6 +1454,9 @@ async fn read_loop(
         // watches is published.
         match result {
             Ok((0, _)) => {
+                if let Some(ev) = e.leftover() {
+                    let _ = events.send(ev).await;
+                }
                 let _ = events
                     .send(Event::PeerClosed {
                         socket: e.name.clone(),
@@ -1461,13 +1470,17 @@ async fn read_loop(
             }
             Ok((n, buf)) => {
                 push_inbox(&e, &buf);
-                let _ = events
-                    .send(Event::Data {
-                        socket: e.name.clone(),
-                        data: buf.freeze(),
-                    })
-                    .await;
+                let (cut, broken) = e.cut(buf.freeze());
+                for ev in cut {
+                    let _ = events.send(ev).await;
+                }
                 e.add_in(n);
+                if broken {
+                    // The rest of the stream cannot be cut right: stop
+                    // reading; the socket stays open, read on request.
+                    *lock(&e.mode) = Mode::Manual;
+                    break;
+                }
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}

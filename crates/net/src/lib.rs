@@ -26,6 +26,7 @@
 
 mod error;
 mod event;
+mod framing;
 pub mod inspect;
 mod lab;
 mod options;
@@ -38,5 +39,6 @@ pub use event::Event;
 pub use lab::{Family, Lab, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use serve::ServeMode;
+pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
 pub use udp::Datagram;

@@ -126,6 +126,9 @@ fn thread_read_loop(
         let result = (&*std_view(stream)).read(&mut buf);
         match result {
             Ok(0) => {
+                if let Some(ev) = e.leftover() {
+                    let _ = events.blocking_send(ev);
+                }
                 let _ = events.blocking_send(Event::PeerClosed {
                     socket: e.name.clone(),
                 });
@@ -134,11 +137,15 @@ fn thread_read_loop(
             }
             Ok(n) => {
                 push_inbox(e, &buf[..n]);
-                let _ = events.blocking_send(Event::Data {
-                    socket: e.name.clone(),
-                    data: Bytes::copy_from_slice(&buf[..n]),
-                });
+                let (cut, broken) = e.cut(Bytes::copy_from_slice(&buf[..n]));
+                for ev in cut {
+                    let _ = events.blocking_send(ev);
+                }
                 e.add_in(n);
+                if broken {
+                    *lock(&e.mode) = Mode::Manual;
+                    break;
+                }
             }
             Err(err)
                 if matches!(
