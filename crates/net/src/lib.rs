@@ -32,6 +32,7 @@ mod lab;
 mod options;
 mod serve;
 mod sys;
+pub mod tcp;
 mod udp;
 
 pub use error::{NetError, Result};
