@@ -196,8 +196,9 @@ pub static COMMANDS: &[Command] = &[
         name: "sockets",
         aliases: &["ls"],
         usage: "sockets",
-        summary: "list every socket: name, kind, addresses, state, bytes in and out",
-        help: "READ BY says whether data shows as events or waits for recv.",
+        summary: "list every socket: name, kind, kernel TCP state, addresses, bytes in and out",
+        help: "TCP is the kernel's state (TCP_INFO). READ BY says whether data shows as events or waits for\n\
+               recv. Connections this shell closed that the kernel keeps in TIME_WAIT are listed below.",
         run: |s, a| Box::pin(sockets(s, a)),
     },
     Command {
@@ -294,6 +295,14 @@ pub static COMMANDS: &[Command] = &[
         help: "The lecture's `for i in range(10): print(f'main##{i}'); time.sleep(0.1)` is\n\
                `repeat 10 every 100ms echo main##{i}`.",
         run: |s, a| Box::pin(repeat(s, a)),
+    },
+    Command {
+        name: "info",
+        aliases: &[],
+        usage: "info NAME",
+        summary: "what the kernel knows of a TCP socket (TCP_INFO): state, rtt, window, bytes acked, …",
+        help: "Read at the moment you ask; the numbers change as the connection lives.",
+        run: |s, a| Box::pin(info(s, a)),
     },
     Command {
         name: "format",
@@ -998,6 +1007,42 @@ async fn watch(s: &mut Session, mut a: Args) -> CmdResult {
 async fn sockets(s: &mut Session, a: Args) -> CmdResult {
     a.done()?;
     s.say(render::sockets(&s.lab.list()));
+    let lingering = s.lab.lingering();
+    if !lingering.is_empty() {
+        let rows: Vec<Vec<String>> = lingering
+            .iter()
+            .map(|(name, row)| {
+                vec![
+                    name.clone(),
+                    render::addr(&row.local),
+                    render::addr(&row.remote),
+                    format!("TIME_WAIT: {name} closed first, so its side holds the port"),
+                ]
+            })
+            .collect();
+        s.say("closed, but still held by the kernel:");
+        s.say(render::table(&["CLOSED", "LOCAL", "PEER", "WHY"], &rows));
+    }
+    Ok(())
+}
+
+async fn info(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    a.done()?;
+    let info = s.lab.tcp_info(&name)?;
+    let rows: Vec<Vec<String>> = info
+        .summary()
+        .into_iter()
+        .map(|f| {
+            vec![
+                f.name.to_string(),
+                render::info_value(&f.value),
+                f.meaning.to_string(),
+            ]
+        })
+        .collect();
+    s.say(format!("{name}: TCP_INFO, as the kernel reports it now"));
+    s.say(render::table(&["FIELD", "VALUE", "MEANING"], &rows));
     Ok(())
 }
 

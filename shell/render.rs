@@ -345,6 +345,8 @@ pub fn sockets(list: &[SocketInfo]) -> String {
             vec![
                 s.name.clone(),
                 kind.to_string(),
+                s.tcp_state
+                    .map_or("-".to_string(), |t| t.name().to_string()),
                 s.local.map_or("-".into(), |a| addr(&a)),
                 s.peer.map_or("-".into(), |a| addr(&a)),
                 state,
@@ -356,10 +358,26 @@ pub fn sockets(list: &[SocketInfo]) -> String {
         .collect();
     table(
         &[
-            "NAME", "KIND", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
+            "NAME", "KIND", "TCP", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
         ],
         &rows,
     )
+}
+
+/// A TCP_INFO value with its unit.
+pub fn info_value(v: &socklab_net::tcp::InfoValue) -> String {
+    use socklab_net::tcp::InfoValue as V;
+    match v {
+        V::State(s) => s.name().to_string(),
+        V::Time(d) if d.as_micros() < 1000 => format!("{} µs", d.as_micros()),
+        V::Time(d) => format!("{:.3} ms", d.as_secs_f64() * 1000.0),
+        V::Bytes(n) => count_bytes(*n as usize),
+        V::Segments(n) => format!("{n} segments"),
+        V::Count(n) => n.to_string(),
+        V::Rate(n) => format!("{n} bytes/s"),
+        V::Unlimited => "unlimited".to_string(),
+        V::Text(t) => t.to_string(),
+    }
 }
 
 /// One line on what an OS error means for the learner.
@@ -459,6 +477,7 @@ mod tests {
             accepted: 0,
             datagrams_in: 0,
             datagrams_out: 0,
+            tcp_state: None,
         };
         assert_eq!(
             py_socket(&s),

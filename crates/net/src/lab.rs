@@ -150,6 +150,8 @@ pub struct SocketInfo {
     pub datagrams_in: u64,
     /// Datagrams sent (UDP).
     pub datagrams_out: u64,
+    /// The kernel's TCP state (TCP_INFO), for TCP sockets.
+    pub tcp_state: Option<crate::tcp::TcpState>,
 }
 
 /// What one read returned.
@@ -382,6 +384,11 @@ impl Entry {
             accepted: self.accepted.load(Ordering::SeqCst),
             datagrams_in: p.datagrams,
             datagrams_out: self.datagrams_out.load(Ordering::SeqCst),
+            tcp_state: if role == Role::Datagram || fd < 0 {
+                None
+            } else {
+                crate::tcp::state_of(fd).ok()
+            },
         }
     }
 
@@ -405,6 +412,16 @@ impl Entry {
     }
 }
 
+/// A connection this lab closed: enough to settle reads of what it sent
+/// and to name it in the kernel's TIME_WAIT rows.
+#[derive(Clone)]
+struct Departed {
+    local: SocketAddr,
+    peer: SocketAddr,
+    bytes_out: u64,
+    name: Arc<str>,
+}
+
 pub(crate) struct Inner {
     pub(crate) sockets: Mutex<BTreeMap<Arc<str>, Arc<Entry>>>,
     next_id: AtomicU64,
@@ -412,8 +429,8 @@ pub(crate) struct Inner {
     pub(crate) events: mpsc::Sender<Event>,
     /// Bumped after a socket is added to the lab (and its events sent).
     generation: watch::Sender<u64>,
-    /// Closed connections: (local, peer, bytes written), newest last.
-    departed: Mutex<VecDeque<(SocketAddr, SocketAddr, u64)>>,
+    /// Closed connections, newest last.
+    departed: Mutex<VecDeque<Departed>>,
 }
 
 /// Every socket of one session, by name. Cheap to clone (shared).
@@ -1027,8 +1044,8 @@ impl Lab {
         departed
             .iter()
             .rev()
-            .find(|(l, p, _)| *l == peer && *p == local)
-            .map_or(0, |(_, _, out)| out.saturating_sub(read))
+            .find(|d| d.local == peer && d.peer == local)
+            .map_or(0, |d| d.bytes_out.saturating_sub(read))
     }
 
     /// Waits until data received by `name` satisfies `find`, which returns
@@ -1093,6 +1110,45 @@ impl Lab {
         }
     }
 
+    /// `TCP_INFO` of a TCP socket, decoded.
+    ///
+    /// # Errors
+    /// No such socket, a UDP socket, or the OS refused.
+    pub fn tcp_info(&self, name: &str) -> Result<crate::tcp::TcpInfo> {
+        let e = self.get(name)?;
+        if e.is_udp() {
+            return Err(NetError::state(
+                name,
+                "is a UDP socket: TCP_INFO is for TCP",
+            ));
+        }
+        e.with_sockref(|s| crate::tcp::tcp_info(s.as_raw_fd()))?
+            .map_err(NetError::os("getsockopt(TCP_INFO)"))
+    }
+
+    /// Connections this lab closed that the kernel still holds in
+    /// TIME_WAIT: (the closed socket's name, the row from the OS's socket
+    /// table). The side that closed first holds TIME_WAIT.
+    pub fn lingering(&self) -> Vec<(String, crate::tcp::TableRow)> {
+        let departed: Vec<_> = lock(&self.inner.departed).iter().cloned().collect();
+        if departed.is_empty() {
+            return Vec::new();
+        }
+        let ports: Vec<u16> = departed.iter().map(|d| d.local.port()).collect();
+        let mut out: Vec<(String, crate::tcp::TableRow)> = crate::tcp::time_wait_for(&ports)
+            .into_iter()
+            .filter_map(|row| {
+                departed
+                    .iter()
+                    .rev()
+                    .find(|d| d.local == row.local && d.peer == row.remote)
+                    .map(|d| (d.name.to_string(), row))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Data a socket received that no `expect` has consumed yet (the last
     /// `max` bytes of it).
     ///
@@ -1129,6 +1185,23 @@ impl Lab {
             if let Some(peer) = self.lab_peer(&e) {
                 settle(&peer, |p| p.eof || p.failed).await?;
             }
+            // Until the peer's kernel acknowledges our FIN we are in
+            // FIN_WAIT_1 (CLOSING, LAST_ACK); it may delay that ACK. Settle
+            // on the state so what `sockets` shows does not depend on timing.
+            let _ = crate::tcp::wait_info(
+                stream.as_raw_fd(),
+                "our FIN acknowledged",
+                KERNEL_SETTLE,
+                |i| {
+                    !matches!(
+                        i.state,
+                        crate::tcp::TcpState::FinWait1
+                            | crate::tcp::TcpState::Closing
+                            | crate::tcp::TcpState::LastAck
+                    )
+                },
+            )
+            .await;
         }
         Ok(())
     }
@@ -1145,11 +1218,20 @@ impl Lab {
         let info = e.info();
         let parent = lock(&e.parent).clone();
         let announced = parent.as_ref().map(|p| p.announced.load(Ordering::SeqCst));
+        let kernel_before = e
+            .stream()
+            .ok()
+            .and_then(|s| crate::tcp::state_of(s.as_raw_fd()).ok());
         e.stop_background().await;
         let peer = self.lab_peer(&e);
         if let Some((local, remote)) = *lock(&e.addrs) {
             let mut departed = lock(&self.inner.departed);
-            departed.push_back((local, remote, e.bytes_out.load(Ordering::SeqCst)));
+            departed.push_back(Departed {
+                local,
+                peer: remote,
+                bytes_out: e.bytes_out.load(Ordering::SeqCst),
+                name: e.name.clone(),
+            });
             if departed.len() > DEPARTED_MAX {
                 departed.pop_front();
             }
@@ -1162,6 +1244,10 @@ impl Lab {
         // Published after the peer reported the close, so an iterative
         // server's next accept (which waits for it) comes after that event.
         e.progress.send_modify(|p| p.closed = true);
+        let addrs = *lock(&e.addrs);
+        if let (Some(before), Some((local, remote))) = (kernel_before, addrs) {
+            settle_close(before, local, remote).await;
+        }
         // An iterative server now takes the next client from its backlog;
         // when that is a client of this lab, the accept is part of this close.
         if let (Some(server), Some(before)) = (parent, announced) {
@@ -1264,6 +1350,44 @@ impl Lab {
                 after: SETTLE_LIMIT,
             })
     }
+}
+
+/// The longest a close or shutdown waits for the kernel to finish its part
+/// of the goodbye (a delayed ACK is at most a few hundred milliseconds).
+const KERNEL_SETTLE: Duration = Duration::from_secs(2);
+
+/// After closing a connection that was in `before`: waits until the
+/// kernel's socket table shows where the goodbye leads, so a `sockets` that
+/// follows does not depend on timing. The first to close waits for its FIN
+/// to be acknowledged (FIN_WAIT_2, or TIME_WAIT if the peer closed too);
+/// the second to close waits for its own row to go (LAST_ACK ends with the
+/// peer's ACK) and, when the peer's side is on this machine, for that side
+/// to reach TIME_WAIT. Best effort: a timeout changes nothing but the wait.
+async fn settle_close(before: crate::tcp::TcpState, local: SocketAddr, remote: SocketAddr) {
+    use crate::tcp::TcpState as S;
+    let ours = |r: &crate::tcp::TableRow| r.local == local && r.remote == remote;
+    let theirs = |r: &crate::tcp::TableRow| r.local == remote && r.remote == local;
+    let _ = match before {
+        S::Established => {
+            crate::tcp::wait_table("our FIN acknowledged", KERNEL_SETTLE, |rows| {
+                rows.iter()
+                    .filter(|r| ours(r))
+                    .all(|r| matches!(r.state, S::FinWait2 | S::TimeWait))
+            })
+            .await
+        }
+        S::CloseWait => {
+            crate::tcp::wait_table("the goodbye finished", KERNEL_SETTLE, |rows| {
+                !rows.iter().any(ours)
+                    && rows
+                        .iter()
+                        .filter(|r| theirs(r))
+                        .all(|r| r.state == S::TimeWait)
+            })
+            .await
+        }
+        _ => return,
+    };
 }
 
 /// Waits until `peer`'s progress satisfies `done`, or it stops being read.

@@ -33,6 +33,7 @@ mod options;
 mod serve;
 mod sys;
 pub mod tcp;
+pub mod transfer;
 mod udp;
 
 pub use error::{NetError, Result};

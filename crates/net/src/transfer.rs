@@ -1,0 +1,401 @@
+//! File transfer over one connection: verified, resumable, atomic uploads
+//! and downloads, and the raw byte stream of lecture §12.
+//!
+//! The protocol is `docs/protocol.md`; its messages are `socklab-frame`'s
+//! ([`socklab_frame::Header`], [`socklab_frame::Request`],
+//! [`socklab_frame::Reply`], [`socklab_frame::Trailer`]). This module does
+//! the I/O: one request per connection.
+//!
+//! - A receiver ([`ReceiverConfig`], [`serve_connection`]) stores uploads
+//!   in one directory and offers that directory's files for download.
+//! - A client [`upload`]s a file (BLAKE3 computed while sending, checked by
+//!   the receiver) or [`download`]s one (checked here).
+//! - [`upload_raw`] and [`receive_raw`] speak the lecture's protocol: the
+//!   bytes, then end of stream. No name, no size, no digest: a connection
+//!   that breaks with a FIN looks like a complete file. They exist to talk
+//!   to the lecture's Python programs, `nc -l` and `nc -N`.
+//!
+//! # On disk
+//!
+//! Received bytes go into a working file in the destination directory,
+//! never under the final name: the resume slot `.socklab-<key>.part` (with
+//! its sidecar `.socklab-<key>.meta`: name, size, algorithm, bytes held and
+//! their BLAKE3) or, when that slot is busy or for raw receives, an
+//! anonymous `.socklab-tmp-<pid>-<random>`. `<key>` is 32 hex digits of the
+//! BLAKE3 of the destination name. Working files are created with
+//! `O_EXCL|O_NOFOLLOW`, mode 0600. A verified file is `fsync`ed, then
+//! renamed to its name (overwrite) or hard-linked to it (no overwrite: fails
+//! if the name exists, so a concurrent finisher cannot be replaced). Names
+//! starting with `.socklab-` are reserved: never accepted, never offered.
+//!
+//! # Resume
+//!
+//! A cut upload (the stream ended, the connection failed, nothing arrived
+//! for [`ReceiverConfig::idle_timeout`]) keeps its bytes in the slot, flushed
+//! to disk, and the sidecar records them. The next upload of the same name,
+//! size and algorithm that allows a resume (`resume: true`) starts where
+//! they end; the receiver first re-reads them, checks them against the
+//! sidecar's BLAKE3 and feeds them to the hasher, so the final digest covers
+//! the whole file. A partial of another size, a changed one, or an upload
+//! without resume discards it. Downloads resume the same way into the local
+//! directory's slot.
+//!
+//! # Invariants
+//!
+//! - Nothing here prints: results are returned, progress is a callback.
+//! - No file under a final name is ever partial or unverified.
+//! - Nothing is created outside the destination directory, and nothing is
+//!   written through a symbolic link.
+//! - Memory is bounded whatever the peer sends: every length is checked
+//!   before it is used, files are streamed in chunks of [`CHUNK`] bytes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use socklab_frame::{Status, DIGEST_LEN};
+
+mod client;
+mod error;
+mod raw;
+mod receive;
+mod server;
+mod store;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{download, upload};
+pub use error::TransferError;
+pub use raw::{receive_raw, upload_raw};
+pub use server::{list_offered, serve_connection};
+
+/// The largest piece of a file read, written or sent at once (64 KiB).
+pub const CHUNK: usize = 64 * 1024;
+
+/// How long a side waits for a single read or write to make progress before
+/// it gives up (a peer that stalls): 60 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The prefix of the receiver's working files. Names starting with it are
+/// refused for upload and never offered for download.
+pub const RESERVED_PREFIX: &str = ".socklab-";
+
+/// How a receiver stores uploads and serves downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConfig {
+    /// The directory that uploads go into and downloads come from. Nothing
+    /// is created outside it.
+    pub dir: PathBuf,
+    /// Whether an upload replaces an existing file of its name (atomically).
+    /// If not, it is refused with [`Status::Exists`].
+    pub overwrite: bool,
+    /// The largest declared size accepted, checked before any byte is
+    /// written ([`Status::TooLarge`]); `None`: only free space limits it
+    /// ([`Status::NoSpace`]).
+    pub max_size: Option<u64>,
+    /// How long one read or write may make no progress before the
+    /// connection is given up (a cut upload keeps its bytes for a resume).
+    pub idle_timeout: Duration,
+}
+
+impl ReceiverConfig {
+    /// A receiver for `dir` that does not overwrite, has no size limit and
+    /// gives up on a peer silent for [`DEFAULT_IDLE_TIMEOUT`].
+    pub fn new(dir: impl Into<PathBuf>) -> ReceiverConfig {
+        ReceiverConfig {
+            dir: dir.into(),
+            overwrite: false,
+            max_size: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// What [`serve_connection`] did with one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// A file was uploaded, verified and stored.
+    Uploaded {
+        /// Its name in the directory.
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// BLAKE3 of the whole file, checked against the sender's trailer.
+        digest: [u8; DIGEST_LEN],
+        /// Bytes that were already held from an earlier, cut upload (0: a
+        /// fresh upload).
+        resumed_from: u64,
+        /// Where it is stored.
+        path: PathBuf,
+        /// From the first message to the stored file.
+        elapsed: Duration,
+    },
+    /// A file was sent to a client, which verified it.
+    Downloaded {
+        /// Its name in the directory.
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Where the data started (bytes the client held already).
+        offset: u64,
+        /// BLAKE3 of the whole file.
+        digest: [u8; DIGEST_LEN],
+        /// From the first message to the client's verdict.
+        elapsed: Duration,
+    },
+    /// This side refused the request or the data, and told the peer (if the
+    /// connection still allowed it) with the same status and reason.
+    Refused {
+        /// The name the peer asked for, control characters escaped; `None`
+        /// if its first message could not be decoded.
+        name: Option<String>,
+        /// The status sent.
+        status: Status,
+        /// The reason sent.
+        reason: String,
+        /// Bytes kept for a resume (0: none).
+        kept: u64,
+    },
+}
+
+/// The result of an [`upload`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReport {
+    /// The name the receiver stored the file under.
+    pub name: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Bytes sent on this connection (`size - resumed_from`).
+    pub sent: u64,
+    /// Bytes the receiver held already from a cut upload.
+    pub resumed_from: u64,
+    /// BLAKE3 of the whole file, which the receiver verified.
+    pub digest: [u8; DIGEST_LEN],
+    /// From the header to the receiver's verdict.
+    pub elapsed: Duration,
+}
+
+impl UploadReport {
+    /// Throughput of this connection's data in MiB/s.
+    pub fn mib_per_s(&self) -> f64 {
+        mib_per_s(self.sent, self.elapsed)
+    }
+}
+
+impl fmt::Display for UploadReport {
+    /// One line: `uploaded "hg.txt": 11 bytes in 0.003 s, 0.00 MiB/s,
+    /// blake3 <64 hex>` (with `, resumed at N` after the size if it was).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "uploaded {:?}: {} bytes", self.name, self.size)?;
+        if self.resumed_from > 0 {
+            write!(f, " (resumed at {}, sent {})", self.resumed_from, self.sent)?;
+        }
+        write!(
+            f,
+            " in {:.3} s, {:.2} MiB/s, blake3 {} (verified by the receiver)",
+            self.elapsed.as_secs_f64(),
+            self.mib_per_s(),
+            digest_hex(&self.digest)
+        )
+    }
+}
+
+/// The result of a [`download`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadReport {
+    /// The remote name.
+    pub name: String,
+    /// Where the file is stored.
+    pub path: PathBuf,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Bytes received on this connection (`size - resumed_from`).
+    pub received: u64,
+    /// Bytes held already from a cut download.
+    pub resumed_from: u64,
+    /// BLAKE3 of the whole file, verified here against the sender's trailer.
+    pub digest: [u8; DIGEST_LEN],
+    /// From the request to the stored file.
+    pub elapsed: Duration,
+}
+
+impl DownloadReport {
+    /// Throughput of this connection's data in MiB/s.
+    pub fn mib_per_s(&self) -> f64 {
+        mib_per_s(self.received, self.elapsed)
+    }
+}
+
+impl fmt::Display for DownloadReport {
+    /// One line: `downloaded "hg.txt" to out/hg.txt: 11 bytes in 0.003 s,
+    /// 0.00 MiB/s, blake3 <64 hex> (verified)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "downloaded {:?} to {}: {} bytes",
+            self.name,
+            self.path.display(),
+            self.size
+        )?;
+        if self.resumed_from > 0 {
+            write!(
+                f,
+                " (resumed at {}, received {})",
+                self.resumed_from, self.received
+            )?;
+        }
+        write!(
+            f,
+            " in {:.3} s, {:.2} MiB/s, blake3 {} (verified)",
+            self.elapsed.as_secs_f64(),
+            self.mib_per_s(),
+            digest_hex(&self.digest)
+        )
+    }
+}
+
+/// The result of [`upload_raw`] or [`receive_raw`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawReport {
+    /// The file sent, or the file saved.
+    pub path: PathBuf,
+    /// Bytes sent or saved.
+    pub bytes: u64,
+    /// BLAKE3 of those bytes, computed on this side only: the raw stream
+    /// carries no digest, so nothing was verified. Compare it with the
+    /// other side's by hand.
+    pub digest: [u8; DIGEST_LEN],
+    /// From the first byte to the end.
+    pub elapsed: Duration,
+    /// [`upload_raw`]: whether the peer closed the connection soon after
+    /// the end of stream (the lecture's server does once it has saved the
+    /// file). [`receive_raw`]: always true (its end of stream ended it).
+    pub peer_closed: bool,
+}
+
+impl RawReport {
+    /// Throughput in MiB/s.
+    pub fn mib_per_s(&self) -> f64 {
+        mib_per_s(self.bytes, self.elapsed)
+    }
+}
+
+impl fmt::Display for RawReport {
+    /// One line: `raw: 11 bytes, hg.txt, in 0.003 s, 0.00 MiB/s, blake3
+    /// <64 hex> (computed here only: raw carries no digest, nothing was
+    /// verified)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "raw: {} bytes, {}, in {:.3} s, {:.2} MiB/s, blake3 {} (computed here only: raw carries no digest, nothing was verified)",
+            self.bytes,
+            self.path.display(),
+            self.elapsed.as_secs_f64(),
+            self.mib_per_s(),
+            digest_hex(&self.digest)
+        )
+    }
+}
+
+/// A file that [`serve_connection`] offers for download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offered {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A digest as lowercase hex (64 digits for BLAKE3-256).
+pub fn digest_hex(digest: &[u8; DIGEST_LEN]) -> String {
+    hex(digest)
+}
+
+/// Bytes as lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `bytes` over `elapsed` in MiB/s (0 for no time).
+fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        bytes as f64 / (1024.0 * 1024.0) / secs
+    } else {
+        0.0
+    }
+}
+
+/// Text from a peer made safe to print: control characters escaped.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The directory and the file name of a destination path.
+fn split_dest(path: &Path) -> Result<(PathBuf, &std::ffi::OsStr), TransferError> {
+    let name = path.file_name().ok_or_else(|| TransferError::BadPath {
+        path: path.to_owned(),
+        why: "does not end in a file name",
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name))
+}
+
+/// Checks a local destination: not a symbolic link, not a directory, and
+/// not an existing file unless `overwrite`.
+async fn check_dest(path: &Path, overwrite: bool) -> Result<(), TransferError> {
+    match store::symlink_metadata(path).await {
+        Ok(meta) if meta.file_type().is_symlink() => Err(TransferError::Symlink {
+            path: path.to_owned(),
+        }),
+        Ok(meta) if !meta.is_file() => Err(TransferError::NotAFile {
+            path: path.to_owned(),
+            what: kind_of(&meta),
+        }),
+        Ok(_) if !overwrite => Err(TransferError::Exists {
+            path: path.to_owned(),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(error::file_error(path, "look at", e)),
+    }
+}
+
+/// What a file-system object is, in words.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}

@@ -1,0 +1,159 @@
+//! The lecture's upload (§12): the file's bytes, then end of stream.
+//!
+//! No name, no size, no digest travel: the receiver cannot tell a complete
+//! file from a connection that broke with a FIN, and nothing is verified.
+//! These functions exist so that socklab can talk to the lecture's Python
+//! programs and to `nc`; each still computes the BLAKE3 of what it sent or
+//! saved, on its own side, for a person to compare.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::error::{cut_error, file_error, TransferError};
+use super::store::{DiskFile, PlaceError, Work};
+use super::wire::{Conn, Cut};
+use super::{check_dest, kind_of, split_dest, RawReport, CHUNK, DEFAULT_IDLE_TIMEOUT};
+
+/// Sends the bytes of `file` over `stream` and shuts down the sending side
+/// (`shutdown(SHUT_WR)`): what the lecture's server and `nc -l` expect. The
+/// peer receives a byte-identical file. Then waits briefly (at most 2 s)
+/// for the peer to close, reading and discarding anything it sends, so that
+/// closing cannot reset the connection under data still in flight.
+///
+/// `progress(bytes sent, file size)` is called at the start and after each
+/// chunk.
+///
+/// # Errors
+///
+/// [`TransferError::File`] or [`TransferError::NotAFile`] for the local
+/// file; connection errors while sending.
+pub async fn upload_raw<S>(
+    stream: S,
+    file: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<RawReport, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let src = DiskFile::open_read(file)
+        .await
+        .map_err(|e| file_error(file, "open", e))?;
+    let meta = src
+        .metadata()
+        .await
+        .map_err(|e| file_error(file, "look at", e))?;
+    if !meta.is_file() {
+        return Err(TransferError::NotAFile {
+            path: file.to_owned(),
+            what: kind_of(&meta),
+        });
+    }
+    let size = meta.len();
+    let started = Instant::now();
+    let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; CHUNK];
+    let mut sent = 0u64;
+    progress(0, size);
+    loop {
+        let (back, n) = src.read(buf, CHUNK).await;
+        buf = back;
+        let n = n.map_err(|e| file_error(file, "read", e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        conn.send(chunk)
+            .await
+            .map_err(|cut| cut_error("sending the file", cut))?;
+        hasher.update(chunk);
+        sent += n as u64;
+        progress(sent, size.max(sent));
+    }
+    let peer_closed = conn.linger().await;
+    Ok(RawReport {
+        path: file.to_owned(),
+        bytes: sent,
+        digest: *hasher.finalize().as_bytes(),
+        elapsed: started.elapsed(),
+        peer_closed,
+    })
+}
+
+/// Saves everything one connection sends, until its end of stream, as
+/// `dest`: what the lecture's client and `nc -N` send. The bytes go into a
+/// temporary file beside `dest`, which is flushed and renamed to `dest`
+/// only at the end of stream; a connection that fails (reset) or stalls for
+/// [`DEFAULT_IDLE_TIMEOUT`] leaves nothing. An existing `dest` is replaced
+/// only with `overwrite`; a symbolic link at `dest` is refused.
+///
+/// The raw stream has no size and no digest: a peer that dies with a FIN
+/// looks like a finished upload, and nothing is verified. The report's
+/// digest is computed here only.
+///
+/// # Errors
+///
+/// [`TransferError::Exists`], [`TransferError::Symlink`],
+/// [`TransferError::NotAFile`], [`TransferError::BadPath`] for `dest`
+/// (before anything is read); [`TransferError::File`] for a failed write
+/// (no space); connection errors.
+pub async fn receive_raw<S>(
+    stream: S,
+    dest: &Path,
+    overwrite: bool,
+) -> Result<RawReport, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (dir, _) = split_dest(dest)?;
+    check_dest(dest, overwrite).await?;
+    let mut work = Work::temp(&dir)
+        .await
+        .map_err(|e| file_error(&dir, "create a temporary file in", e))?;
+    let started = Instant::now();
+    let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    let mut hasher = blake3::Hasher::new();
+    let mut bytes = 0u64;
+    loop {
+        match conn.fill().await {
+            Ok(_) => {}
+            Err(Cut::Eof) => break,
+            Err(cut) => {
+                work.discard().await;
+                return Err(cut_error("receiving the file", cut));
+            }
+        }
+        let data = conn.pending();
+        if let Err(e) = work.file.write_all(data).await {
+            work.discard().await;
+            return Err(file_error(dest, "write", e));
+        }
+        hasher.update(data);
+        let n = data.len();
+        conn.consume(n);
+        bytes += n as u64;
+    }
+    match work.place(dest, overwrite).await {
+        Ok(()) => {}
+        Err(PlaceError::Exists) => {
+            work.discard().await;
+            return Err(TransferError::Exists {
+                path: dest.to_owned(),
+            });
+        }
+        Err(PlaceError::Io(e)) => {
+            work.discard().await;
+            return Err(file_error(dest, "store", e));
+        }
+    }
+    conn.shutdown().await;
+    Ok(RawReport {
+        path: dest.to_owned(),
+        bytes,
+        digest: *hasher.finalize().as_bytes(),
+        elapsed: started.elapsed(),
+        peer_closed: true,
+    })
+}

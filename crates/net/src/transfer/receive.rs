@@ -1,0 +1,204 @@
+//! The receiving side's data phase, shared by the upload server and the
+//! download client: count the data into the working file, read the
+//! trailer, verify, and place the file or keep what resumes.
+
+use std::path::Path;
+
+use socklab_frame::{split_data, DigestAlg, Status, Trailer, DIGEST_LEN};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::digest_hex;
+use super::store::{is_no_space, Meta, PlaceError, Work};
+use super::wire::{Conn, Cut, ReadError};
+
+/// What is being received.
+pub(super) struct Incoming<'a> {
+    /// The transfer's name (the remote name, for a download): recorded in
+    /// the sidecar of a kept partial.
+    pub name: &'a str,
+    /// The whole file's size.
+    pub size: u64,
+    /// Where the data starts: the working file holds bytes `0 .. start`.
+    pub start: u64,
+    /// The digest algorithm the trailer must use.
+    pub alg: DigestAlg,
+    /// The final path.
+    pub dest: &'a Path,
+    /// Whether an existing file at `dest` is replaced.
+    pub overwrite: bool,
+}
+
+/// How the data phase ended; the caller sends it as the final reply.
+#[derive(Debug)]
+pub(super) enum Verdict {
+    /// Verified and stored under its final name.
+    Stored {
+        /// BLAKE3 of the whole file.
+        digest: [u8; DIGEST_LEN],
+    },
+    /// Not stored.
+    Failed {
+        /// The reply's status.
+        status: Status,
+        /// Why, for a person.
+        reason: String,
+        /// Bytes kept for a resume (0: nothing).
+        kept: u64,
+    },
+}
+
+/// Words for how a connection stopped.
+pub(super) fn cut_cause(cut: &Cut) -> String {
+    match cut {
+        Cut::Eof => "the stream ended".to_owned(),
+        Cut::Io(e) => format!("the connection failed ({e})"),
+        Cut::Timeout(after) => format!("nothing arrived for {}", secs(*after)),
+    }
+}
+
+/// A duration in seconds, as words.
+pub(super) fn secs(d: std::time::Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// Keeps the bytes received so far (a slot keeps them, a temporary file
+/// does not) and says so.
+pub(super) async fn cut_short(
+    work: &mut Work,
+    hasher: &blake3::Hasher,
+    inc: &Incoming<'_>,
+    pos: u64,
+    what: String,
+) -> Verdict {
+    let slot = work.is_slot();
+    let meta = Meta {
+        name: inc.name.to_owned(),
+        size: inc.size,
+        alg: inc.alg,
+        held: pos,
+        digest: *hasher.clone().finalize().as_bytes(),
+    };
+    let (kept, note) = match work.keep(&meta).await {
+        Ok(0) if !slot => (
+            0,
+            "; nothing kept (another transfer of this name holds its resume slot)".to_owned(),
+        ),
+        Ok(0) => (0, "; nothing kept".to_owned()),
+        Ok(kept) => (kept, format!("; kept {kept} bytes for a resume")),
+        Err(e) => (0, format!("; nothing kept (keeping failed: {e})")),
+    };
+    Verdict::Failed {
+        status: Status::ShortData,
+        reason: format!("{what}{note}"),
+        kept,
+    }
+}
+
+/// Removes the working file and fails with `status`.
+async fn fail(work: &mut Work, status: Status, reason: String) -> Verdict {
+    work.discard().await;
+    Verdict::Failed {
+        status,
+        reason,
+        kept: 0,
+    }
+}
+
+/// Receives `inc.size - inc.start` bytes of data and the trailer into
+/// `work` (positioned at `inc.start`, with `hasher` fed bytes
+/// `0 .. start`), verifies the digest of the whole file and places it at
+/// `inc.dest`. Calls `progress(bytes held, size)` after each chunk.
+///
+/// Every failure leaves no file under the final name: a cut stream keeps
+/// its bytes in the slot for a resume, anything else removes them.
+pub(super) async fn receive_file<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    work: &mut Work,
+    mut hasher: blake3::Hasher,
+    inc: &Incoming<'_>,
+    progress: &mut impl FnMut(u64, u64),
+) -> Verdict {
+    let mut pos = inc.start;
+    progress(pos, inc.size);
+    while pos < inc.size {
+        if conn.pending().is_empty() {
+            if let Err(cut) = conn.fill().await {
+                let what = format!(
+                    "{} after {} of {} bytes of data",
+                    cut_cause(&cut),
+                    pos - inc.start,
+                    inc.size - inc.start
+                );
+                return cut_short(work, &hasher, inc, pos, what).await;
+            }
+        }
+        let (data, _) = split_data(conn.pending(), inc.size - pos);
+        if let Err(e) = work.file.write_all(data).await {
+            return if is_no_space(&e) {
+                let reason = format!(
+                    "no space left to store the file after {pos} bytes ({e}); nothing kept"
+                );
+                fail(work, Status::NoSpace, reason).await
+            } else {
+                let reason =
+                    format!("writing the file failed after {pos} bytes ({e}); nothing kept");
+                fail(work, Status::Internal, reason).await
+            };
+        }
+        hasher.update(data);
+        let n = data.len();
+        conn.consume(n);
+        pos += n as u64;
+        progress(pos, inc.size);
+    }
+    let trailer = match conn.read_msg(Trailer::decode).await {
+        Ok(trailer) => trailer,
+        Err(ReadError::Cut(cut)) => {
+            let what = format!(
+                "{} before the whole trailer arrived (all {} bytes of data are here)",
+                cut_cause(&cut),
+                inc.size
+            );
+            return cut_short(work, &hasher, inc, pos, what).await;
+        }
+        Err(ReadError::Wire(e)) => {
+            let reason = format!("after the data, expected the trailer: {e}; nothing kept");
+            return fail(work, e.status(), reason).await;
+        }
+    };
+    if trailer.alg != inc.alg {
+        let reason = format!(
+            "the trailer's digest algorithm {} differs from the header's {}; nothing kept",
+            trailer.alg, inc.alg
+        );
+        return fail(work, Status::BadHeader, reason).await;
+    }
+    let digest = *hasher.finalize().as_bytes();
+    if digest != trailer.digest {
+        let reason = format!(
+            "the received bytes have BLAKE3 {}, the trailer says {}; nothing kept",
+            digest_hex(&digest),
+            digest_hex(&trailer.digest)
+        );
+        return fail(work, Status::DigestMismatch, reason).await;
+    }
+    match work.place(inc.dest, inc.overwrite).await {
+        Ok(()) => Verdict::Stored { digest },
+        Err(PlaceError::Exists) => {
+            let reason = format!(
+                "{:?} was created by someone else while this transfer ran, and existing files are not overwritten; nothing kept",
+                inc.dest.file_name().unwrap_or_default()
+            );
+            fail(work, Status::Exists, reason).await
+        }
+        Err(PlaceError::Io(e)) => {
+            let status = if is_no_space(&e) {
+                Status::NoSpace
+            } else {
+                Status::Internal
+            };
+            let reason = format!("storing the verified file failed ({e}); nothing kept");
+            fail(work, status, reason).await
+        }
+    }
+}

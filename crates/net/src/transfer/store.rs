@@ -1,0 +1,685 @@
+//! Files on the receiving side: where bytes go before they have a name.
+//!
+//! Every byte a transfer receives is written into a *working file* in the
+//! destination directory, never under the final name. There are two kinds:
+//!
+//! - a **resume slot** for one destination name: `.socklab-<key>.part`
+//!   holding the bytes, and `.socklab-<key>.meta`, a small sidecar saying
+//!   which transfer they belong to (name, size, digest algorithm), how many
+//!   bytes are held and the BLAKE3 of exactly those bytes. `<key>` is 32 hex
+//!   digits of the BLAKE3 of the name, so the slot's file names are short,
+//!   fixed-length and contain nothing a peer chose. A transfer owns the slot
+//!   while it holds an exclusive `flock` on the `.part` file;
+//! - an **anonymous temporary file** `.socklab-tmp-<pid>-<random>`, used when
+//!   the slot of that name is busy (another transfer of the same name is
+//!   running) or for raw receives. It is never kept: it is placed or removed.
+//!
+//! Working files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0600.
+//! A finished file is flushed to disk (`fsync`) and then renamed (or, when
+//! the receiver does not overwrite, hard-linked, which fails if the name
+//! exists) to its final name, so no file under a final name is ever partial.
+//!
+//! All file-system calls run on tokio's blocking pool.
+
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher as _};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use socklab_frame::{DigestAlg, DIGEST_LEN};
+
+use super::{digest_hex, hex, CHUNK, RESERVED_PREFIX};
+
+/// The most bytes of a sidecar file that are read; a real one has ~200.
+const META_MAX: u64 = 4096;
+
+/// The first line of a sidecar file.
+const META_MAGIC: &str = "socklab-partial 1";
+
+/// Runs a blocking file-system closure on tokio's blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(io::Error::other(format!("file task failed: {e}"))),
+    }
+}
+
+/// `lstat`: the metadata of `path` itself, not of a link's target.
+pub(super) async fn symlink_metadata(path: &Path) -> io::Result<fs::Metadata> {
+    let path = path.to_owned();
+    blocking(move || fs::symlink_metadata(path)).await
+}
+
+/// Whether an I/O error means the disk (or the quota) is full.
+pub(super) fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Bytes available to an unprivileged writer on the file system holding
+/// `dir` (`statvfs`: free blocks for users times the fragment size).
+pub(super) async fn available_space(dir: &Path) -> io::Result<u64> {
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    blocking(move || {
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `c_path` is a NUL-terminated path that outlives the call,
+        // and `st` is a valid out-pointer to a `statvfs`.
+        if unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it filled `st` in.
+        let st = unsafe { st.assume_init() };
+        // The field types differ between platforms (u32 or u64).
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        let (blocks, frsize) = (u64::from(st.f_bavail), u64::from(st.f_frsize));
+        Ok(blocks.saturating_mul(frsize))
+    })
+    .await
+}
+
+/// Takes an exclusive `flock` without waiting; `false` if another holder has
+/// it.
+fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Creates `path` exclusively (`O_EXCL|O_NOFOLLOW`, mode 0600), for reading
+/// and writing.
+fn create_exclusive(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A random 64-bit number (std's per-process random hash keys, mixed with a
+/// counter), for temporary names.
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// The key of a destination name's resume slot: 32 hex digits of the BLAKE3
+/// of the name's bytes (domain-separated).
+pub(super) fn slot_key(name: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"socklab resume slot\0");
+    h.update(name);
+    let full = digest_hex(h.finalize().as_bytes());
+    full.get(..32).unwrap_or(&full).to_owned()
+}
+
+/// A file opened for blocking I/O that async code drives chunk by chunk on
+/// the blocking pool. Errors are the OS's own, for each call (unlike a
+/// write-behind file, nothing is reported late).
+pub(super) struct DiskFile {
+    file: Arc<File>,
+}
+
+impl DiskFile {
+    /// Wraps an open file.
+    pub(super) fn new(file: File) -> DiskFile {
+        DiskFile {
+            file: Arc::new(file),
+        }
+    }
+
+    /// Opens `path` for reading, following symbolic links (a local file the
+    /// user named).
+    pub(super) async fn open_read(path: &Path) -> io::Result<DiskFile> {
+        let path = path.to_owned();
+        blocking(move || File::open(path)).await.map(DiskFile::new)
+    }
+
+    /// The file's metadata (`fstat`).
+    pub(super) async fn metadata(&self) -> io::Result<fs::Metadata> {
+        let file = Arc::clone(&self.file);
+        blocking(move || file.metadata()).await
+    }
+
+    /// Reads up to `want` bytes (at most `buf.len()`) at the current
+    /// position into `buf`; returns the buffer and how many bytes were read
+    /// (0 at end of file).
+    pub(super) async fn read(&self, mut buf: Vec<u8>, want: usize) -> (Vec<u8>, io::Result<usize>) {
+        let file = Arc::clone(&self.file);
+        let want = want.min(buf.len());
+        let joined = tokio::task::spawn_blocking(move || {
+            let n = (&*file).read(&mut buf[..want]);
+            (buf, n)
+        })
+        .await;
+        match joined {
+            Ok(done) => done,
+            Err(e) => (
+                vec![0; CHUNK],
+                Err(io::Error::other(format!("file task failed: {e}"))),
+            ),
+        }
+    }
+
+    /// Writes all of `data` at the current position.
+    pub(super) async fn write_all(&self, data: &[u8]) -> io::Result<()> {
+        let file = Arc::clone(&self.file);
+        let data = data.to_vec();
+        blocking(move || (&*file).write_all(&data)).await
+    }
+
+    /// Cuts the file to `len` bytes and moves the position there.
+    pub(super) async fn truncate_to(&self, len: u64) -> io::Result<()> {
+        let file = Arc::clone(&self.file);
+        blocking(move || {
+            file.set_len(len)?;
+            (&*file).seek(SeekFrom::Start(len)).map(|_| ())
+        })
+        .await
+    }
+
+    /// Moves the position to `pos`.
+    pub(super) async fn seek(&self, pos: u64) -> io::Result<()> {
+        let file = Arc::clone(&self.file);
+        blocking(move || (&*file).seek(SeekFrom::Start(pos)).map(|_| ())).await
+    }
+
+    /// Flushes the file's data and metadata to disk (`fsync`).
+    pub(super) async fn sync(&self) -> io::Result<()> {
+        let file = Arc::clone(&self.file);
+        blocking(move || file.sync_all()).await
+    }
+}
+
+/// What a resume slot's sidecar says about the bytes of its `.part` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Meta {
+    /// The name of the transfer the bytes belong to (for a download, the
+    /// remote name).
+    pub name: String,
+    /// The declared size of the whole file.
+    pub size: u64,
+    /// The digest algorithm of that transfer.
+    pub alg: DigestAlg,
+    /// How many bytes of the `.part` file are the file's first bytes.
+    pub held: u64,
+    /// BLAKE3 of bytes `0 .. held`.
+    pub digest: [u8; DIGEST_LEN],
+}
+
+impl Meta {
+    /// The sidecar's text.
+    pub(super) fn encode(&self) -> String {
+        format!(
+            "{META_MAGIC}\nname {}\nsize {}\nalg {}\nheld {}\nblake3 {}\n",
+            hex(self.name.as_bytes()),
+            self.size,
+            self.alg.id(),
+            self.held,
+            digest_hex(&self.digest),
+        )
+    }
+
+    /// Parses a sidecar's text; `None` if it is not exactly what
+    /// [`Meta::encode`] writes.
+    pub(super) fn parse(text: &str) -> Option<Meta> {
+        let mut lines = text.lines();
+        if lines.next()? != META_MAGIC {
+            return None;
+        }
+        let mut field = |key: &str| {
+            let line = lines.next()?;
+            let (k, v) = line.split_once(' ')?;
+            (k == key).then_some(v)
+        };
+        let name = String::from_utf8(from_hex(field("name")?)?).ok()?;
+        let size = field("size")?.parse().ok()?;
+        let alg = DigestAlg::from_id(field("alg")?.parse().ok()?)?;
+        let held: u64 = field("held")?.parse().ok()?;
+        let digest = from_hex(field("blake3")?)?.try_into().ok()?;
+        if lines.next().is_some() || held > size {
+            return None;
+        }
+        Some(Meta {
+            name,
+            size,
+            alg,
+            held,
+            digest,
+        })
+    }
+}
+
+/// Decodes lowercase or uppercase hex; `None` if it is not hex.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || text.len() > 2 * 1024 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Why a finished file could not be given its final name.
+#[derive(Debug)]
+pub(super) enum PlaceError {
+    /// Something exists under the final name and the receiver does not
+    /// overwrite.
+    Exists,
+    /// The rename, link, flush or unlink failed.
+    Io(io::Error),
+}
+
+/// The working file of one transfer: a resume slot or an anonymous
+/// temporary file. Dropping it without [`Work::keep`], [`Work::place`] or
+/// [`Work::discard`] removes what it wrote (a cancelled transfer leaves
+/// nothing behind but a resumable partial it did not touch).
+pub(super) struct Work {
+    /// The open working file.
+    pub file: DiskFile,
+    /// Its path.
+    path: PathBuf,
+    /// The slot's sidecar path; `None` for an anonymous temporary file.
+    meta: Option<PathBuf>,
+    /// The slot's `.part` file still holds a valid partial that this
+    /// transfer has not touched: leave both files on drop.
+    untouched_partial: bool,
+    /// Kept, placed or discarded: nothing to do on drop.
+    done: bool,
+}
+
+impl Work {
+    /// Opens the working file for destination `name` in `dir`: its resume
+    /// slot if no other transfer holds it, else an anonymous temporary file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of creating the file (permissions, a missing directory,
+    /// no space for a directory entry).
+    pub(super) async fn open(dir: &Path, name: &[u8]) -> io::Result<Work> {
+        let key = slot_key(name);
+        let part = dir.join(format!("{RESERVED_PREFIX}{key}.part"));
+        let meta = dir.join(format!("{RESERVED_PREFIX}{key}.meta"));
+        let claim = {
+            let part = part.clone();
+            blocking(move || claim_slot(&part)).await?
+        };
+        match claim {
+            // Until `held` has looked at it, a slot this transfer did not
+            // create may hold a partial of another: never remove it
+            // unexamined.
+            Some((file, created)) => Ok(Work {
+                file: DiskFile::new(file),
+                path: part,
+                meta: Some(meta),
+                untouched_partial: !created,
+                done: false,
+            }),
+            None => Work::temp(dir).await,
+        }
+    }
+
+    /// Creates an anonymous temporary file in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of creating the file.
+    pub(super) async fn temp(dir: &Path) -> io::Result<Work> {
+        let dir = dir.to_owned();
+        let (file, path) = blocking(move || {
+            let pid = std::process::id();
+            let mut last = None;
+            for _ in 0..16 {
+                let path = dir.join(format!("{RESERVED_PREFIX}tmp-{pid}-{:016x}", random_u64()));
+                match create_exclusive(&path) {
+                    Ok(file) => return Ok((file, path)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
+        })
+        .await?;
+        Ok(Work {
+            file: DiskFile::new(file),
+            path,
+            meta: None,
+            untouched_partial: false,
+            done: false,
+        })
+    }
+
+    /// Whether this is a resume slot (a cut transfer can keep its bytes).
+    pub(super) fn is_slot(&self) -> bool {
+        self.meta.is_some()
+    }
+
+    /// The working file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The partial data this slot holds for a transfer that `matches`, after
+    /// checking that the bytes on disk still have the sidecar's digest.
+    ///
+    /// Returns the sidecar and a hasher fed with the first
+    /// `min(held, limit)` bytes. A partial that does not match, whose
+    /// sidecar is unreadable or whose bytes changed, or any partial when
+    /// `limit` is 0 (the sender starts afresh), is discarded (the `.part`
+    /// file emptied, the sidecar removed) and `None` returned. Does not
+    /// change a partial it returns: call [`Work::truncate_to`] before
+    /// writing.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of reading or emptying the slot.
+    pub(super) async fn held(
+        &mut self,
+        matches: impl FnOnce(&Meta) -> bool,
+        limit: u64,
+    ) -> io::Result<Option<(Meta, blake3::Hasher)>> {
+        let Some(meta_path) = self.meta.clone() else {
+            return Ok(None);
+        };
+        if limit == 0 {
+            // The sender starts afresh: whatever is held goes.
+            self.empty_slot().await?;
+            return Ok(None);
+        }
+        let meta = blocking(move || read_meta(&meta_path)).await?;
+        if let Some(meta) = meta.filter(matches) {
+            let len = self.file.metadata().await?.len();
+            if len >= meta.held {
+                let stop = meta.held.min(limit);
+                let (whole, at_stop) = self.hash_prefix(meta.held, stop).await?;
+                if whole == meta.digest {
+                    self.untouched_partial = true;
+                    return Ok(Some((meta, at_stop)));
+                }
+            }
+        }
+        self.empty_slot().await?;
+        Ok(None)
+    }
+
+    /// Hashes bytes `0 .. len` of the working file; returns that digest and
+    /// a hasher stopped after the first `stop` bytes (`stop <= len`).
+    async fn hash_prefix(&self, len: u64, stop: u64) -> io::Result<([u8; 32], blake3::Hasher)> {
+        self.file.seek(0).await?;
+        let mut hasher = blake3::Hasher::new();
+        let mut at_stop = (stop == 0).then(blake3::Hasher::new);
+        let mut buf = vec![0; CHUNK];
+        let mut pos = 0u64;
+        while pos < len {
+            let want = usize::try_from(len - pos).unwrap_or(CHUNK).min(CHUNK);
+            let (back, n) = self.file.read(buf, want).await;
+            buf = back;
+            let n = n?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "partial file shorter than its sidecar says",
+                ));
+            }
+            let chunk = buf.get(..n).unwrap_or_default();
+            if at_stop.is_none() && pos + n as u64 >= stop {
+                let cut = usize::try_from(stop - pos).unwrap_or(n);
+                hasher.update(chunk.get(..cut).unwrap_or_default());
+                at_stop = Some(hasher.clone());
+                hasher.update(chunk.get(cut..).unwrap_or_default());
+            } else {
+                hasher.update(chunk);
+            }
+            pos += n as u64;
+        }
+        Ok((*hasher.finalize().as_bytes(), at_stop.unwrap_or(hasher)))
+    }
+
+    /// Empties the slot: no bytes, no sidecar.
+    async fn empty_slot(&mut self) -> io::Result<()> {
+        self.untouched_partial = false;
+        self.file.truncate_to(0).await?;
+        if let Some(meta) = self.meta.clone() {
+            blocking(move || remove_if_present(&meta)).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the first `len` bytes and positions the file after them, ready
+    /// for the data. From now on the working file is this transfer's.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `ftruncate` or `lseek`.
+    pub(super) async fn truncate_to(&mut self, len: u64) -> io::Result<()> {
+        self.untouched_partial = false;
+        self.file.truncate_to(len).await
+    }
+
+    /// Keeps the slot's bytes for a later resume: flushes them to disk and
+    /// writes the sidecar `meta` (atomically: a new file renamed over the
+    /// old). An anonymous temporary file, or `meta.held == 0`, keeps
+    /// nothing: the files are removed. Returns the bytes kept.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of flushing or of writing the sidecar; the files are
+    /// removed then.
+    pub(super) async fn keep(&mut self, meta: &Meta) -> io::Result<u64> {
+        let Some(meta_path) = self.meta.clone().filter(|_| meta.held > 0) else {
+            self.discard().await;
+            return Ok(0);
+        };
+        let kept = async {
+            self.file.truncate_to(meta.held).await?;
+            self.file.sync().await?;
+            let text = meta.encode();
+            blocking(move || write_meta(&meta_path, &text)).await
+        }
+        .await;
+        match kept {
+            Ok(()) => {
+                self.done = true;
+                Ok(meta.held)
+            }
+            Err(e) => {
+                self.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the working file (and a slot's sidecar).
+    pub(super) async fn discard(&mut self) {
+        self.done = true;
+        let (path, meta) = (self.path.clone(), self.meta.clone());
+        // Removal is best effort: a file that cannot be removed is
+        // still only a hidden working file, never a final name.
+        let _ = blocking(move || {
+            remove_if_present(&path)?;
+            match meta {
+                Some(meta) => remove_if_present(&meta),
+                None => Ok(()),
+            }
+        })
+        .await;
+    }
+
+    /// Gives the finished file its final name `dest` (in the same
+    /// directory): flushes it to disk, then renames it over `dest` when
+    /// `overwrite`, else links it to `dest` (which fails if `dest` exists:
+    /// no window in which a concurrent file could be replaced), and flushes
+    /// the directory. On error the working file is left for the caller to
+    /// [`Work::discard`].
+    ///
+    /// # Errors
+    ///
+    /// [`PlaceError::Exists`] when `dest` exists and `!overwrite`;
+    /// [`PlaceError::Io`] for a failed flush, rename or link.
+    pub(super) async fn place(&mut self, dest: &Path, overwrite: bool) -> Result<(), PlaceError> {
+        self.file.sync().await.map_err(PlaceError::Io)?;
+        let (path, meta, dest) = (self.path.clone(), self.meta.clone(), dest.to_owned());
+        blocking(move || Ok(place_sync(&path, meta.as_deref(), &dest, overwrite)))
+            .await
+            .map_err(PlaceError::Io)??;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        if self.done || self.untouched_partial {
+            return;
+        }
+        // A transfer that ended without a verdict (its task was cancelled):
+        // what it wrote is not known to be flushed, so it is not kept.
+        let _ = remove_if_present(&self.path);
+        if let Some(meta) = &self.meta {
+            let _ = remove_if_present(meta);
+        }
+    }
+}
+
+/// Removes a file; a missing file is not an error.
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Opens and locks the resume slot's `.part` file, and says whether this
+/// call created it; `None` if the slot is busy (locked by another
+/// transfer) or is not a plain file of ours (a symbolic link, a directory,
+/// a file with other hard links), in which case the transfer uses a
+/// temporary file instead.
+fn claim_slot(part: &Path) -> io::Result<Option<(File, bool)>> {
+    for _ in 0..4 {
+        let (file, created) = match create_exclusive(part) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(part)
+                {
+                    Ok(file) => (file, false),
+                    // Renamed away by a transfer that just finished.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    // A symbolic link (ELOOP) or something we may not open.
+                    Err(_) => return Ok(None),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let st = file.metadata()?;
+        if !st.is_file() || st.nlink() != 1 || !try_lock(&file)? {
+            return Ok(None);
+        }
+        // The lock is on an inode; make sure it is still the slot's, not
+        // one a finishing transfer renamed to its final name meanwhile.
+        match fs::symlink_metadata(part) {
+            Ok(now) if now.dev() == st.dev() && now.ino() == st.ino() => {
+                return Ok(Some((file, created)))
+            }
+            _ => continue,
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a slot's sidecar; `None` if there is none or it is not valid.
+fn read_meta(path: &Path) -> io::Result<Option<Meta>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A link or a special file planted there: not a sidecar of ours.
+        Err(_) => return Ok(None),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    if file.take(META_MAX).read_to_string(&mut text).is_err() {
+        return Ok(None);
+    }
+    Ok(Meta::parse(&text))
+}
+
+/// Writes a slot's sidecar: a new file, flushed, renamed over the old one.
+fn write_meta(path: &Path, text: &str) -> io::Result<()> {
+    let mut new = path.as_os_str().to_owned();
+    new.push("-new");
+    let new = PathBuf::from(new);
+    remove_if_present(&new)?;
+    let mut file = create_exclusive(&new)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&new, path)
+}
+
+/// The blocking part of [`Work::place`]: the outer error is the
+/// file-system's, the inner one says whether the name was free.
+fn place_sync(
+    path: &Path,
+    meta: Option<&Path>,
+    dest: &Path,
+    overwrite: bool,
+) -> Result<(), PlaceError> {
+    if overwrite {
+        fs::rename(path, dest).map_err(PlaceError::Io)?;
+    } else {
+        match fs::hard_link(path, dest) {
+            Ok(()) => remove_if_present(path).map_err(PlaceError::Io)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(PlaceError::Exists),
+            // A file system without hard links (FAT, some FUSE): check,
+            // then rename. Not atomic against a concurrent creator.
+            Err(_) => {
+                if fs::symlink_metadata(dest).is_ok() {
+                    return Err(PlaceError::Exists);
+                }
+                fs::rename(path, dest).map_err(PlaceError::Io)?;
+            }
+        }
+    }
+    if let Some(meta) = meta {
+        remove_if_present(meta).map_err(PlaceError::Io)?;
+    }
+    // The new name is durable once the directory is flushed. The file is in
+    // place either way; a directory that cannot be fsynced is no failure.
+    if let Some(dir) = dest.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! One connection speaking the protocol: messages read through a bounded
+//! buffer, data counted, and data sent with an ear open for the peer's
+//! early verdict.
+
+use std::io;
+use std::time::Duration;
+
+use socklab_frame::{Reply, WireError, DIGEST_LEN};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::store::DiskFile;
+use super::CHUNK;
+
+/// How long a side that refused waits, at most, for the peer to close after
+/// its reply (so the reply is not destroyed by a reset), and how long a
+/// sender whose write failed looks for the reply that explains why.
+pub(super) const LINGER: Duration = Duration::from_secs(2);
+
+/// The most bytes read and discarded while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// How a connection stopped delivering.
+#[derive(Debug)]
+pub(super) enum Cut {
+    /// The peer closed its sending side (end of stream).
+    Eof,
+    /// A read or write failed (reset, broken pipe).
+    Io(io::Error),
+    /// Nothing moved for this long.
+    Timeout(Duration),
+}
+
+/// Why no message could be read.
+#[derive(Debug)]
+pub(super) enum ReadError {
+    /// The bytes are not a valid message of the expected kind.
+    Wire(WireError),
+    /// The connection ended or failed first.
+    Cut(Cut),
+}
+
+/// Why sending data stopped.
+#[derive(Debug)]
+pub(super) enum SendError {
+    /// The connection ended or failed.
+    Cut(Cut),
+    /// The peer sent its verdict before the data was all sent (it refused
+    /// mid-stream: no space, a failed write).
+    Early(Reply),
+    /// The peer sent something that is not a reply.
+    Wire(WireError),
+}
+
+/// Why sending a file's bytes stopped.
+#[derive(Debug)]
+pub(super) enum BodyError {
+    /// Reading the local file failed.
+    File(io::Error),
+    /// The local file ended before its size: it shrank while being sent.
+    Shrank {
+        /// Where it ended.
+        at: u64,
+    },
+    /// The connection failed or the peer refused.
+    Send(SendError),
+}
+
+/// A `socklab-frame` decode function: a message and the bytes it used,
+/// `None` for "read more".
+pub(super) type Decoder<T> = fn(&[u8]) -> Result<Option<(T, usize)>, WireError>;
+
+/// A connection's two halves and a read buffer of [`CHUNK`] bytes.
+pub(super) struct Conn<S> {
+    rd: ReadHalf<S>,
+    wr: WriteHalf<S>,
+    buf: Box<[u8]>,
+    lo: usize,
+    hi: usize,
+    idle: Duration,
+}
+
+/// One step of [`Conn::send_watching`].
+enum Step {
+    Read(io::Result<usize>),
+    Wrote(Result<io::Result<usize>, tokio::time::error::Elapsed>),
+}
+
+impl<S: AsyncRead + AsyncWrite> Conn<S> {
+    /// Wraps a connected stream; every single read or write that makes no
+    /// progress for `idle` fails with [`Cut::Timeout`].
+    pub(super) fn new(stream: S, idle: Duration) -> Conn<S> {
+        let (rd, wr) = tokio::io::split(stream);
+        Conn {
+            rd,
+            wr,
+            buf: vec![0; CHUNK].into_boxed_slice(),
+            lo: 0,
+            hi: 0,
+            idle,
+        }
+    }
+
+    /// The bytes read and not yet consumed.
+    pub(super) fn pending(&self) -> &[u8] {
+        self.buf.get(self.lo..self.hi).unwrap_or_default()
+    }
+
+    /// Drops `n` bytes from the front of [`Conn::pending`].
+    pub(super) fn consume(&mut self, n: usize) {
+        self.lo = (self.lo + n).min(self.hi);
+    }
+
+    /// Moves pending bytes to the front when the buffer's end is reached.
+    fn make_room(&mut self) {
+        if self.lo == self.hi {
+            self.lo = 0;
+            self.hi = 0;
+        } else if self.hi == self.buf.len() {
+            self.buf.copy_within(self.lo..self.hi, 0);
+            self.hi -= self.lo;
+            self.lo = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer: at least one.
+    ///
+    /// # Errors
+    ///
+    /// [`Cut::Eof`] at end of stream, [`Cut::Io`], [`Cut::Timeout`].
+    pub(super) async fn fill(&mut self) -> Result<usize, Cut> {
+        self.make_room();
+        let room = self.buf.get_mut(self.hi..).unwrap_or_default();
+        if room.is_empty() {
+            // Cannot happen: every message decides within MAX_MESSAGE_LEN
+            // bytes and data is consumed before more is read.
+            return Err(Cut::Io(io::Error::other("read buffer full")));
+        }
+        match timeout(self.idle, self.rd.read(room)).await {
+            Err(_) => Err(Cut::Timeout(self.idle)),
+            Ok(Err(e)) => Err(Cut::Io(e)),
+            Ok(Ok(0)) => Err(Cut::Eof),
+            Ok(Ok(n)) => {
+                self.hi += n;
+                Ok(n)
+            }
+        }
+    }
+
+    /// Reads one message with `decode`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::Wire`] for bytes that are not that message,
+    /// [`ReadError::Cut`] if the stream ends or fails first.
+    pub(super) async fn read_msg<T>(&mut self, decode: Decoder<T>) -> Result<T, ReadError> {
+        loop {
+            match decode(self.pending()) {
+                Ok(Some((msg, used))) => {
+                    self.consume(used);
+                    return Ok(msg);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ReadError::Wire(e)),
+            }
+            self.fill().await.map_err(ReadError::Cut)?;
+        }
+    }
+
+    /// Writes all of `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`Cut::Io`] or [`Cut::Timeout`].
+    pub(super) async fn send(&mut self, bytes: &[u8]) -> Result<(), Cut> {
+        match timeout(self.idle, self.wr.write_all(bytes)).await {
+            Err(_) => Err(Cut::Timeout(self.idle)),
+            Ok(Err(e)) => Err(Cut::Io(e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Sends a reply.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`].
+    pub(super) async fn reply(&mut self, reply: &Reply) -> Result<(), Cut> {
+        let mut out = Vec::with_capacity(64);
+        // A reply made by `Reply::new` always encodes: its reason is cut to
+        // the maximum.
+        reply
+            .encode(&mut out)
+            .map_err(|e| Cut::Io(io::Error::other(e.to_string())))?;
+        self.send(&out).await
+    }
+
+    /// Writes all of `data` while watching the other direction: if the peer
+    /// sends its reply meanwhile (it refused mid-stream), stops and returns
+    /// it. A failed write also looks for such a reply before giving up.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Early`] with the peer's reply, [`SendError::Cut`],
+    /// [`SendError::Wire`] if the peer sends something else.
+    pub(super) async fn send_watching(&mut self, data: &[u8]) -> Result<(), SendError> {
+        let mut off = 0;
+        while off < data.len() {
+            self.make_room();
+            let rest = data.get(off..).unwrap_or_default();
+            let step = {
+                let room = self.buf.get_mut(self.hi..).unwrap_or_default();
+                let can_read = !room.is_empty();
+                let (rd, wr, idle) = (&mut self.rd, &mut self.wr, self.idle);
+                tokio::select! {
+                    biased;
+                    r = rd.read(room), if can_read => Step::Read(r),
+                    w = timeout(idle, wr.write(rest)) => Step::Wrote(w),
+                }
+            };
+            match step {
+                Step::Read(Ok(0)) => return Err(SendError::Cut(Cut::Eof)),
+                Step::Read(Ok(n)) => {
+                    self.hi += n;
+                    match Reply::decode(self.pending()) {
+                        Ok(Some((reply, used))) => {
+                            self.consume(used);
+                            return Err(SendError::Early(reply));
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(SendError::Wire(e)),
+                    }
+                }
+                Step::Read(Err(e)) => return Err(self.explain(Cut::Io(e)).await),
+                Step::Wrote(Err(_)) => return Err(SendError::Cut(Cut::Timeout(self.idle))),
+                Step::Wrote(Ok(Ok(0))) => {
+                    return Err(SendError::Cut(Cut::Io(io::ErrorKind::WriteZero.into())))
+                }
+                Step::Wrote(Ok(Ok(n))) => off += n,
+                Step::Wrote(Ok(Err(e))) => return Err(self.explain(Cut::Io(e)).await),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed write: the peer's reply if it sent one before it
+    /// closed (it says why), else the failure itself.
+    async fn explain(&mut self, cut: Cut) -> SendError {
+        let saved = self.idle;
+        self.idle = LINGER.min(saved);
+        let found = self.read_msg(Reply::decode).await;
+        self.idle = saved;
+        match found {
+            Ok(reply) => SendError::Early(reply),
+            Err(_) => SendError::Cut(cut),
+        }
+    }
+
+    /// Shuts down the sending side (FIN); errors are ignored (the peer may
+    /// be gone already).
+    pub(super) async fn shutdown(&mut self) {
+        let _ = timeout(self.idle, self.wr.shutdown()).await;
+    }
+
+    /// Ends a connection after this side's last message without losing it
+    /// to a reset: shuts down sending, then reads and discards until the
+    /// peer closes, for at most [`LINGER`] and 1 MiB. Returns whether the
+    /// peer closed.
+    pub(super) async fn linger(&mut self) -> bool {
+        let limit = LINGER.min(self.idle);
+        let _ = timeout(limit, self.wr.shutdown()).await;
+        let deadline = Instant::now() + limit;
+        self.lo = 0;
+        self.hi = 0;
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match timeout_at(deadline, self.rd.read(&mut self.buf[..])).await {
+                Ok(Ok(0)) => return true,
+                Ok(Ok(n)) => drained += n,
+                _ => break,
+            }
+        }
+        false
+    }
+}
+
+/// Sends a file's data: hashes bytes `0 .. start` of `file` (the part the
+/// receiver holds already), then hashes and sends `start .. size`, calling
+/// `progress(bytes the receiver will hold, size)` after each chunk. Returns
+/// the BLAKE3 of the whole file.
+///
+/// # Errors
+///
+/// [`BodyError::File`] if the file cannot be read, [`BodyError::Shrank`]
+/// if it ends early, [`BodyError::Send`] if the connection fails or the
+/// peer refuses mid-stream.
+pub(super) async fn send_body<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    file: &DiskFile,
+    size: u64,
+    start: u64,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<[u8; DIGEST_LEN], BodyError> {
+    file.seek(0).await.map_err(BodyError::File)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; CHUNK];
+    let mut pos = 0u64;
+    progress(start, size);
+    while pos < size {
+        // Up to the start exactly, then whole chunks.
+        let until = if pos < start { start } else { size };
+        let want = usize::try_from(until - pos).unwrap_or(CHUNK).min(CHUNK);
+        let (back, n) = file.read(buf, want).await;
+        buf = back;
+        let n = n.map_err(BodyError::File)?;
+        if n == 0 {
+            return Err(BodyError::Shrank { at: pos });
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        if pos >= start {
+            conn.send_watching(chunk).await.map_err(BodyError::Send)?;
+            progress(pos + n as u64, size);
+        }
+        pos += n as u64;
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
