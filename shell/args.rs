@@ -274,6 +274,14 @@ impl Args {
         }
     }
 
+    /// `as TEXT` where TEXT is any word or quoted string (a remote file
+    /// name: the receiver, not the shell, decides what is acceptable).
+    pub fn as_name_raw(&mut self) -> CmdResult<Option<String>> {
+        Ok(self
+            .option("as", "a name")?
+            .map(|t| String::from_utf8_lossy(&t.bytes()).into_owned()))
+    }
+
     /// `timeout DUR`.
     pub fn timeout(&mut self) -> CmdResult<Option<Duration>> {
         match self.option("timeout", "a duration (like 2s)")? {

@@ -174,6 +174,68 @@ pub static COMMANDS: &[Command] = &[
         run: |s, a| Box::pin(close(s, a)),
     },
     Command {
+        name: "serve",
+        aliases: &[],
+        usage: "serve files DIR [HOST] PORT [as NAME] [overwrite] [max-size SIZE]\nserve raw FILE [HOST] PORT [as NAME] [overwrite]",
+        summary: "a file server: verified uploads into DIR and downloads from it; or a raw receiver",
+        help: "files: the transfer protocol of docs/protocol.md: name, size and BLAKE3 digest on the wire; a file\n\
+               appears under its name only whole and verified; names that could leave DIR are refused.\n\
+               raw: like the lecture's §12 server, saves what each client sends until it closes (atomically,\n\
+               but nothing can be verified). Each client is served by a task of its own.",
+        run: |s, a| Box::pin(crate::files::serve(s, a)),
+    },
+    Command {
+        name: "upload",
+        aliases: &[],
+        usage: "upload NAME FILE [as REMOTE_NAME] [resume]\nupload --raw NAME FILE",
+        summary: "send a file to a file server, verified end to end (or raw, like the lecture)",
+        help: "NAME is a connection to the server, or a `serve files` server of this shell (a connection is made).\n\
+               The file is streamed with its name, size and BLAKE3 digest; the receiver checks both before it\n\
+               renames the file into place. resume continues an upload that was cut off. --raw sends only the\n\
+               bytes, then shuts down writing: what the lecture's server and `nc -l` expect.",
+        run: |s, a| Box::pin(crate::files::upload(s, a)),
+    },
+    Command {
+        name: "download",
+        aliases: &[],
+        usage: "download NAME REMOTE_NAME [as LOCAL_FILE] [overwrite]",
+        summary: "fetch a file a file server offers, verified, written atomically",
+        help: "An interrupted download resumes by itself next time.",
+        run: |s, a| Box::pin(crate::files::download(s, a)),
+    },
+    Command {
+        name: "write",
+        aliases: &[],
+        usage: "write FILE DATA",
+        summary: "create (or replace) a file with DATA, to have something to send",
+        help: "DATA as for send. `{tmp}` is a directory of this session's own, removed at exit.",
+        run: |s, a| Box::pin(crate::files::write(s, a)),
+    },
+    Command {
+        name: "mkdir",
+        aliases: &[],
+        usage: "mkdir DIR",
+        summary: "create a directory (and its parents)",
+        help: "`mkdir {tmp}/in` makes a directory for uploads.",
+        run: |s, a| Box::pin(crate::files::mkdir(s, a)),
+    },
+    Command {
+        name: "files",
+        aliases: &[],
+        usage: "files DIR",
+        summary: "list a directory: names, sizes, and partial uploads kept to resume",
+        help: "Working files of the transfer protocol start with .socklab- and never carry a final name.",
+        run: |s, a| Box::pin(crate::files::files(s, a)),
+    },
+    Command {
+        name: "compare",
+        aliases: &["cmp"],
+        usage: "compare FILE FILE",
+        summary: "are two files byte-identical? (and where they first differ)",
+        help: "Fails (in a script) when they differ.",
+        run: |s, a| Box::pin(crate::files::compare(s, a)),
+    },
+    Command {
         name: "frame",
         aliases: &[],
         usage: "frame NAME raw|line|len",
@@ -714,7 +776,7 @@ async fn target(s: &Session, a: &mut Args) -> CmdResult<std::net::SocketAddr> {
 
 /// The bytes of a DATA argument: a word, a quoted string, `hex:...`, or
 /// `fill:SIZE` (SIZE bytes of `x`, for sizes too long to type).
-fn data_of(t: &Token) -> CmdResult<Vec<u8>> {
+pub fn data_of(t: &Token) -> CmdResult<Vec<u8>> {
     if let Some(size) = t.word().and_then(|w| w.strip_prefix("fill:")) {
         let n = crate::parse::size(size).map_err(|m| CmdError::at(t.span, m))?;
         if n > 64 << 20 {

@@ -43,6 +43,68 @@ impl Format {
     }
 }
 
+/// This session's temporary directory (`{tmp}`), once made: paths under it
+/// are shown as `{tmp}/…`, so transcripts do not depend on its random name.
+pub static TMP: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// A path as the person sees it: under `{tmp}` relative to it.
+pub fn show_path(p: &std::path::Path) -> String {
+    if let Some(tmp) = TMP.get() {
+        if let Ok(rest) = p.strip_prefix(tmp) {
+            let rest = rest.display().to_string();
+            return if rest.is_empty() {
+                "{tmp}".to_string()
+            } else {
+                format!("{{tmp}}/{rest}")
+            };
+        }
+    }
+    p.display().to_string()
+}
+
+/// Text with this session's temporary directory written as `{tmp}` (for
+/// messages that name a path in their own words).
+pub fn hide_tmp(text: &str) -> String {
+    match TMP.get() {
+        Some(tmp) => text.replace(&tmp.display().to_string(), "{tmp}"),
+        None => text.to_string(),
+    }
+}
+
+/// A command line with the temporary directory written as `{tmp}`, and a
+/// span of the original line moved to where it now falls.
+pub fn hide_tmp_in_line(line: &str, span: crate::parse::Span) -> (String, crate::parse::Span) {
+    let Some(tmp) = TMP.get().map(|t| t.display().to_string()) else {
+        return (line.to_string(), span);
+    };
+    let mut out = String::new();
+    let (mut start, mut end) = (span.start, span.end);
+    let mut rest = line;
+    let mut at = 0;
+    while let Some(i) = rest.find(&tmp) {
+        let pos = at + i;
+        out.push_str(&rest[..i]);
+        out.push_str("{tmp}");
+        let shrink = tmp.len() - "{tmp}".len();
+        if pos + tmp.len() <= span.start {
+            start -= shrink;
+        }
+        if pos + tmp.len() <= span.end {
+            end -= shrink;
+        }
+        rest = &rest[i + tmp.len()..];
+        at = pos + tmp.len();
+    }
+    out.push_str(rest);
+    (
+        out,
+        crate::parse::Span {
+            start,
+            end: end.max(start),
+        },
+    )
+}
+
 /// Most characters of text shown for one message; the rest is counted.
 const TEXT_SHOWN: usize = 100;
 /// Most bytes of a hexdump shown for one message.
@@ -248,6 +310,11 @@ pub fn event(ev: &Event, format: Format) -> String {
                 payload(data, data.len(), format)
             )
         }
+        Event::Served {
+            server,
+            peer,
+            outcome,
+        } => crate::files::served_text(server, peer, outcome),
         Event::Message {
             socket,
             framing,

@@ -111,6 +111,8 @@ pub struct Session {
     pub shell_pid: u32,
     /// On a terminal (lines print as they come) rather than a script.
     pub interactive: bool,
+    /// `{tmp}`: a directory of this session's own, removed when it ends.
+    tmp: std::sync::OnceLock<Option<tempfile::TempDir>>,
 }
 
 impl Session {
@@ -128,6 +130,7 @@ impl Session {
             held_lines: HashMap::new(),
             shell_pid: std::process::id(),
             interactive: wait_limit.is_none(),
+            tmp: std::sync::OnceLock::new(),
         }
     }
 
@@ -150,6 +153,8 @@ impl Session {
     /// local port, host or address of socket NAME (so a script can name a
     /// port the OS picked). Anything else in braces stays as it is.
     pub fn expand(&self, line: &str) -> String {
+        let line = self.expand_tmp(line);
+        let line = line.as_str();
         static FIELD: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\.(port|host|addr)\}").expect("valid regex")
         });
@@ -166,6 +171,24 @@ impl Session {
                 }
             })
             .into_owned()
+    }
+
+    /// Replaces `{tmp}` with this session's own temporary directory (made
+    /// at first use, removed at exit).
+    fn expand_tmp(&self, line: &str) -> String {
+        if !line.contains("{tmp}") {
+            return line.to_string();
+        }
+        let dir = self
+            .tmp
+            .get_or_init(|| tempfile::Builder::new().prefix("socklab-").tempdir().ok());
+        match dir {
+            Some(d) => {
+                let _ = render::TMP.set(d.path().to_path_buf());
+                line.replace("{tmp}", &d.path().display().to_string())
+            }
+            None => line.to_string(),
+        }
     }
 
     /// Parses and runs one line.
@@ -208,8 +231,9 @@ impl Session {
 pub fn error_text(prefix: &str, line: &str, e: &CmdError) -> String {
     let mut s = format!("{prefix}error: {}", e.message);
     if let Some(span) = e.span {
+        let (shown, span) = render::hide_tmp_in_line(line, span);
         s.push('\n');
-        s.push_str(&parse::caret(line, span, "  "));
+        s.push_str(&parse::caret(&shown, span, "  "));
     }
     if let Some(h) = &e.hint {
         s.push_str("\n  ");

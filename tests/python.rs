@@ -279,3 +279,106 @@ fn lectures_python_client_talks_to_socklab_server() {
         "the Python client should print socklab's greeting:\n{report}"
     );
 }
+
+/// Some bytes worth uploading: text in two scripts and every byte value,
+/// several of the lecture's 1024-byte chunks long.
+fn upload_payload() -> Vec<u8> {
+    let mut data = "吃葡萄不吐葡萄皮，不吃葡萄倒吐葡萄皮。\n"
+        .repeat(40)
+        .into_bytes();
+    data.extend((0..=255u8).cycle().take(3000));
+    data
+}
+
+/// Lecture §12's Python server receives socklab's raw upload (the bytes,
+/// then shutdown(write)) and saves a byte-identical file.
+#[test]
+fn lectures_python_upload_server_receives_socklabs_raw_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("绕口令.txt");
+    std::fs::write(&src, upload_payload()).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+
+    let mut server = python("upload_server.py", &[data.to_str().unwrap()]);
+    let port: u16 = server
+        .line_where(|_| true)
+        .trim()
+        .parse()
+        .expect("the port first");
+    let mut shell = socklab();
+    shell.write(&format!(
+        "connect 127.0.0.1 {port} as up\nupload --raw up \"{}\"\nquit\n",
+        src.display()
+    ));
+    let shell = shell.finish();
+    assert!(
+        shell.status.success(),
+        "socklab: {}\n{}",
+        shell.stdout,
+        shell.stderr
+    );
+    assert!(
+        shell.stdout.contains("up -> raw: 5320 bytes"),
+        "{}",
+        shell.stdout
+    );
+    let server = server.finish();
+    assert!(
+        server.status.success(),
+        "upload_server.py: {}",
+        server.stderr
+    );
+    assert_eq!(
+        std::fs::read(data.join("hg.txt")).unwrap(),
+        upload_payload(),
+        "hg.txt is byte-identical"
+    );
+}
+
+/// Lecture §12's Python client uploads to socklab's raw receiver, which
+/// saves a byte-identical file (atomically, under the name it was given).
+#[test]
+fn lectures_python_upload_client_uploads_to_socklabs_raw_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("绕口令.txt");
+    std::fs::write(&src, upload_payload()).unwrap();
+    let dest = dir.path().join("hg.txt");
+
+    let mut shell = socklab();
+    shell.write(&format!("serve raw \"{}\" 0 as raw\n", dest.display()));
+    let serving = shell.line_where(|l| l.starts_with("raw: serving on 127.0.0.1:"));
+    let port: u16 = serving["raw: serving on 127.0.0.1:".len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {serving:?}"));
+    let mut client = python(
+        "upload_client.py",
+        &[&port.to_string(), src.to_str().unwrap()],
+    );
+    let client = client.finish();
+    assert!(
+        client.status.success(),
+        "upload_client.py: {}",
+        client.stderr
+    );
+    let saved = shell.line_where(|l| l.starts_with("raw: saved "));
+    assert!(
+        saved.starts_with("raw: saved 5320 bytes from 127.0.0.1:"),
+        "{saved}"
+    );
+    shell.write("quit\n");
+    let shell = shell.finish();
+    assert!(
+        shell.status.success(),
+        "socklab: {}\n{}",
+        shell.stdout,
+        shell.stderr
+    );
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        upload_payload(),
+        "hg.txt is byte-identical"
+    );
+}

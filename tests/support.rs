@@ -224,10 +224,19 @@ pub fn filter_pids(text: &str) -> String {
     .into_owned()
 }
 
+/// Replaces the duration and rate of a transfer's summary line (`in 0.003
+/// s, 3.50 MiB/s`): the issue asks for them in the transcript, and they
+/// differ on every run. Byte counts and digests stay.
+pub fn filter_timing(text: &str) -> String {
+    static TIMING: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"in \d+\.\d{3} s, \d+\.\d{2} MiB/s").unwrap());
+    TIMING.replace_all(text, "in [time, rate]").into_owned()
+}
+
 /// A transcript as a snapshot shows it: stdout, then stderr and the exit
 /// status when there are any.
 pub fn transcript(run: &Run) -> String {
-    let mut s = machine_specific(&filter_pids(&filter_ports(&run.stdout)));
+    let mut s = machine_specific(&filter_timing(&filter_pids(&filter_ports(&run.stdout))));
     if !run.stderr.is_empty() {
         s.push_str("--- stderr ---\n");
         s.push_str(&filter_ports(&run.stderr));

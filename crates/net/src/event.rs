@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+/// What a file server did with one client.
+#[derive(Debug)]
+pub enum Transfer {
+    /// The transfer protocol (`serve files`).
+    Files(Result<crate::transfer::Served, crate::transfer::TransferError>),
+    /// A raw receive until EOF (`serve raw`).
+    Raw(Result<crate::transfer::RawReport, crate::transfer::TransferError>),
+}
+
 /// One background happening, sent on the lab's event channel.
 #[derive(Debug)]
 pub enum Event {
@@ -25,6 +34,15 @@ pub enum Event {
         socket: Arc<str>,
         /// What the read returned.
         data: Bytes,
+    },
+    /// A file server finished with one client.
+    Served {
+        /// The server's name.
+        server: Arc<str>,
+        /// The client.
+        peer: SocketAddr,
+        /// What happened.
+        outcome: Box<Transfer>,
     },
     /// A watched connection with framing received one whole message.
     Message {
@@ -81,6 +99,7 @@ impl Event {
     pub fn socket(&self) -> &str {
         match self {
             Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
+            Event::Served { server, .. } => server,
             Event::Data { socket, .. }
             | Event::Datagram { socket, .. }
             | Event::Message { socket, .. }

@@ -35,7 +35,7 @@ const NO_CONNECTIONS: &str =
     "is a UDP socket: UDP has no connections to listen for or accept; datagrams just arrive (recvfrom)";
 /// The longest a settlement waits for another socket of the lab to report.
 /// Reaching it means something is stuck, and is reported as an error.
-const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// An address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +207,7 @@ pub(crate) struct Entry {
     pub(crate) mode: Mutex<Mode>,
     pub(crate) progress: watch::Sender<Progress>,
     pub(crate) bytes_out: AtomicU64,
-    accepted: AtomicU64,
+    pub(crate) accepted: AtomicU64,
     /// Datagrams sent (UDP).
     pub(crate) datagrams_out: AtomicU64,
     /// Accepted connections whose accept has been reported (listeners).
@@ -227,6 +227,10 @@ pub(crate) struct Entry {
     pub(crate) framing: Mutex<socklab_frame::Framing>,
     /// Bytes of a message not yet complete.
     pub(crate) framebuf: Mutex<BytesMut>,
+    /// A file server (`serve files`, `serve raw`).
+    pub(crate) file_server: Mutex<bool>,
+    /// A file server's clients whose transfer has been reported.
+    pub(crate) served: Mutex<Vec<SocketAddr>>,
     write_shut: Mutex<bool>,
     read_shut: Mutex<bool>,
     /// Data a watched socket received that `expect` has not consumed yet.
@@ -262,6 +266,8 @@ impl Entry {
             parent: Mutex::new(None),
             framing: Mutex::new(socklab_frame::Framing::Raw),
             framebuf: Mutex::new(BytesMut::new()),
+            file_server: Mutex::new(false),
+            served: Mutex::new(Vec::new()),
             write_shut: Mutex::new(false),
             read_shut: Mutex::new(false),
             inbox: Mutex::new(BytesMut::new()),
@@ -428,7 +434,7 @@ pub(crate) struct Inner {
     next_auto: AtomicU64,
     pub(crate) events: mpsc::Sender<Event>,
     /// Bumped after a socket is added to the lab (and its events sent).
-    generation: watch::Sender<u64>,
+    pub(crate) generation: watch::Sender<u64>,
     /// Closed connections, newest last.
     departed: Mutex<VecDeque<Departed>>,
 }
@@ -1244,6 +1250,11 @@ impl Lab {
         // Published after the peer reported the close, so an iterative
         // server's next accept (which waits for it) comes after that event.
         e.progress.send_modify(|p| p.closed = true);
+        // A file server of this lab reports the end of this client's transfer.
+        let addrs_now = *lock(&e.addrs);
+        if let Some((local, remote)) = addrs_now {
+            self.settle_served(local, remote).await?;
+        }
         let addrs = *lock(&e.addrs);
         if let (Some(before), Some((local, remote))) = (kernel_before, addrs) {
             settle_close(before, local, remote).await;
@@ -1298,6 +1309,7 @@ impl Lab {
             .values()
             .find(|l| {
                 l.mode() == Mode::Watched
+                    && !*lock(&l.file_server)
                     && matches!(&*lock(&l.state), State::Listener(x)
                     if x.local_addr().is_ok_and(|a| a.port() == peer.port()
                         && (a.ip() == peer.ip() || a.ip().is_unspecified())))

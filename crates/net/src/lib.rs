@@ -26,6 +26,7 @@
 
 mod error;
 mod event;
+mod files;
 mod framing;
 pub mod inspect;
 mod lab;
@@ -37,7 +38,8 @@ pub mod transfer;
 mod udp;
 
 pub use error::{NetError, Result};
-pub use event::Event;
+pub use event::{Event, Transfer};
+pub use files::{FileService, MAX_TRANSFERS};
 pub use lab::{Family, Lab, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use serve::ServeMode;
