@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use socklab_net::{
     Family, Framing, Mode, OptKind, OptValue, Proto, ReadOutcome, Role, ServeMode, SockOpt,
+    TraceMode, TraceWish,
 };
 
 use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
@@ -357,6 +358,17 @@ pub static COMMANDS: &[Command] = &[
         help: "The lecture's `for i in range(10): print(f'main##{i}'); time.sleep(0.1)` is\n\
                `repeat 10 every 100ms echo main##{i}`.",
         run: |s, a| Box::pin(repeat(s, a)),
+    },
+    Command {
+        name: "trace",
+        aliases: &[],
+        usage: "trace on [capture|observe]\ntrace off",
+        summary: "show the segments of this shell's connections (SYN, ACK, FIN, …) or the kernel states they pass",
+        help: "capture (root or CAP_NET_RAW): a real capture on the loopback interface, filtered to this shell's\n\
+               ports, shown after each command: flags, relative seq/ack, window, length. observe (no privilege):\n\
+               each connection's kernel state after each command, with the states passed through between.\n\
+               `trace on` picks capture where it may, and says when it falls back.",
+        run: |s, a| Box::pin(trace(s, a)),
     },
     Command {
         name: "info",
@@ -718,10 +730,9 @@ async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
         let to = target(s, &mut a).await?;
         a.done()?;
         let lab = s.lab.clone();
-        let info = within(limit, format!("connect {name}"), async {
-            Ok(lab.connect(&name, to, limit).await?)
-        })
-        .await?;
+        // The connect enforces the limit itself, and keeps the socket (still
+        // connecting, SYN_SENT) when it runs out, as a real one would.
+        let info = lab.connect(&name, to, limit).await?;
         say_connected(s, &info);
         return Ok(());
     }
@@ -729,10 +740,7 @@ async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let to = target(s, &mut a).await?;
     a.done()?;
     let lab = s.lab.clone();
-    let info = within(limit, format!("connect {to}"), async {
-        Ok(lab.dial(to, name.as_deref(), limit).await?)
-    })
-    .await?;
+    let info = lab.dial(to, name.as_deref(), limit).await?;
     say_connected(s, &info);
     Ok(())
 }
@@ -1084,6 +1092,45 @@ async fn sockets(s: &mut Session, a: Args) -> CmdResult {
             .collect();
         s.say("closed, but still held by the kernel:");
         s.say(render::table(&["CLOSED", "LOCAL", "PEER", "WHY"], &rows));
+    }
+    Ok(())
+}
+
+async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
+    let (on, _) = a.choice("on or off", &["on", "off"])?;
+    if on == "off" {
+        a.done()?;
+        s.lab.trace_off();
+        s.say("trace: off");
+        return Ok(());
+    }
+    let wish = match a.peek() {
+        Some(_) => match a.choice("a mode", &["capture", "observe"])?.0 {
+            "capture" => TraceWish::Capture,
+            _ => TraceWish::Observe,
+        },
+        // Tests pin the mode so a transcript does not depend on privilege.
+        None => match std::env::var("SOCKLAB_TRACE").as_deref() {
+            Ok("capture") => TraceWish::Capture,
+            Ok("observe") => TraceWish::Observe,
+            _ => TraceWish::Auto,
+        },
+    };
+    a.done()?;
+    let (mode, why) = s.lab.trace_on(wish)?;
+    match mode {
+        TraceMode::Capture => s.say(
+            "trace: capturing on the loopback interface (lo), this shell's ports only; segments show after each command",
+        ),
+        TraceMode::Observe => {
+            if let Some(why) = why {
+                s.say(format!("trace: cannot capture ({why}); observing instead"));
+            }
+            s.say(
+                "trace: observing: each connection's kernel state (TCP_INFO, /proc/net/tcp) after each command, \
+                 and the states TCP passes through between. An observation, not a capture: no segments are seen.",
+            );
+        }
     }
     Ok(())
 }

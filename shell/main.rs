@@ -91,10 +91,12 @@ fn main() -> ExitCode {
         }
     };
     let status = match &cli.file {
-        Some(path) => match std::fs::File::open(path) {
-            Ok(f) => script::run(
+        // A session file is read whole first: its descriptor is closed
+        // before the first command, so it never shifts the fds shown.
+        Some(path) => match std::fs::read(path) {
+            Ok(text) => script::run(
                 &rt,
-                std::io::BufReader::new(f),
+                std::io::Cursor::new(text),
                 &script::Options {
                     label: path.display().to_string(),
                     keep_going: cli.keep_going,

@@ -315,6 +315,31 @@ pub fn event(ev: &Event, format: Format) -> String {
             peer,
             outcome,
         } => crate::files::served_text(server, peer, outcome),
+        Event::Segment {
+            from,
+            to,
+            flags,
+            seq,
+            ack,
+            window,
+            len,
+        } => {
+            let mut s = format!("{from} -> {to} [{flags}] seq={seq}");
+            if let Some(a) = ack {
+                let _ = write!(s, " ack={a}");
+            }
+            if let Some(w) = window {
+                let _ = write!(s, " win={w}");
+            }
+            if *len > 0 {
+                let _ = write!(s, " len={len}");
+            }
+            s
+        }
+        Event::States { socket, path } => {
+            let names: Vec<&str> = path.iter().map(|s| s.name()).collect();
+            format!("{socket}: {}", names.join(" => "))
+        }
         Event::Message {
             socket,
             framing,

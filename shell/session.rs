@@ -161,7 +161,8 @@ impl Session {
         FIELD
             .replace_all(line, |c: &regex::Captures<'_>| {
                 let whole = c[0].to_string();
-                match self.lab.info(&c[1]).ok().and_then(|i| i.local) {
+                let addr = self.lab.info(&c[1]).ok().and_then(|i| i.local);
+                match addr.or_else(|| self.lab.closed_addr(&c[1])) {
                     Some(a) => match &c[2] {
                         "port" => a.port().to_string(),
                         "host" => a.ip().to_string(),
@@ -214,7 +215,10 @@ impl Session {
         let end = line.trim_end().len();
         let args = Args::new(line, toks.collect(), Span { start: end, end });
         let usage = cmd.usage;
-        (cmd.run)(self, args).await.map_err(|mut e| {
+        let result = (cmd.run)(self, args).await;
+        // What the command made cross the wire (trace on) belongs to it.
+        self.lab.trace_settle().await;
+        result.map_err(|mut e| {
             if e.exit == crate::args::Exit::Usage
                 && e.hint.is_none()
                 && e.message.starts_with("missing")

@@ -1,7 +1,7 @@
 //! Every session file, tests' and lessons', through the real binary with
 //! standard input piped; the transcript is the snapshot.
 
-use crate::support::{run_script, transcript};
+use crate::support::{run_script, run_script_env, transcript};
 
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
@@ -11,11 +11,40 @@ fn settings() -> insta::Settings {
     s
 }
 
-/// Snapshots `path`'s transcript as `GROUP@FILE.snap`.
+/// Snapshots `path`'s transcript as `GROUP@FILE.snap`. `trace on` runs in
+/// observation mode, which needs no privilege, so the snapshot is the same
+/// wherever the tests run; capture mode has a test of its own.
 fn check(group: &str, path: &std::path::Path) {
     let script = std::fs::read_to_string(path).expect("session file is readable");
-    let run = run_script(&script, &[]);
+    let run = run_script_env(&script, &[], &[("SOCKLAB_TRACE", "observe")]);
     insta::assert_snapshot!(group, transcript(&run));
+    // A session that traces also runs with a real capture, where this
+    // process may capture (CI runs as root): the segments as they crossed.
+    if script.lines().any(|l| l.trim() == "trace on") {
+        if may_capture() {
+            let run = run_script_env(&script, &[], &[("SOCKLAB_TRACE", "capture")]);
+            let text = transcript(&run);
+            assert!(text.contains("[SYN] seq=0"), "{text}");
+            insta::assert_snapshot!(format!("{group}-capture"), text);
+        } else {
+            eprintln!(
+                "SKIPPED the capture run of {}: capturing needs root or CAP_NET_RAW here",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Whether this process may capture on the loopback interface (AF_PACKET
+/// needs root or CAP_NET_RAW).
+fn may_capture() -> bool {
+    // SAFETY: plain socket(2)/close(2) calls; no memory is passed.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if fd < 0 {
+        return false;
+    }
+    unsafe { libc::close(fd) };
+    true
 }
 
 #[test]

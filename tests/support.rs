@@ -16,8 +16,14 @@ pub struct Run {
 
 /// Runs socklab with `script` piped to its standard input.
 pub fn run_script(script: &str, args: &[&str]) -> Run {
+    run_script_env(script, args, &[])
+}
+
+/// Runs socklab with `script` piped to its standard input and `env` set.
+pub fn run_script_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

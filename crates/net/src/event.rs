@@ -35,6 +35,32 @@ pub enum Event {
         /// What the read returned.
         data: Bytes,
     },
+    /// `trace` (capture): one segment crossed the loopback interface.
+    Segment {
+        /// The sending socket's name (or address).
+        from: String,
+        /// The receiving socket's name (or address).
+        to: String,
+        /// `SYN`, `SYN,ACK`, `PSH,ACK`, …
+        flags: String,
+        /// Relative sequence number.
+        seq: u32,
+        /// Relative acknowledgement number, if ACK is set.
+        ack: Option<u32>,
+        /// The window offered, scaled, when known.
+        window: Option<u32>,
+        /// Payload bytes.
+        len: usize,
+    },
+    /// `trace` (observation): a connection's kernel state changed; the
+    /// first and last states were read, the ones between are the path the
+    /// TCP state diagram takes.
+    States {
+        /// The socket's name.
+        socket: Arc<str>,
+        /// From the state seen before to the state seen now.
+        path: Vec<crate::tcp::TcpState>,
+    },
     /// A file server finished with one client.
     Served {
         /// The server's name.
@@ -100,6 +126,8 @@ impl Event {
         match self {
             Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
             Event::Served { server, .. } => server,
+            Event::Segment { from, .. } => from,
+            Event::States { socket, .. } => socket,
             Event::Data { socket, .. }
             | Event::Datagram { socket, .. }
             | Event::Message { socket, .. }

@@ -437,6 +437,10 @@ pub(crate) struct Inner {
     pub(crate) generation: watch::Sender<u64>,
     /// Closed connections, newest last.
     departed: Mutex<VecDeque<Departed>>,
+    /// `trace`, when on.
+    pub(crate) tracer: Mutex<Option<Arc<crate::trace::Tracer>>>,
+    /// The local address each closed socket had, by name (the latest).
+    closed_addrs: Mutex<std::collections::HashMap<Arc<str>, SocketAddr>>,
 }
 
 /// Every socket of one session, by name. Cheap to clone (shared).
@@ -460,6 +464,8 @@ impl Lab {
                 events: tx,
                 generation: watch::Sender::new(0),
                 departed: Mutex::new(VecDeque::new()),
+                tracer: Mutex::new(None),
+                closed_addrs: Mutex::new(std::collections::HashMap::new()),
             }),
         };
         (lab, rx)
@@ -1116,6 +1122,21 @@ impl Lab {
         }
     }
 
+    /// The local address a closed socket of this name had (so a script can
+    /// name the port of a server it closed, to restart it there).
+    pub fn closed_addr(&self, name: &str) -> Option<SocketAddr> {
+        lock(&self.inner.closed_addrs).get(name).copied()
+    }
+
+    /// The name a closed connection had, from its addresses.
+    pub(crate) fn departed_name(&self, local: SocketAddr, peer: SocketAddr) -> Option<String> {
+        lock(&self.inner.departed)
+            .iter()
+            .rev()
+            .find(|d| d.local == local && d.peer == peer)
+            .map(|d| d.name.to_string())
+    }
+
     /// `TCP_INFO` of a TCP socket, decoded.
     ///
     /// # Errors
@@ -1230,6 +1251,13 @@ impl Lab {
             .and_then(|s| crate::tcp::state_of(s.as_raw_fd()).ok());
         e.stop_background().await;
         let peer = self.lab_peer(&e);
+        if let Some(local) = info.local {
+            let mut closed = lock(&self.inner.closed_addrs);
+            if closed.len() >= DEPARTED_MAX {
+                closed.clear();
+            }
+            closed.insert(e.name.clone(), local);
+        }
         if let Some((local, remote)) = *lock(&e.addrs) {
             let mut departed = lock(&self.inner.departed);
             departed.push_back(Departed {

@@ -34,6 +34,7 @@ mod options;
 mod serve;
 mod sys;
 pub mod tcp;
+mod trace;
 pub mod transfer;
 mod udp;
 
@@ -45,4 +46,5 @@ pub use options::{OptKind, OptValue, SockOpt};
 pub use serve::ServeMode;
 pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
+pub use trace::{TraceMode, TraceWish};
 pub use udp::Datagram;
