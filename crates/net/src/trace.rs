@@ -55,10 +55,17 @@ pub(crate) struct Tracer {
     /// Observation: the last state seen of each connection, by its
     /// (local, peer) addresses: the name it had, the state, and when it was
     /// first seen (connections that left are reported in that order).
-    states: Mutex<HashMap<(SocketAddr, SocketAddr), (Arc<str>, TcpState, u64)>>,
+    states: Mutex<HashMap<Conn, Observed>>,
     /// Counts first sightings.
     seen: std::sync::atomic::AtomicU64,
 }
+
+/// A connection, by its (local, peer) addresses.
+type Conn = (SocketAddr, SocketAddr);
+
+/// What observation last saw of a connection: its name, its state, and
+/// when it was first seen.
+type Observed = (Arc<str>, TcpState, u64);
 
 /// The longest `trace` waits for in-flight data to be acknowledged after a
 /// command (a delayed ACK is at most a few hundred milliseconds).
