@@ -154,3 +154,58 @@ fn wait_bounds_a_recv_that_never_gets_data() {
     );
     assert_eq!(run.code, 75);
 }
+
+/// Without the privilege to capture, `trace on` says so and observes the
+/// kernel's states instead; the sockets work the same. Runs where the tests
+/// run as root (CI does) and can drop to an unprivileged user.
+#[test]
+fn trace_without_privilege_falls_back_to_observing() {
+    // SAFETY: getuid(2) has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() {
+        eprintln!("SKIPPED trace_without_privilege_falls_back_to_observing: needs root and setpriv to drop privilege");
+        return;
+    }
+    let mut child = Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_socklab"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"trace on\nlisten 0 as srv\nconnect srv as cli\nclose cli\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "trace: cannot capture (capturing needs root or CAP_NET_RAW); observing instead"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cli: CLOSED => SYN_SENT => ESTABLISHED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cli: ESTABLISHED => FIN_WAIT_1 => FIN_WAIT_2"),
+        "{stdout}"
+    );
+}

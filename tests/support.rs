@@ -172,6 +172,20 @@ pub fn machine_specific(text: &str) -> String {
                     out.push(fixed);
                 }
             }
+            "info" => {
+                let text = block.join("\n");
+                for field in ["state", "rtt", "cwnd", "bytes acked"] {
+                    assert!(text.contains(field), "info lacks {field}:\n{text}");
+                }
+                let state = block
+                    .iter()
+                    .find(|l| l.starts_with("state "))
+                    .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+                    .unwrap_or_default();
+                out.push(format!(
+                    "[TCP_INFO as the kernel reports it now; checked: state {state}, rtt, cwnd, bytes acked]"
+                ));
+            }
             "measure" => {
                 let text = block.join("\n");
                 assert!(text.contains("cores"), "{text}");
