@@ -334,6 +334,27 @@ pub fn number_of(t: &Token, what: &str, range: std::ops::RangeInclusive<u64>) ->
     Ok(n)
 }
 
+/// `[HOST] PORT` as the last arguments of a command (HOST defaults to
+/// 127.0.0.1); returns the address and the port's token (to point at).
+pub async fn host_port(a: &mut Args) -> CmdResult<(SocketAddr, Token)> {
+    let (host, pt) = match a.len() {
+        0 => {
+            return Err(a
+                .token("a port")
+                .err()
+                .unwrap_or_else(|| CmdError::usage("missing a port")))
+        }
+        1 => (None, a.token("a port")?),
+        _ => (Some(a.token("a host")?), a.token("a port")?),
+    };
+    let port = port_of(&pt)?;
+    let addr = match &host {
+        Some(h) => resolve(h, port).await?,
+        None => SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
+    };
+    Ok((addr, pt))
+}
+
 /// Resolves a host token and a port to one address. Literal addresses are
 /// taken as they are; names go to the system resolver, and the first IPv4
 /// answer is preferred (then the first of any family), so `localhost` is

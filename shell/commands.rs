@@ -2,7 +2,7 @@
 //! `help`, completion, hints, dispatch and `docs/commands.md` all read it.
 
 use std::future::Future;
-use std::net::{IpAddr, Shutdown};
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -11,7 +11,9 @@ use socklab_net::{
     TraceMode, TraceWish,
 };
 
-use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
+use crate::args::{
+    duration_of, host_port, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit,
+};
 use crate::parse::{Token, TokenKind};
 use crate::render::{self, Format};
 use crate::session::Session;
@@ -637,22 +639,9 @@ async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         Some(t) => number_of(&t, "a backlog", 0..=65535)? as i32,
         None => 1024,
     };
-    let (host, pt) = match a.len() {
-        0 => {
-            return Err(a
-                .token("a port")
-                .err()
-                .unwrap_or_else(|| CmdError::usage("missing a port")))
-        }
-        1 => (None, a.token("a port")?),
-        _ => (Some(a.token("a host")?), a.token("a port")?),
-    };
+    let (addr, pt) = host_port(&mut a).await?;
     a.done()?;
-    let port = port_of(&pt)?;
-    let addr = match &host {
-        Some(h) => resolve(h, port).await?,
-        None => std::net::SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
-    };
+    let port = addr.port();
     let info = s
         .lab
         .serve(addr, backlog, name.as_deref(), how)
@@ -848,22 +837,9 @@ async fn recvfrom(s: &mut Session, mut a: Args) -> CmdResult {
 
 async fn udp(s: &mut Session, mut a: Args) -> CmdResult {
     let name = a.as_name()?;
-    let (host, pt) = match a.len() {
-        0 => {
-            return Err(a
-                .token("a port")
-                .err()
-                .unwrap_or_else(|| CmdError::usage("missing a port")))
-        }
-        1 => (None, a.token("a port")?),
-        _ => (Some(a.token("a host")?), a.token("a port")?),
-    };
+    let (addr, pt) = host_port(&mut a).await?;
     a.done()?;
-    let port = port_of(&pt)?;
-    let addr = match &host {
-        Some(h) => resolve(h, port).await?,
-        None => std::net::SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port),
-    };
+    let port = addr.port();
     let info = s
         .lab
         .udp_serve(addr, name.as_deref())

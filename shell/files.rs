@@ -3,7 +3,7 @@
 //! `compare`).
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use socklab_net::transfer::{self, digest_hex, ReceiverConfig, Served, TransferEr
 use socklab_net::{FileService, Role, Transfer};
 use tokio::net::TcpStream;
 
-use crate::args::{number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
+use crate::args::{host_port, number_of, Args, CmdError, CmdResult, Exit};
 use crate::parse::Token;
 use crate::render::{self, show_path};
 use crate::session::Session;
@@ -31,26 +31,6 @@ impl From<TransferError> for CmdError {
 /// A path argument (a word or a quoted string).
 fn path_of(t: &Token) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&t.bytes()).into_owned())
-}
-
-/// `[HOST] PORT` at the end of a command; HOST defaults to 127.0.0.1.
-async fn host_port(a: &mut Args) -> CmdResult<(SocketAddr, Token)> {
-    let (host, pt) = match a.len() {
-        0 => {
-            return Err(a
-                .token("a port")
-                .err()
-                .unwrap_or_else(|| CmdError::usage("missing a port")))
-        }
-        1 => (None, a.token("a port")?),
-        _ => (Some(a.token("a host")?), a.token("a port")?),
-    };
-    let port = port_of(&pt)?;
-    let addr = match &host {
-        Some(h) => resolve(h, port).await?,
-        None => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-    };
-    Ok((addr, pt))
 }
 
 /// `serve files DIR [HOST] PORT [as NAME] [overwrite] [max-size SIZE]`,

@@ -8,16 +8,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
 use crate::event::{Event, Transfer};
-use crate::lab::{lock, Background, Entry, Lab, Mode, State, SETTLE_LIMIT};
+use crate::lab::{lock, Background, Entry, Lab, State, SETTLE_LIMIT};
 use crate::transfer::{self, ReceiverConfig};
-use crate::{Family, SocketInfo};
+use crate::SocketInfo;
 
 /// How many transfers one file server runs at once; more clients wait in
 /// the accept queue.
@@ -54,23 +53,7 @@ impl Lab {
         service: FileService,
     ) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
-        let family = Family::of(&addr);
-        let sock =
-            Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
-        sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
-        sock.set_reuse_address(true)
-            .map_err(NetError::os("setsockopt"))?;
-        sock.bind(&addr.into()).map_err(NetError::os("bind"))?;
-        sock.listen(1024).map_err(NetError::os("listen"))?;
-        let listener =
-            Arc::new(TcpListener::from_std(sock.into()).map_err(NetError::os("listen"))?);
-        let e = self.new_entry(
-            name,
-            family,
-            State::Listener(listener.clone()),
-            Mode::Watched,
-        );
-        self.insert(e.clone())?;
+        let (e, listener) = self.server_entry(name, addr, 1024)?;
         let cancel = CancellationToken::new();
         let task = tokio::spawn(files_loop(
             self.clone(),

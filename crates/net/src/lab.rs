@@ -822,6 +822,33 @@ impl Lab {
         how: ServeMode,
     ) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
+        let (e, listener) = self.server_entry(name, addr, backlog)?;
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            self.clone(),
+            e.clone(),
+            listener,
+            how,
+            cancel.clone(),
+        ));
+        *lock(&e.background) = Some(Background {
+            cancel,
+            task,
+            wake: None,
+        });
+        self.bump();
+        Ok(e.info())
+    }
+
+    /// socket + SO_REUSEADDR + bind + listen, as servers do (so a restart
+    /// does not wait for TIME_WAIT), added to the lab as a watched listener
+    /// whose accept loop the caller starts.
+    pub(crate) fn server_entry(
+        &self,
+        name: Arc<str>,
+        addr: SocketAddr,
+        backlog: i32,
+    ) -> Result<(Arc<Entry>, Arc<TcpListener>)> {
         let family = Family::of(&addr);
         let sock =
             Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
@@ -839,21 +866,7 @@ impl Lab {
             Mode::Watched,
         );
         self.insert(e.clone())?;
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(
-            self.clone(),
-            e.clone(),
-            listener,
-            how,
-            cancel.clone(),
-        ));
-        *lock(&e.background) = Some(Background {
-            cancel,
-            task,
-            wake: None,
-        });
-        self.bump();
-        Ok(e.info())
+        Ok((e, listener))
     }
 
     /// Connects a new socket to `to`; its data arrives as events.

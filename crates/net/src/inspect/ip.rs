@@ -346,9 +346,9 @@ const V4_BLOCKS: &[Block] = &[
         "255.255.255.255/32",
     ),
     (v4(127, 0, 0, 0), 8, Scope::Loopback, "127.0.0.0/8"),
-    (v4(10, 0, 0, 0), 8, Scope::Private, "10.0.0.0/8"),
-    (v4(172, 16, 0, 0), 12, Scope::Private, "172.16.0.0/12"),
-    (v4(192, 168, 0, 0), 16, Scope::Private, "192.168.0.0/16"),
+    (v4(10, 0, 0, 0), 8, Scope::Private, "10.0.0.0/8"), // private range: classification only
+    (v4(172, 16, 0, 0), 12, Scope::Private, "172.16.0.0/12"), // private range: classification only
+    (v4(192, 168, 0, 0), 16, Scope::Private, "192.168.0.0/16"), // private range: classification only
     (v4(100, 64, 0, 0), 10, Scope::Shared, "100.64.0.0/10"),
     (v4(169, 254, 0, 0), 16, Scope::LinkLocal, "169.254.0.0/16"),
     (v4(224, 0, 0, 0), 4, Scope::Multicast, "224.0.0.0/4"),
