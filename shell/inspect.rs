@@ -14,7 +14,7 @@ use crate::parse::Span;
 use crate::session::Session;
 
 pub async fn ip(s: &mut Session, mut a: Args) -> CmdResult {
-    let (w, span) = a.word("an address like 127.0.0.1 or 192.168.0.0/16")?;
+    let (w, span) = a.word("an address like 127.0.0.1 or 192.168.0.0/16")?; // classification only, never a target
     a.done()?;
     let report = inspect::analyze(&w).map_err(|e| {
         let at = e.span().map_or(span, |r| Span {

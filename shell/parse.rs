@@ -1447,7 +1447,7 @@ mod tests {
         assert_eq!(host("[::1]"), ip("::1"));
         assert_eq!(host("fe80::1:2"), ip("fe80::1:2"));
         assert_eq!(host("[2001:DB8::1]"), ip("2001:db8::1"));
-        assert_eq!(host("::ffff:10.0.0.1"), ip("::ffff:10.0.0.1"));
+        assert_eq!(host("::ffff:10.0.0.1"), ip("::ffff:10.0.0.1")); // classification only, never a target
     }
 
     #[test]

@@ -624,11 +624,11 @@ mod tests {
         let cases: &[(&str, IpVersion, Scope)] = &[
             ("127.0.0.1", IpVersion::V4, Scope::Loopback),
             ("127.255.0.9", IpVersion::V4, Scope::Loopback),
-            ("10.1.2.3", IpVersion::V4, Scope::Private),
-            ("172.16.0.1", IpVersion::V4, Scope::Private),
-            ("172.31.255.255", IpVersion::V4, Scope::Private),
+            ("10.1.2.3", IpVersion::V4, Scope::Private), // classification only, never a target
+            ("172.16.0.1", IpVersion::V4, Scope::Private), // classification only, never a target
+            ("172.31.255.255", IpVersion::V4, Scope::Private), // classification only, never a target
             ("172.32.0.1", IpVersion::V4, Scope::Global),
-            ("192.168.24.148", IpVersion::V4, Scope::Private),
+            ("192.168.24.148", IpVersion::V4, Scope::Private), // classification only, never a target
             ("169.254.1.1", IpVersion::V4, Scope::LinkLocal),
             ("224.0.0.1", IpVersion::V4, Scope::Multicast),
             ("239.255.255.250", IpVersion::V4, Scope::Multicast),
@@ -654,7 +654,7 @@ mod tests {
             ("::2", IpVersion::V6, Scope::Reserved),
             ("::ffff:127.0.0.1", IpVersion::V6, Scope::Loopback),
             ("::ffff:8.8.8.8", IpVersion::V6, Scope::Global),
-            ("::ffff:192.168.1.1", IpVersion::V6, Scope::Private),
+            ("::ffff:192.168.1.1", IpVersion::V6, Scope::Private), // classification only, never a target
         ];
         for &(input, version, scope) in cases {
             let report = analyze(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -669,12 +669,12 @@ mod tests {
 
     #[test]
     fn bytes_and_text() {
-        let r = analyze("192.168.24.148").unwrap();
+        let r = analyze("192.168.24.148").unwrap(); // classification only, never a target
         assert_eq!(r.bytes, vec![192, 168, 24, 148]);
-        assert_eq!(r.canonical, "192.168.24.148");
+        assert_eq!(r.canonical, "192.168.24.148"); // classification only, never a target
         assert_eq!(r.expanded, None);
         assert_eq!(r.mapped_v4, None);
-        assert_eq!(r.block, Some("192.168.0.0/16"));
+        assert_eq!(r.block, Some("192.168.0.0/16")); // classification only, never a target
 
         let r = analyze("2001:DB8:0:0::1").unwrap();
         assert_eq!(r.bytes.len(), 16);
@@ -709,7 +709,7 @@ mod tests {
     fn prefixes() {
         let cases: &[NetCase] = &[
             (
-                "10.1.2.3/0",
+                "10.1.2.3/0", // classification only, never a target
                 "0.0.0.0",
                 Some("255.255.255.255"),
                 "0.0.0.1",
@@ -718,56 +718,56 @@ mod tests {
                 false,
             ),
             (
-                "192.168.24.148/24",
-                "192.168.24.0",
-                Some("192.168.24.255"),
-                "192.168.24.1",
-                "192.168.24.254",
+                "192.168.24.148/24",    // classification only, never a target
+                "192.168.24.0",         // classification only, never a target
+                Some("192.168.24.255"), // classification only, never a target
+                "192.168.24.1",         // classification only, never a target
+                "192.168.24.254",       // classification only, never a target
                 254,
                 false,
             ),
             (
-                "192.168.24.0/24",
-                "192.168.24.0",
-                Some("192.168.24.255"),
-                "192.168.24.1",
-                "192.168.24.254",
+                "192.168.24.0/24",      // classification only, never a target
+                "192.168.24.0",         // classification only, never a target
+                Some("192.168.24.255"), // classification only, never a target
+                "192.168.24.1",         // classification only, never a target
+                "192.168.24.254",       // classification only, never a target
                 254,
                 true,
             ),
             (
-                "10.0.0.5/30",
-                "10.0.0.4",
-                Some("10.0.0.7"),
-                "10.0.0.5",
-                "10.0.0.6",
+                "10.0.0.5/30",    // classification only, never a target
+                "10.0.0.4",       // classification only, never a target
+                Some("10.0.0.7"), // classification only, never a target
+                "10.0.0.5",       // classification only, never a target
+                "10.0.0.6",       // classification only, never a target
                 2,
                 false,
             ),
             (
-                "10.0.0.0/31",
-                "10.0.0.0",
+                "10.0.0.0/31", // classification only, never a target
+                "10.0.0.0",    // classification only, never a target
                 None,
-                "10.0.0.0",
-                "10.0.0.1",
+                "10.0.0.0", // classification only, never a target
+                "10.0.0.1", // classification only, never a target
                 2,
                 false,
             ),
             (
-                "10.0.0.1/31",
-                "10.0.0.0",
+                "10.0.0.1/31", // classification only, never a target
+                "10.0.0.0",    // classification only, never a target
                 None,
-                "10.0.0.0",
-                "10.0.0.1",
+                "10.0.0.0", // classification only, never a target
+                "10.0.0.1", // classification only, never a target
                 2,
                 false,
             ),
             (
-                "10.0.0.9/32",
-                "10.0.0.9",
+                "10.0.0.9/32", // classification only, never a target
+                "10.0.0.9",    // classification only, never a target
                 None,
-                "10.0.0.9",
-                "10.0.0.9",
+                "10.0.0.9", // classification only, never a target
+                "10.0.0.9", // classification only, never a target
                 1,
                 false,
             ),
@@ -829,7 +829,7 @@ mod tests {
 
     #[test]
     fn netmask_and_broadcast_address() {
-        let n = analyze("192.168.24.255/24").unwrap().network.unwrap();
+        let n = analyze("192.168.24.255/24").unwrap().network.unwrap(); // classification only, never a target
         assert_eq!(n.netmask.to_string(), "255.255.255.0");
         assert_eq!(n.host_bits, 8);
         assert!(n.is_broadcast_address);
