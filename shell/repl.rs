@@ -39,7 +39,13 @@ impl Completer for ShellHelper {
         ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
-        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        // After the last whitespace character, which may be more than one
+        // byte (a no-break space, an ideographic space).
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &before[start..];
         let prior: Vec<&str> = before[..start].split_whitespace().collect();
         let pairs = |items: Vec<String>| -> Vec<Pair> {
@@ -228,4 +234,30 @@ pub fn run(rt: &Runtime) -> i32 {
         let _ = rl.save_history(h);
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustyline::history::DefaultHistory;
+
+    /// Regression: Tab after a multi-byte space (U+00A0, U+3000) sliced the
+    /// line inside the character and panicked the REPL.
+    #[test]
+    fn completion_after_multibyte_spaces_does_not_panic() {
+        let (lab, _rx) = Lab::new(8);
+        let helper = ShellHelper {
+            lab,
+            files: FilenameCompleter::new(),
+            history: HistoryHinter::new(),
+        };
+        let history = DefaultHistory::new();
+        let ctx = Context::new(&history);
+        for line in ["send\u{a0}s", "send\u{3000}", "\u{3000}lis", "lis"] {
+            let (start, _) = helper.complete(line, line.len(), &ctx).unwrap();
+            assert!(line.is_char_boundary(start), "{line:?}");
+        }
+        let (start, found) = helper.complete("lis", 3, &ctx).unwrap();
+        assert_eq!((start, found[0].replacement.as_str()), (0, "listen "));
+    }
 }

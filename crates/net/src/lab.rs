@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +30,17 @@ const INBOX_MAX: usize = 1024 * 1024;
 /// How many closed connections the lab remembers, to settle reads of data
 /// they sent before closing.
 const DEPARTED_MAX: usize = 4096;
+/// The most clients a `mode thread` server reads at once (a thread each).
+pub const MAX_THREAD_CLIENTS: usize = 512;
+/// What all watched sockets together keep of data no `expect` consumed;
+/// past it, a socket that receives keeps only its last [`INBOX_FLOOR`]
+/// bytes, so a flood of connections cannot grow memory without bound.
+const INBOX_BUDGET: usize = 64 * 1024 * 1024;
+/// What a socket keeps when the budget is spent.
+const INBOX_FLOOR: usize = 4 * 1024;
+/// Bytes held in all inboxes.
+static INBOX_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
 /// Why listen and accept do not apply to UDP.
 const NO_CONNECTIONS: &str =
     "is a UDP socket: UDP has no connections to listen for or accept; datagrams just arrive (recvfrom)";
@@ -1096,6 +1107,7 @@ impl Lab {
                 let mut inbox = lock(&e.inbox);
                 if let Some(end) = find(&inbox) {
                     let end = end.min(inbox.len());
+                    INBOX_TOTAL.fetch_sub(end, Ordering::SeqCst);
                     return Ok(inbox.split_to(end).freeze());
                 }
             }
@@ -1478,10 +1490,29 @@ fn partial(name: &str, sent: usize, total: usize, source: io::Error) -> NetError
 
 pub(crate) fn push_inbox(e: &Entry, data: &[u8]) {
     let mut inbox = lock(&e.inbox);
+    let before = inbox.len();
     inbox.extend_from_slice(data);
-    if inbox.len() > INBOX_MAX {
-        let excess = inbox.len() - INBOX_MAX;
+    let spent = INBOX_TOTAL
+        .load(Ordering::SeqCst)
+        .saturating_add(data.len())
+        > INBOX_BUDGET;
+    let keep = if spent { INBOX_FLOOR } else { INBOX_MAX };
+    if inbox.len() > keep {
+        let excess = inbox.len() - keep;
         let _ = inbox.split_to(excess);
+    }
+    let after = inbox.len();
+    if after >= before {
+        INBOX_TOTAL.fetch_add(after - before, Ordering::SeqCst);
+    } else {
+        INBOX_TOTAL.fetch_sub(before - after, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let held = lock(&self.inbox).len();
+        INBOX_TOTAL.fetch_sub(held, Ordering::SeqCst);
     }
 }
 
@@ -1536,7 +1567,18 @@ async fn accept_loop(
 ) {
     let events = lab.inner.events.clone();
     let mut backoff = Duration::from_millis(10);
+    // Thread mode: one OS thread per client, at most MAX_THREAD_CLIENTS at
+    // once; more clients wait in the accept queue.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_THREAD_CLIENTS));
     loop {
+        let slot = if how == ServeMode::Thread {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = slots.clone().acquire_owned() => p.ok(),
+            }
+        } else {
+            None
+        };
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
             r = listener.accept() => r,
@@ -1570,9 +1612,9 @@ async fn accept_loop(
                 if lab.insert(child.clone()).is_err() {
                     continue;
                 }
-                let _ = match how {
-                    ServeMode::Thread => lab.start_thread_reader(&child),
-                    ServeMode::Task | ServeMode::Iterative => lab.start_reader(&child),
+                let _ = match (how, slot) {
+                    (ServeMode::Thread, Some(slot)) => lab.start_thread_reader(&child, slot),
+                    _ => lab.start_reader(&child),
                 };
                 e.announced.fetch_add(1, Ordering::SeqCst);
                 lab.bump();

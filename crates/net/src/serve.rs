@@ -53,7 +53,11 @@ impl std::str::FromStr for ServeMode {
 impl Lab {
     /// Reads a connection on an OS thread of its own (a blocking `poll` +
     /// `read` loop), reporting events as the task reader does.
-    pub(crate) fn start_thread_reader(&self, e: &Arc<Entry>) -> Result<()> {
+    pub(crate) fn start_thread_reader(
+        &self,
+        e: &Arc<Entry>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<()> {
         let stream = e.stream()?;
         let (wake_rx, wake_tx) = pipe().map_err(NetError::os("pipe"))?;
         *lock(&e.mode) = Mode::Watched;
@@ -62,8 +66,19 @@ impl Lab {
         let events = self.inner.events.clone();
         let entry = e.clone();
         let stop = cancel.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            thread_read_loop(&entry, &stream, &wake_rx, &events, &stop)
+        // An OS thread of its own (not the runtime's blocking pool, which
+        // file transfers need); the slot caps how many there are.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("read {}", e.name))
+            .spawn(move || {
+                thread_read_loop(&entry, &stream, &wake_rx, &events, &stop);
+                drop(slot);
+                let _ = done_tx.send(());
+            })
+            .map_err(NetError::os("thread"))?;
+        let task = tokio::spawn(async move {
+            let _ = done_rx.await;
         });
         *lock(&e.background) = Some(Background {
             cancel,
@@ -117,9 +132,15 @@ fn thread_read_loop(
             break;
         }
         if rc < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
+            let _ = events.blocking_send(Event::Failed {
+                socket: e.name.clone(),
+                error,
+            });
+            e.progress.send_modify(|p| p.failed = true);
             break;
         }
         // SAFETY-free: a borrowed view of the same socket for read(2).
