@@ -424,6 +424,16 @@ impl Entry {
         }
     }
 
+    /// A background reader gives up: the socket is read on request from
+    /// now on, and its last `n` bytes count as read (published together).
+    pub(crate) fn stop_reading(&self, n: usize) {
+        *lock(&self.mode) = Mode::Manual;
+        self.progress.send_modify(|p| {
+            p.bytes_in += n as u64;
+            p.watched = false;
+        });
+    }
+
     pub(crate) fn add_in(&self, n: usize) {
         self.progress.send_modify(|p| p.bytes_in += n as u64);
     }
@@ -1693,13 +1703,15 @@ async fn read_loop(
                 for ev in cut {
                     let _ = events.send(ev).await;
                 }
-                e.add_in(n);
                 if broken {
                     // The rest of the stream cannot be cut right: stop
                     // reading; the socket stays open, read on request.
-                    *lock(&e.mode) = Mode::Manual;
-                    break;
+                    // Stopped before the bytes are published, so a waiter
+                    // that sees them sees the stop too.
+                    e.stop_reading(n);
+                    return;
                 }
+                e.add_in(n);
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}

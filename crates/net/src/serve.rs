@@ -162,11 +162,11 @@ fn thread_read_loop(
                 for ev in cut {
                     let _ = events.blocking_send(ev);
                 }
-                e.add_in(n);
                 if broken {
-                    *lock(&e.mode) = Mode::Manual;
-                    break;
+                    e.stop_reading(n);
+                    return;
                 }
+                e.add_in(n);
             }
             Err(err)
                 if matches!(
