@@ -410,6 +410,12 @@ mod tests {
             drop(rx);
             let mut s = Session::new(lab.clone(), Arc::new(Out::quiet()), Some(Duration::from_millis(20)));
             for words in lines.iter().map(|w| w.join(" ")).chain([junk.clone()]) {
+                // Commands that create files at a path are left out: a test
+                // writes only in directories of its own.
+                let first = words.split_whitespace().next().unwrap_or("");
+                if ["write", "mkdir", "serve", "upload", "download"].contains(&first) {
+                    continue;
+                }
                 let line = s.expand(&words);
                 let _ = rt.block_on(s.execute(&line));
             }
