@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
 use crate::event::{Event, Transfer};
-use crate::lab::{lock, Background, Entry, Lab, State, SETTLE_LIMIT};
+use crate::lab::{accept_backoff, lock, Background, Entry, Lab, State, SETTLE_LIMIT};
 use crate::transfer::{self, ReceiverConfig};
 use crate::SocketInfo;
 
@@ -119,12 +119,7 @@ impl Lab {
     fn file_server_at(&self, addr: SocketAddr) -> Option<Arc<Entry>> {
         lock(&self.inner.sockets)
             .values()
-            .find(|l| {
-                l.is_file_server()
-                    && matches!(&*lock(&l.state), State::Listener(x)
-                    if x.local_addr().is_ok_and(|a| a.port() == addr.port()
-                        && (a.ip() == addr.ip() || a.ip().is_unspecified())))
-            })
+            .find(|l| l.is_file_server() && l.listens_at(addr))
             .cloned()
     }
 }
@@ -192,18 +187,9 @@ async fn files_loop(
             }
             Err(error) => {
                 drop(permit);
-                let _ = events
-                    .send(Event::AcceptFailed {
-                        listener: e.name.clone(),
-                        error,
-                        retry_in: backoff,
-                    })
-                    .await;
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !accept_backoff(&events, &e.name, error, &mut backoff, &cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }

@@ -251,6 +251,45 @@ pub(crate) struct Entry {
     pub(crate) addrs: Mutex<Option<(SocketAddr, SocketAddr)>>,
 }
 
+/// Whether a socket bound at `local` receives what is sent to `to`: the
+/// same port and family, and the same address or the unspecified one.
+pub(crate) fn reaches(local: SocketAddr, to: SocketAddr) -> bool {
+    local.port() == to.port()
+        && Family::of(&local) == Family::of(&to)
+        && (local.ip() == to.ip() || local.ip().is_unspecified())
+}
+
+impl Entry {
+    /// This socket is a listener bound where `to` reaches.
+    pub(crate) fn listens_at(&self, to: SocketAddr) -> bool {
+        matches!(&*lock(&self.state), State::Listener(l) if l.local_addr().is_ok_and(|a| reaches(a, to)))
+    }
+}
+
+/// After an accept failed: reports it, waits `backoff` (cancellable), and
+/// doubles it up to a second. `false` when cancelled meanwhile.
+pub(crate) async fn accept_backoff(
+    events: &mpsc::Sender<Event>,
+    listener: &Arc<str>,
+    error: io::Error,
+    backoff: &mut Duration,
+    cancel: &CancellationToken,
+) -> bool {
+    let _ = events
+        .send(Event::AcceptFailed {
+            listener: listener.clone(),
+            error,
+            retry_in: *backoff,
+        })
+        .await;
+    tokio::select! {
+        _ = cancel.cancelled() => return false,
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(1));
+    true
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere; the data is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -434,6 +473,23 @@ impl Entry {
         });
     }
 
+    /// Starts a background reader (`make` gets its cancellation token):
+    /// from now on the socket is watched.
+    pub(crate) fn watch_with<F>(&self, make: impl FnOnce(CancellationToken) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        *lock(&self.mode) = Mode::Watched;
+        self.progress.send_modify(|p| p.watched = true);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(make(cancel.clone()));
+        *lock(&self.background) = Some(Background {
+            cancel,
+            task,
+            wake: None,
+        });
+    }
+
     pub(crate) fn add_in(&self, n: usize) {
         self.progress.send_modify(|p| p.bytes_in += n as u64);
     }
@@ -539,11 +595,7 @@ impl Lab {
             return info;
         }
         let sockets = lock(&self.inner.sockets);
-        let listener = sockets.values().find(|l| {
-            matches!(&*lock(&l.state), State::Listener(x)
-                if x.local_addr().is_ok_and(|a| a.port() == peer.port()
-                    && (a.ip() == peer.ip() || a.ip().is_unspecified())))
-        });
+        let listener = sockets.values().find(|l| l.listens_at(peer));
         if let Some(l) = listener {
             info.state = format!("connected, in {}'s accept queue", l.name);
         }
@@ -944,20 +996,9 @@ impl Lab {
 
     fn start_reader(&self, e: &Arc<Entry>) -> Result<()> {
         let stream = e.stream()?;
-        *lock(&e.mode) = Mode::Watched;
-        e.progress.send_modify(|p| p.watched = true);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(read_loop(
-            e.clone(),
-            stream,
-            self.inner.events.clone(),
-            cancel.clone(),
-        ));
-        *lock(&e.background) = Some(Background {
-            cancel,
-            task,
-            wake: None,
-        });
+        let events = self.inner.events.clone();
+        let entry = e.clone();
+        e.watch_with(move |cancel| read_loop(entry, stream, events, cancel));
         Ok(())
     }
 
@@ -1370,13 +1411,7 @@ impl Lab {
     async fn settle_accept(&self, local: SocketAddr, peer: SocketAddr) -> Result<()> {
         let listener = lock(&self.inner.sockets)
             .values()
-            .find(|l| {
-                l.mode() == Mode::Watched
-                    && !*lock(&l.file_server)
-                    && matches!(&*lock(&l.state), State::Listener(x)
-                    if x.local_addr().is_ok_and(|a| a.port() == peer.port()
-                        && (a.ip() == peer.ip() || a.ip().is_unspecified())))
-            })
+            .find(|l| l.mode() == Mode::Watched && !*lock(&l.file_server) && l.listens_at(peer))
             .cloned();
         let Some(listener) = listener else {
             return Ok(());
@@ -1641,18 +1676,9 @@ async fn accept_loop(
                 }
             }
             Err(error) => {
-                let _ = events
-                    .send(Event::AcceptFailed {
-                        listener: e.name.clone(),
-                        error,
-                        retry_in: backoff,
-                    })
-                    .await;
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !accept_backoff(&events, &e.name, error, &mut backoff, &cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }

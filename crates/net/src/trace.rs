@@ -202,9 +202,7 @@ impl Lab {
         if let Some(name) = self.departed_name(addr, other) {
             return name;
         }
-        if let Some(e) = sockets.values().find(|e| {
-            matches!(&*lock(&e.state), State::Listener(l) if l.local_addr().is_ok_and(|a| a.port() == addr.port()))
-        }) {
+        if let Some(e) = sockets.values().find(|e| e.listens_at(addr)) {
             return e.name.to_string();
         }
         addr.to_string()

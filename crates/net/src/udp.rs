@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
 use crate::event::Event;
-use crate::lab::{check_family, lock, push_inbox, settle, Background, Entry, Lab, Mode, State};
+use crate::lab::{check_family, lock, push_inbox, reaches, settle, Entry, Lab, Mode, State};
 use crate::{Family, SocketInfo};
 
 /// The largest datagram socklab reads (the largest a UDP/IP packet can carry).
@@ -147,20 +147,9 @@ impl Lab {
 
     pub(crate) fn start_udp_reader(&self, e: &Arc<Entry>) -> Result<()> {
         let udp = e.udp()?;
-        *lock(&e.mode) = Mode::Watched;
-        e.progress.send_modify(|p| p.watched = true);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(udp_read_loop(
-            e.clone(),
-            udp,
-            self.inner.events.clone(),
-            cancel.clone(),
-        ));
-        *lock(&e.background) = Some(Background {
-            cancel,
-            task,
-            wake: None,
-        });
+        let events = self.inner.events.clone();
+        let entry = e.clone();
+        e.watch_with(move |cancel| udp_read_loop(entry, udp, events, cancel));
         Ok(())
     }
 
@@ -170,11 +159,7 @@ impl Lab {
             .values()
             .find(|e| {
                 e.mode() == Mode::Watched
-                    && matches!(&*lock(&e.state), State::Udp(u) if u.local_addr().is_ok_and(|a| {
-                        a.port() == to.port()
-                            && Family::of(&a) == Family::of(&to)
-                            && (a.ip() == to.ip() || a.ip().is_unspecified())
-                    }))
+                    && matches!(&*lock(&e.state), State::Udp(u) if u.local_addr().is_ok_and(|a| reaches(a, to)))
             })
             .cloned()
     }
