@@ -1011,7 +1011,7 @@ async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     .await?;
     let what = match info.role {
         Role::Listener => "closed; no longer listening (its accepted connections stay open)",
-        Role::Fresh | Role::Stream | Role::Datagram => "closed",
+        Role::Fresh | Role::Stream | Role::Datagram | Role::Program => "closed",
     };
     s.say(format!("{name}: {what}"));
     Ok(())

@@ -271,6 +271,11 @@ pub fn py_addr(a: &SocketAddr) -> String {
 
 /// The socket the way Python's `print(socket)` shows it.
 pub fn py_socket(s: &SocketInfo) -> String {
+    let (Some(family), None) = (s.family, &s.program) else {
+        // A program: what Python's subprocess.Popen would say of it.
+        let (pid, cmd) = s.program.clone().unwrap_or_default();
+        return format!("<Popen: pid {pid}, args: {cmd}>");
+    };
     let ty = if s.role == Role::Datagram {
         "SOCK_DGRAM"
     } else {
@@ -279,9 +284,9 @@ pub fn py_socket(s: &SocketInfo) -> String {
     let mut out = format!(
         "<socket.socket fd={}, family={}, type={ty}, proto=0",
         s.fd,
-        s.family.c_name()
+        family.c_name()
     );
-    let laddr = s.local.unwrap_or_else(|| s.family.unspecified());
+    let laddr = s.local.unwrap_or_else(|| family.unspecified());
     let _ = write!(out, ", laddr={}", py_addr(&laddr));
     if let Some(p) = s.peer {
         let _ = write!(out, ", raddr={}", py_addr(&p));
@@ -354,6 +359,15 @@ pub fn event(ev: &Event, format: Format) -> String {
             format!("{socket} !! {error}; no longer read in the background (recv, or close it)")
         }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
+        Event::Stderr { socket, data } => {
+            format!("{socket} <- stderr: {}", payload(data, data.len(), format))
+        }
+        Event::Started {
+            socket,
+            pid,
+            command,
+        } => format!("{socket}: started `{command}` (pid {pid})"),
+        Event::Exited { socket, status } => format!("{socket}: {}", exit_text(*status)),
         Event::Failed { socket, error } => {
             let mut s = format!("{socket} !! {error}");
             if let Some(h) = explain_io(error) {
@@ -368,6 +382,33 @@ pub fn event(ev: &Event, format: Format) -> String {
         } => {
             format!("{listener} !! accept failed: {error}; trying again in {retry_in:?}")
         }
+    }
+}
+
+/// How a program ended, in words.
+pub fn exit_text(status: Option<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(status) = status else {
+        return "ended (the OS could not say how)".to_string();
+    };
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = nix_signal_name(sig);
+            format!("killed by signal {sig} ({name})")
+        }
+        _ => format!("ended: {status}"),
+    }
+}
+
+fn nix_signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        9 => "SIGKILL",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "a signal",
     }
 }
 
@@ -416,15 +457,17 @@ pub fn sockets(list: &[SocketInfo]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|s| {
-            let kind = match (s.role, s.family) {
-                (Role::Fresh, Family::V4) => "tcp",
-                (Role::Fresh, Family::V6) => "tcp6",
-                (Role::Listener, Family::V4) => "tcp listen",
-                (Role::Listener, Family::V6) => "tcp6 listen",
-                (Role::Stream, Family::V4) => "tcp conn",
-                (Role::Stream, Family::V6) => "tcp6 conn",
-                (Role::Datagram, Family::V4) => "udp",
-                (Role::Datagram, Family::V6) => "udp6",
+            let v6 = s.family == Some(Family::V6);
+            let kind = match (s.role, v6) {
+                (Role::Fresh, false) => "tcp",
+                (Role::Fresh, true) => "tcp6",
+                (Role::Listener, false) => "tcp listen",
+                (Role::Listener, true) => "tcp6 listen",
+                (Role::Stream, false) => "tcp conn",
+                (Role::Stream, true) => "tcp6 conn",
+                (Role::Datagram, false) => "udp",
+                (Role::Datagram, true) => "udp6",
+                (Role::Program, _) => "program",
             };
             let mode = match s.mode {
                 socklab_net::Mode::Watched => "events",
@@ -443,8 +486,14 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 kind.to_string(),
                 s.tcp_state
                     .map_or("-".to_string(), |t| t.name().to_string()),
-                s.local.map_or("-".into(), |a| addr(&a)),
-                s.peer.map_or("-".into(), |a| addr(&a)),
+                match &s.program {
+                    Some((pid, _)) => format!("pid {pid}"),
+                    None => s.local.map_or("-".into(), |a| addr(&a)),
+                },
+                match &s.program {
+                    Some((_, cmd)) => cmd.clone(),
+                    None => s.peer.map_or("-".into(), |a| addr(&a)),
+                },
                 state,
                 mode.to_string(),
                 s.bytes_in.to_string(),
@@ -562,7 +611,7 @@ mod tests {
         let s = SocketInfo {
             name: "s1".into(),
             fd: 3,
-            family: Family::V4,
+            family: Some(Family::V4),
             role: Role::Fresh,
             mode: socklab_net::Mode::Manual,
             local: None,
@@ -574,6 +623,7 @@ mod tests {
             datagrams_in: 0,
             datagrams_out: 0,
             tcp_state: None,
+            program: None,
         };
         assert_eq!(
             py_socket(&s),

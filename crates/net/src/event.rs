@@ -109,6 +109,29 @@ pub enum Event {
         /// The OS error.
         error: io::Error,
     },
+    /// A program wrote to its stderr (`exec`, `listen … exec`).
+    Stderr {
+        /// The program's name in the lab.
+        socket: Arc<str>,
+        /// What it wrote (one read).
+        data: Bytes,
+    },
+    /// A `listen … exec` server started a program for a client.
+    Started {
+        /// The client's name (`srv.1`).
+        socket: Arc<str>,
+        /// The program's process id.
+        pid: u32,
+        /// The command line.
+        command: String,
+    },
+    /// A program ended and was reaped.
+    Exited {
+        /// The program's name in the lab (or the client's it served).
+        socket: Arc<str>,
+        /// How it ended (`None`: the OS could not say).
+        status: Option<std::process::ExitStatus>,
+    },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
         /// The listener's name.
@@ -133,6 +156,9 @@ impl Event {
             | Event::Message { socket, .. }
             | Event::FrameError { socket, .. }
             | Event::PeerClosed { socket }
+            | Event::Stderr { socket, .. }
+            | Event::Started { socket, .. }
+            | Event::Exited { socket, .. }
             | Event::Failed { socket, .. } => socket,
         }
     }

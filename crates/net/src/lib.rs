@@ -1,17 +1,23 @@
-//! socklab's sockets: named TCP sockets, their options, and the events they
-//! raise.
+//! socklab's sockets and streams: named TCP and UDP sockets, programs as
+//! streams, their options, and the events they raise.
 //!
 //! A [`Lab`] holds every socket of one socklab session under a name (`srv`,
-//! `srv.1`, `s3`, …). Sockets are real: socket2 creates and configures them,
-//! tokio drives them. Nothing here prints; what happens in the background
-//! (an accepted client, data that arrived, a peer's close) is sent as an
-//! [`Event`] on one bounded channel that the caller drains.
+//! `srv.1`, `s3`, `cat`, …). Sockets are real: socket2 creates and
+//! configures them, tokio drives them. Nothing here prints; what happens in
+//! the background (an accepted client, data that arrived, a peer's close, a
+//! program's exit) is sent as an [`Event`] on one bounded channel that the
+//! caller drains.
 //!
-//! Two ways to read a connection:
-//! - **watched** connections (made by `listen PORT` or `connect HOST PORT`)
-//!   are read by a background task; every read becomes an [`Event::Data`].
-//! - **manual** connections (made step by step from [`Lab::socket`]) are read
-//!   only when asked, by [`Lab::recv`], one read at a time.
+//! Every byte stream the lab holds (a TCP connection, a program's
+//! stdin/stdout) is a *tube* (`tube.rs`): one reader, framing, inbox,
+//! events and settlement, over a kind-specific wire.
+//!
+//! Two ways to read a stream:
+//! - **watched** streams (made by `listen PORT`, `connect HOST PORT` or
+//!   `exec`) are read by a background task; every read becomes an
+//!   [`Event::Data`].
+//! - **manual** connections (made step by step from [`Lab::socket`]) are
+//!   read only when asked, by [`Lab::recv`], one read at a time.
 //!
 //! # Settlement
 //!
@@ -24,26 +30,33 @@
 //! priority sees every event an operation caused before the operation
 //! completes. This is what makes a session's transcript deterministic.
 
+mod conn;
 mod error;
 mod event;
+mod exec;
 mod files;
-mod framing;
+mod inbox;
 pub mod inspect;
 mod lab;
+mod listener;
+mod model;
 mod options;
-mod serve;
+mod settle;
 mod sys;
 pub mod tcp;
 mod trace;
 pub mod transfer;
+mod tube;
 mod udp;
 
 pub use error::{NetError, Result};
 pub use event::{Event, Transfer};
-pub use files::{FileService, MAX_TRANSFERS};
-pub use lab::{Family, Lab, Mode, Proto, ReadOutcome, Role, SocketInfo};
+pub use exec::Command;
+pub use files::FileService;
+pub use lab::Lab;
+pub use listener::{ServeMode, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
+pub use model::{Family, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
-pub use serve::ServeMode;
 pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
 pub use trace::{TraceMode, TraceWish};

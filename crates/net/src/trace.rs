@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::error::Result;
 use crate::event::Event;
-use crate::lab::{lock, Lab, State};
+use crate::settle::lock;
 use crate::tcp::{self, Capture, CaptureError, PortSet, Relative, Segment, TcpState};
 
 /// How `trace` sees the connections.
@@ -46,6 +46,7 @@ pub enum TraceWish {
     Observe,
 }
 
+/// A running `trace`: the capture (or the observer's memory of states).
 pub(crate) struct Tracer {
     mode: TraceMode,
     capture: Option<Capture>,
@@ -71,14 +72,41 @@ type Observed = (Arc<str>, TcpState, u64);
 /// command (a delayed ACK is at most a few hundred milliseconds).
 const ACK_SETTLE: Duration = Duration::from_secs(2);
 
-impl Lab {
-    /// Starts tracing. Returns the mode, and why it is not a capture when
-    /// a capture was possible to want.
+/// What `trace` needs to know of the lab after a command.
+#[derive(Default)]
+pub(crate) struct View {
+    /// The local port of every TCP socket (fresh and bound, listening,
+    /// connected).
+    pub(crate) ports: Vec<u16>,
+    /// Live connections, in listing order.
+    pub(crate) conns: Vec<ConnView>,
+    /// Listeners: name and local address.
+    pub(crate) listeners: Vec<(Arc<str>, SocketAddr)>,
+    /// Connections the lab closed, newest last: local, peer, name.
+    pub(crate) departed: Vec<(SocketAddr, SocketAddr, Arc<str>)>,
+}
+
+/// One live connection, as `trace` sees it.
+pub(crate) struct ConnView {
+    /// Its name.
+    pub(crate) name: Arc<str>,
+    /// Local address.
+    pub(crate) local: SocketAddr,
+    /// Peer address.
+    pub(crate) peer: SocketAddr,
+    /// Its descriptor (for TCP_INFO).
+    pub(crate) fd: RawFd,
+    /// The kernel's state now.
+    pub(crate) state: Option<TcpState>,
+}
+
+impl Tracer {
+    /// Starts tracing. Returns the tracer, and why it is not a capture
+    /// when a capture was possible to want.
     ///
     /// # Errors
     /// A capture was required and is not possible.
-    pub fn trace_on(&self, wish: TraceWish) -> Result<(TraceMode, Option<String>)> {
-        self.trace_off();
+    pub(crate) fn start(wish: TraceWish, view: &View) -> Result<(Tracer, Option<String>)> {
         let ports = Arc::new(PortSet::new());
         let (mode, capture, rx, why) = match wish {
             TraceWish::Observe => (TraceMode::Observe, None, None, None),
@@ -101,7 +129,7 @@ impl Lab {
                 }
             },
         };
-        let tracer = Arc::new(Tracer {
+        let tracer = Tracer {
             mode,
             capture,
             ports,
@@ -109,110 +137,97 @@ impl Lab {
             relative: Mutex::new(Relative::new()),
             states: Mutex::new(HashMap::new()),
             seen: std::sync::atomic::AtomicU64::new(0),
-        });
-        *lock(&self.inner.tracer) = Some(tracer.clone());
-        self.track_ports(&tracer);
-        self.observe_states(&tracer, false);
-        Ok((mode, why))
+        };
+        tracer.track_ports(view);
+        tracer.observe_states(view, false);
+        Ok((tracer, why))
     }
 
-    /// Stops tracing.
-    pub fn trace_off(&self) {
-        if let Some(t) = lock(&self.inner.tracer).take() {
-            if let Some(c) = Arc::try_unwrap(t).ok().and_then(|t| t.capture) {
-                c.stop();
-            }
+    /// The mode it runs in.
+    pub(crate) fn mode(&self) -> TraceMode {
+        self.mode
+    }
+
+    /// Stops a capture.
+    pub(crate) fn stop(self) {
+        if let Some(c) = self.capture {
+            c.stop();
         }
     }
 
-    /// The mode `trace` runs in, if it is on.
-    pub fn tracing(&self) -> Option<TraceMode> {
-        lock(&self.inner.tracer).as_ref().map(|t| t.mode)
-    }
-
     /// After a command: lets the connections settle (data acknowledged),
-    /// then reports what crossed (capture) or which states were passed
+    /// then returns what crossed (capture) or which states were passed
     /// through (observation) as events, so the transcript holds exactly
     /// what the command caused.
-    pub async fn trace_settle(&self) {
-        let Some(tracer) = lock(&self.inner.tracer).clone() else {
-            return;
-        };
-        self.track_ports(&tracer);
+    pub(crate) async fn settle(&self, view: &View) -> Vec<Event> {
+        self.track_ports(view);
         // In-flight data and its ACKs first: they belong to this command.
-        for stream in self.tcp_streams() {
-            let _ = tcp::wait_info(stream.as_raw_fd(), "data acknowledged", ACK_SETTLE, |i| {
+        for c in &view.conns {
+            let _ = tcp::wait_info(c.fd, "data acknowledged", ACK_SETTLE, |i| {
                 i.unacked == 0 && i.notsent_bytes.unwrap_or(0) == 0
             })
             .await;
         }
-        match tracer.mode {
+        match self.mode {
             TraceMode::Capture => {
-                if let Some(c) = &tracer.capture {
+                if let Some(c) = &self.capture {
                     let _ = c.flush(ACK_SETTLE).await;
                 }
                 let mut segments = Vec::new();
-                if let Some(rx) = lock(&tracer.segments).as_mut() {
+                if let Some(rx) = lock(&self.segments).as_mut() {
                     while let Ok(s) = rx.try_recv() {
                         segments.push(s);
                     }
                 }
-                for s in segments {
-                    let ev = self.segment_event(&tracer, &s);
-                    let _ = self.inner.events.send(ev).await;
-                }
+                segments
+                    .iter()
+                    .map(|s| self.segment_event(view, s))
+                    .collect()
             }
-            TraceMode::Observe => {
-                for ev in self.observe_states(&tracer, true) {
-                    let _ = self.inner.events.send(ev).await;
-                }
-            }
+            TraceMode::Observe => self.observe_states(view, true),
         }
     }
 
-    /// Every port of this lab's TCP sockets, live or closed, is traced.
-    fn track_ports(&self, tracer: &Tracer) {
-        for e in lock(&self.inner.sockets).values() {
-            if let Some(p) = e.local_port() {
-                tracer.ports.insert(p);
-            }
+    /// Every port of the lab's TCP sockets, live or closed, is traced.
+    fn track_ports(&self, view: &View) {
+        for p in &view.ports {
+            self.ports.insert(*p);
         }
-    }
-
-    fn tcp_streams(&self) -> Vec<Arc<tokio::net::TcpStream>> {
-        lock(&self.inner.sockets)
-            .values()
-            .filter_map(|e| match &*lock(&e.state) {
-                State::Stream(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The name of the socket at `addr` talking to `other`: a socket of
-    /// this lab (live, or closed and remembered), else the address.
-    fn name_at(&self, addr: SocketAddr, other: SocketAddr) -> String {
-        let sockets = lock(&self.inner.sockets);
-        if let Some(e) = sockets
-            .values()
-            .find(|e| *lock(&e.addrs) == Some((addr, other)))
+    /// the lab (live, or closed and remembered), else the address.
+    fn name_at(view: &View, addr: SocketAddr, other: SocketAddr) -> String {
+        if let Some(c) = view
+            .conns
+            .iter()
+            .find(|c| c.local == addr && c.peer == other)
         {
-            return e.name.to_string();
+            return c.name.to_string();
         }
-        if let Some(name) = self.departed_name(addr, other) {
-            return name;
+        if let Some(d) = view
+            .departed
+            .iter()
+            .rev()
+            .find(|d| d.0 == addr && d.1 == other)
+        {
+            return d.2.to_string();
         }
-        if let Some(e) = sockets.values().find(|e| e.listens_at(addr)) {
-            return e.name.to_string();
+        if let Some(l) = view
+            .listeners
+            .iter()
+            .find(|l| crate::model::reaches(l.1, addr))
+        {
+            return l.0.to_string();
         }
         addr.to_string()
     }
 
-    fn segment_event(&self, tracer: &Tracer, s: &Segment) -> Event {
-        let rel = lock(&tracer.relative).observe(s);
+    fn segment_event(&self, view: &View, s: &Segment) -> Event {
+        let rel = lock(&self.relative).observe(s);
         Event::Segment {
-            from: self.name_at(s.src, s.dst),
-            to: self.name_at(s.dst, s.src),
+            from: Self::name_at(view, s.src, s.dst),
+            to: Self::name_at(view, s.dst, s.src),
             flags: tcp::flags_text(s),
             seq: rel.seq,
             ack: rel.ack,
@@ -223,43 +238,32 @@ impl Lab {
 
     /// Observation: compares each connection's state with the last one
     /// seen and returns the paths between, in creation order.
-    fn observe_states(&self, tracer: &Tracer, report: bool) -> Vec<Event> {
+    fn observe_states(&self, view: &View, report: bool) -> Vec<Event> {
         let table = tcp::socket_table().unwrap_or_default();
         type Seen = ((SocketAddr, SocketAddr), Arc<str>, TcpState, TcpState, u64);
         let mut now: Vec<Seen> = Vec::new();
-        let mut states = lock(&tracer.states);
+        let mut states = lock(&self.states);
         // Live connections of the lab, in listing order. One whose local
         // port is a listener's was accepted (it came from LISTEN); any other
         // connected out (from CLOSED).
-        let list = self.list();
-        let listening: Vec<u16> = list
-            .iter()
-            .filter(|i| i.role == crate::Role::Listener)
-            .filter_map(|i| i.local.map(|a| a.port()))
-            .collect();
-        for info in list {
-            let (Some(local), Some(peer), Some(state)) = (info.local, info.peer, info.tcp_state)
-            else {
+        let listening: Vec<u16> = view.listeners.iter().map(|l| l.1.port()).collect();
+        for c in &view.conns {
+            let Some(state) = c.state else {
                 continue;
             };
-            let key = (local, peer);
-            let name: Arc<str> = Arc::from(info.name.as_str());
+            let key = (c.local, c.peer);
             let first = states.get(&key).map_or_else(
-                || {
-                    tracer
-                        .seen
-                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                },
+                || self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
                 |s| s.2,
             );
             let before = match states.get(&key) {
                 Some((_, s, _)) => *s,
                 // New since the last look: a client came from CLOSED, an
                 // accepted connection from its listener's LISTEN.
-                None if listening.contains(&local.port()) => TcpState::Listen,
+                None if listening.contains(&c.local.port()) => TcpState::Listen,
                 None => TcpState::Close,
             };
-            now.push((key, name, before, state, first));
+            now.push((key, c.name.clone(), before, state, first));
         }
         // Connections that left the lab: the kernel's table says where
         // they are now (gone: CLOSED).
@@ -293,21 +297,5 @@ impl Lab {
         }
         *states = next;
         events
-    }
-}
-
-impl crate::lab::Entry {
-    fn local_port(&self) -> Option<u16> {
-        match &*lock(&self.state) {
-            State::Listener(l) => l.local_addr().ok().map(|a| a.port()),
-            State::Stream(s) => s.local_addr().ok().map(|a| a.port()),
-            State::Fresh(s) => s
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .map(|a| a.port())
-                .filter(|p| *p != 0),
-            _ => None,
-        }
     }
 }

@@ -4,20 +4,23 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
 use crate::event::Event;
-use crate::lab::{check_family, lock, push_inbox, reaches, settle, Entry, Lab, Mode, State};
-use crate::{Family, SocketInfo};
+use crate::inbox::Inbox;
+use crate::model::{reaches, Family, Mode};
+use crate::settle::lock;
+use crate::tube::Background;
 
 /// The largest datagram socklab reads (the largest a UDP/IP packet can carry).
 const DATAGRAM_MAX: usize = 65_535;
@@ -34,134 +37,206 @@ pub struct Datagram {
     pub size: usize,
 }
 
-impl Entry {
-    fn udp(&self) -> Result<Arc<UdpSocket>> {
-        match &*lock(&self.state) {
-            State::Udp(u) => Ok(u.clone()),
-            State::Closed => Err(NetError::state(&self.name, "is closed")),
-            _ => Err(NetError::state(
-                &self.name,
-                "is a TCP socket: sendto/recvfrom are for UDP (use send/recv)",
-            )),
-        }
-    }
-
-    pub(crate) fn is_udp(&self) -> bool {
-        matches!(&*lock(&self.state), State::Udp(_))
-    }
+/// What a UDP socket's readers have published.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UdpProgress {
+    /// Bytes received.
+    pub(crate) bytes_in: u64,
+    /// Datagrams received.
+    pub(crate) datagrams: u64,
+    /// The background reader is running.
+    pub(crate) watched: bool,
 }
 
-impl Lab {
-    /// `sendto()`: one datagram to `to`. When a watched UDP socket of this
-    /// lab has that address, waits until it has reported the datagram.
+/// A UDP socket of the lab (bound or not, connected or not).
+pub(crate) struct UdpSock {
+    /// The name in the lab.
+    pub(crate) name: Arc<str>,
+    /// The socket.
+    socket: Arc<UdpSocket>,
+    /// Its family.
+    pub(crate) family: Family,
+    /// Who reads: a background reader (events) or commands.
+    mode: Mutex<Mode>,
+    /// What the readers have published.
+    progress: watch::Sender<UdpProgress>,
+    /// Bytes sent.
+    bytes_out: AtomicU64,
+    /// Datagrams sent.
+    datagrams_out: AtomicU64,
+    /// Received data no `expect` consumed yet.
+    inbox: Inbox,
+    /// The background reader, while there is one.
+    background: Mutex<Option<Background>>,
+}
+
+impl UdpSock {
+    /// A new UDP socket of `family`, bound to `bind` when given.
     ///
     /// # Errors
-    /// Not a UDP socket; the OS refused (too long: EMSGSIZE; broadcast
-    /// without SO_BROADCAST: EACCES).
-    pub async fn sendto(&self, name: &str, to: SocketAddr, data: &[u8]) -> Result<usize> {
-        let e = self.get(name)?;
-        let udp = e.udp()?;
-        check_family(&e, to)?;
-        let receiver = self.udp_receiver(to);
-        let before = receiver.as_ref().map(|r| r.progress.borrow().datagrams);
-        let n = udp
-            .send_to(data, to)
-            .await
-            .map_err(NetError::os("sendto"))?;
-        self.count_out(&e, n);
-        if let (Some(r), Some(before)) = (receiver, before) {
-            settle(&r, |p| p.datagrams > before).await?;
+    /// The OS refused.
+    pub(crate) fn new(name: Arc<str>, family: Family, bind: Option<SocketAddr>) -> Result<UdpSock> {
+        let sock = socket2::Socket::new(family.domain(), socket2::Type::DGRAM, None)
+            .map_err(NetError::os("socket"))?;
+        sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
+        if let Some(addr) = bind {
+            sock.bind(&addr.into()).map_err(NetError::os("bind"))?;
         }
-        Ok(n)
+        let socket = UdpSocket::from_std(sock.into()).map_err(NetError::os("socket"))?;
+        Ok(UdpSock {
+            name,
+            socket: Arc::new(socket),
+            family,
+            mode: Mutex::new(Mode::Manual),
+            progress: watch::Sender::new(UdpProgress::default()),
+            bytes_out: AtomicU64::new(0),
+            datagrams_out: AtomicU64::new(0),
+            inbox: Inbox::default(),
+            background: Mutex::new(None),
+        })
     }
 
-    /// `send()` on a connected UDP socket: one datagram to its peer.
-    pub(crate) async fn udp_send(&self, e: &Entry, data: &[u8]) -> Result<usize> {
-        let udp = e.udp()?;
-        let peer = udp.peer_addr().map_err(NetError::os("send"))?;
-        let receiver = self.udp_receiver(peer);
-        let before = receiver.as_ref().map(|r| r.progress.borrow().datagrams);
-        let n = udp.send(data).await.map_err(NetError::os("send"))?;
-        self.count_out(e, n);
-        if let (Some(r), Some(before)) = (receiver, before) {
-            settle(&r, |p| p.datagrams > before).await?;
-        }
-        Ok(n)
+    /// A reference for options, bind and connect.
+    pub(crate) fn sockref(&self) -> SockRef<'_> {
+        SockRef::from(&*self.socket)
     }
 
-    fn count_out(&self, e: &Entry, n: usize) {
-        e.bytes_out.fetch_add(n as u64, Ordering::SeqCst);
-        e.datagrams_out.fetch_add(1, Ordering::SeqCst);
+    /// The descriptor.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The local address, when the OS can say.
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
+        self.socket.local_addr().ok()
+    }
+
+    /// The fixed peer of a connected UDP socket.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        self.socket.peer_addr().ok()
+    }
+
+    /// Who reads it.
+    pub(crate) fn mode(&self) -> Mode {
+        *lock(&self.mode)
+    }
+
+    /// What the readers have published.
+    pub(crate) fn progress(&self) -> UdpProgress {
+        self.progress.borrow().clone()
+    }
+
+    /// A receiver of the progress, to settle on.
+    pub(crate) fn watch_progress(&self) -> watch::Receiver<UdpProgress> {
+        self.progress.subscribe()
+    }
+
+    /// (bytes, datagrams) sent.
+    pub(crate) fn sent(&self) -> (u64, u64) {
+        (
+            self.bytes_out.load(Ordering::SeqCst),
+            self.datagrams_out.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Whether datagrams sent to `to` reach this socket's reader.
+    pub(crate) fn receives(&self, to: SocketAddr) -> bool {
+        self.mode() == Mode::Watched && self.local().is_some_and(|a| reaches(a, to))
+    }
+
+    /// `sendto()` (`to` given) or `send()` on a connected socket: one
+    /// datagram.
+    ///
+    /// # Errors
+    /// The OS refused (too long: EMSGSIZE; broadcast without
+    /// SO_BROADCAST: EACCES; not connected).
+    pub(crate) async fn send(&self, to: Option<SocketAddr>, data: &[u8]) -> Result<usize> {
+        let n = match to {
+            Some(to) => self
+                .socket
+                .send_to(data, to)
+                .await
+                .map_err(NetError::os("sendto"))?,
+            None => self.socket.send(data).await.map_err(NetError::os("send"))?,
+        };
+        self.bytes_out.fetch_add(n as u64, Ordering::SeqCst);
+        self.datagrams_out.fetch_add(1, Ordering::SeqCst);
+        Ok(n)
     }
 
     /// `recvfrom()`: one datagram, at most `max` bytes of it.
     ///
     /// # Errors
-    /// Not a UDP socket, watched, or the OS reported an error (a connected
-    /// socket learns "connection refused" from an ICMP port-unreachable).
-    pub async fn recvfrom(&self, name: &str, max: usize) -> Result<Datagram> {
-        let e = self.get(name)?;
-        let udp = e.udp()?;
-        if e.mode() == Mode::Watched {
+    /// Watched, or the OS reported an error (a connected socket learns
+    /// "connection refused" from an ICMP port-unreachable).
+    pub(crate) async fn recvfrom(&self, max: usize) -> Result<Datagram> {
+        if self.mode() == Mode::Watched {
             return Err(NetError::state(
-                name,
+                &self.name,
                 "is read in the background (its datagrams show as events); `watch NAME off` to read it yourself",
             ));
         }
-        let d = recv_one(&udp, max.clamp(1, DATAGRAM_MAX)).await?;
-        e.add_in(d.data.len());
-        e.progress.send_modify(|p| p.datagrams += 1);
+        let d = recv_one(&self.socket, max.clamp(1, DATAGRAM_MAX)).await?;
+        let n = d.data.len() as u64;
+        self.progress.send_modify(|p| {
+            p.bytes_in += n;
+            p.datagrams += 1;
+        });
         Ok(d)
     }
 
-    /// `connect()` on a UDP socket: fixes its peer (send/recv then need no
-    /// address, and datagrams from anyone else are dropped). No packet is
-    /// sent.
-    pub(crate) fn udp_connect(&self, e: &Entry, to: SocketAddr) -> Result<SocketInfo> {
-        check_family(e, to)?;
-        let udp = e.udp()?;
-        SockRef::from(&*udp)
-            .connect(&to.into())
-            .map_err(NetError::os("connect"))?;
-        Ok(e.info())
-    }
-
-    /// A UDP socket bound to `addr` whose datagrams arrive as events.
+    /// Waits until received data satisfies `find`; see [`crate::Lab::expect`].
     ///
     /// # Errors
-    /// The name is taken, or the OS refused (address in use, …).
-    pub fn udp_serve(&self, addr: SocketAddr, name: Option<&str>) -> Result<SocketInfo> {
-        let name = self.claim_name(name)?;
-        let family = Family::of(&addr);
-        let sock = socket2::Socket::new(family.domain(), socket2::Type::DGRAM, None)
-            .map_err(NetError::os("socket"))?;
-        sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
-        sock.bind(&addr.into()).map_err(NetError::os("bind"))?;
-        let udp = Arc::new(UdpSocket::from_std(sock.into()).map_err(NetError::os("socket"))?);
-        let e = self.new_entry(name, family, State::Udp(udp), Mode::Manual);
-        self.insert(e.clone())?;
-        self.start_udp_reader(&e)?;
-        self.bump();
-        Ok(e.info())
+    /// The socket failed.
+    pub(crate) async fn expect(
+        &self,
+        mut find: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Result<Bytes> {
+        let mut rx = self.progress.subscribe();
+        loop {
+            if let Some(m) = self.inbox.take_match(&mut find) {
+                return Ok(m);
+            }
+            if self.mode() == Mode::Watched {
+                rx.borrow_and_update();
+                if rx.changed().await.is_err() {
+                    return Err(NetError::state(&self.name, "is closed"));
+                }
+            } else {
+                let d = self.recvfrom(DATAGRAM_MAX).await?;
+                self.inbox.push(&d.data);
+            }
+        }
     }
 
-    pub(crate) fn start_udp_reader(&self, e: &Arc<Entry>) -> Result<()> {
-        let udp = e.udp()?;
-        let events = self.inner.events.clone();
-        let entry = e.clone();
-        e.watch_with(move |cancel| udp_read_loop(entry, udp, events, cancel));
-        Ok(())
+    /// The last `max` bytes of data no `expect` consumed.
+    pub(crate) fn unmatched(&self, max: usize) -> Bytes {
+        self.inbox.tail(max)
     }
 
-    /// The watched UDP socket of this lab that datagrams to `to` reach.
-    fn udp_receiver(&self, to: SocketAddr) -> Option<Arc<Entry>> {
-        lock(&self.inner.sockets)
-            .values()
-            .find(|e| {
-                e.mode() == Mode::Watched
-                    && matches!(&*lock(&e.state), State::Udp(u) if u.local_addr().is_ok_and(|a| reaches(a, to)))
-            })
-            .cloned()
+    /// Starts a background reader: every datagram is an event.
+    pub(crate) fn start_reader(self: &Arc<Self>, events: mpsc::Sender<Event>) {
+        *lock(&self.mode) = Mode::Watched;
+        self.progress.send_modify(|p| p.watched = true);
+        let me = self.clone();
+        let bg = Background::spawn(move |cancel| async move { me.read_loop(events, cancel).await });
+        *lock(&self.background) = Some(bg);
+    }
+
+    /// Whether a background reader is attached.
+    pub(crate) fn has_reader(&self) -> bool {
+        lock(&self.background).is_some()
+    }
+
+    /// Stops the background reader; reads happen on request from then on.
+    pub(crate) async fn stop_reader(&self) {
+        let bg = lock(&self.background).take();
+        if let Some(bg) = bg {
+            bg.stop().await;
+        }
+        *lock(&self.mode) = Mode::Manual;
+        self.progress.send_modify(|p| p.watched = false);
     }
 }
 
@@ -218,50 +293,51 @@ async fn recv_one(udp: &UdpSocket, max: usize) -> Result<Datagram> {
     }
 }
 
-async fn udp_read_loop(
-    e: Arc<Entry>,
-    udp: Arc<UdpSocket>,
-    events: mpsc::Sender<Event>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let got = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = recv_one(&udp, DATAGRAM_MAX) => r,
-        };
-        match got {
-            Ok(d) => {
-                push_inbox(&e, &d.data);
-                let n = d.data.len();
-                let _ = events
-                    .send(Event::Datagram {
-                        socket: e.name.clone(),
-                        from: d.from,
-                        data: d.data,
-                    })
-                    .await;
-                e.add_in(n);
-                e.progress.send_modify(|p| p.datagrams += 1);
-            }
-            Err(err) => {
-                // An ICMP error (an earlier datagram refused) is reported and
-                // the socket keeps receiving; any other error ends the reader.
-                let error = match err {
-                    NetError::Os { source, .. } => source,
-                    other => io::Error::other(other.to_string()),
-                };
-                let refused = error.kind() == io::ErrorKind::ConnectionRefused;
-                let _ = events
-                    .send(Event::Failed {
-                        socket: e.name.clone(),
-                        error,
-                    })
-                    .await;
-                if !refused {
-                    break;
+impl UdpSock {
+    async fn read_loop(&self, events: mpsc::Sender<Event>, cancel: CancellationToken) {
+        loop {
+            let got = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = recv_one(&self.socket, DATAGRAM_MAX) => r,
+            };
+            match got {
+                Ok(d) => {
+                    let n = d.data.len() as u64;
+                    let data = d.data.clone();
+                    let _ = events
+                        .send(Event::Datagram {
+                            socket: self.name.clone(),
+                            from: d.from,
+                            data: d.data,
+                        })
+                        .await;
+                    // Published after the event was sent.
+                    self.inbox.push(&data);
+                    self.progress.send_modify(|p| {
+                        p.bytes_in += n;
+                        p.datagrams += 1;
+                    });
+                }
+                Err(err) => {
+                    // An ICMP error (an earlier datagram refused) is reported and
+                    // the socket keeps receiving; any other error ends the reader.
+                    let error = match err {
+                        NetError::Os { source, .. } => source,
+                        other => io::Error::other(other.to_string()),
+                    };
+                    let refused = error.kind() == io::ErrorKind::ConnectionRefused;
+                    let _ = events
+                        .send(Event::Failed {
+                            socket: self.name.clone(),
+                            error,
+                        })
+                        .await;
+                    if !refused {
+                        break;
+                    }
                 }
             }
         }
+        self.progress.send_modify(|p| p.watched = false);
     }
-    e.progress.send_modify(|p| p.watched = false);
 }

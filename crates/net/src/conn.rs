@@ -1,0 +1,397 @@
+//! The TCP kind of tube: a connection, and what only TCP has (addresses,
+//! the kernel's state, the goodbye the kernel finishes after a close).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use socket2::{SockRef, Socket};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::error::{NetError, Result};
+use crate::model::Family;
+use crate::settle::{lock, KERNEL_SETTLE};
+use crate::sys;
+use crate::tcp::{self, TableRow, TcpState};
+use crate::tube::{Tube, Wire};
+
+/// A TCP stream as a wire. The stream sits behind a lock only so `close`
+/// can let go of it while others hold the wire.
+pub(crate) struct TcpWire {
+    stream: RwLock<Option<Arc<TcpStream>>>,
+}
+
+impl TcpWire {
+    /// The stream, unless closed.
+    fn stream(&self) -> Option<Arc<TcpStream>> {
+        self.stream
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
+}
+
+impl Wire for TcpWire {
+    fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        let Some(stream) = self.stream() else {
+            return Poll::Ready(Err(closed()));
+        };
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            let mut limited = bytes::BufMut::limit(&mut *buf, max);
+            match stream.try_read_buf(&mut limited) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let Some(stream) = self.stream() else {
+            return Poll::Ready(Err(closed()));
+        };
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self.stream() {
+            Some(s) => SockRef::from(&*s).shutdown(how),
+            None => Err(closed()),
+        }
+    }
+
+    fn close(&self) {
+        let taken = self
+            .stream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(taken);
+    }
+
+    fn pollable(&self) -> Option<Arc<dyn AsFd + Send + Sync>> {
+        let stream: Arc<dyn AsFd + Send + Sync> = self.stream()?;
+        Some(stream)
+    }
+}
+
+/// How many reported accepts a server remembers by client address.
+const ANNOUNCED_MEMORY: usize = 4096;
+
+/// What a self-accepting server has reported of its accepts, for the lab's
+/// clients to settle on, and what a connection it accepted knows of it:
+/// the lab's clients waiting in its backlog (an iterative server takes the
+/// next one when this one closes).
+pub(crate) struct Accepts {
+    /// Accepts reported so far.
+    announced: AtomicU64,
+    /// The clients of the latest accepts reported, newest last.
+    recent: Mutex<VecDeque<SocketAddr>>,
+    /// Clients of this lab that connected while the server was busy.
+    queued: AtomicU64,
+    /// Bumped with every report, so waiters can settle on it.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Accepts {
+    fn default() -> Accepts {
+        Accepts {
+            announced: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
+            queued: AtomicU64::new(0),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Accepts {
+    /// Records one more reported accept, of `client` (call after the
+    /// accept event was sent).
+    pub(crate) fn announce(&self, client: SocketAddr) {
+        {
+            let mut recent = lock(&self.recent);
+            recent.push_back(client);
+            if recent.len() > ANNOUNCED_MEMORY {
+                recent.pop_front();
+            }
+        }
+        self.announced.fetch_add(1, Ordering::SeqCst);
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Accepts reported so far.
+    pub(crate) fn announced(&self) -> u64 {
+        self.announced.load(Ordering::SeqCst)
+    }
+
+    /// Whether the accept of `client` was reported.
+    pub(crate) fn has_announced(&self, client: SocketAddr) -> bool {
+        lock(&self.recent).contains(&client)
+    }
+
+    /// A receiver that changes with every report.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// A client of the lab waits in the backlog.
+    pub(crate) fn queue(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes one queued client off the count; `false` when none waits.
+    pub(crate) fn dequeue(&self) -> bool {
+        self.queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| q.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// A TCP connection of the lab: a tube, its addresses, and the server
+/// that accepted it, if one of the lab's did.
+pub(crate) struct Conn {
+    /// The byte stream.
+    pub(crate) tube: Arc<Tube>,
+    /// The same stream, as TCP.
+    wire: Arc<TcpWire>,
+    /// Local address.
+    pub(crate) local: SocketAddr,
+    /// Peer address.
+    pub(crate) peer: SocketAddr,
+    /// The accepting server's record, for a connection a self-accepting
+    /// listener of the lab accepted.
+    pub(crate) parent: Option<Arc<Accepts>>,
+}
+
+impl Conn {
+    /// A connection named `name` over `stream`.
+    ///
+    /// # Errors
+    /// The OS cannot say the connection's addresses (it failed already).
+    pub(crate) fn new(
+        name: Arc<str>,
+        stream: TcpStream,
+        parent: Option<Arc<Accepts>>,
+    ) -> Result<Conn> {
+        let local = stream.local_addr().map_err(NetError::os("getsockname"))?;
+        let peer = stream.peer_addr().map_err(NetError::os("getpeername"))?;
+        let wire = Arc::new(TcpWire {
+            stream: RwLock::new(Some(Arc::new(stream))),
+        });
+        Ok(Conn {
+            tube: Arc::new(Tube::new(name, wire.clone())),
+            wire,
+            local,
+            peer,
+            parent,
+        })
+    }
+
+    /// The address family.
+    pub(crate) fn family(&self) -> Family {
+        Family::of(&self.local)
+    }
+
+    /// The stream, unless closed.
+    ///
+    /// # Errors
+    /// It is closed.
+    pub(crate) fn stream(&self) -> Result<Arc<TcpStream>> {
+        self.wire
+            .stream()
+            .ok_or_else(|| NetError::state(&self.tube.name, "is closed"))
+    }
+
+    /// The descriptor, or -1 once closed.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.wire.stream().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// The kernel's state of the connection.
+    pub(crate) fn kernel_state(&self) -> Option<TcpState> {
+        let s = self.wire.stream()?;
+        tcp::state_of(s.as_raw_fd()).ok()
+    }
+
+    /// Bytes handed to the network so far: written, less what is still in
+    /// the send queue unsent (SIOCOUTQNSD).
+    pub(crate) fn handed(&self) -> u64 {
+        let unsent = self
+            .wire
+            .stream()
+            .and_then(|s| sys::notsent(s.as_raw_fd()).ok())
+            .unwrap_or(0) as u64;
+        self.tube.bytes_out().saturating_sub(unsent)
+    }
+
+    /// Before a manual read: waits until the stream is readable and at
+    /// least `want()` bytes (what a lab peer has sent so far, capped by the
+    /// read's size) have arrived, so what one read returns does not depend
+    /// on timing. A reset or end of stream ends the wait at once.
+    ///
+    /// # Errors
+    /// The connection is closed or the OS refused.
+    pub(crate) async fn await_arrival(&self, want: impl Fn() -> usize) -> Result<()> {
+        let stream = self.stream()?;
+        let fd = stream.as_raw_fd();
+        loop {
+            stream.readable().await.map_err(NetError::os("recv"))?;
+            let want = want();
+            let avail = sys::inq(fd).unwrap_or(0);
+            // A reset shows as the kernel's CLOSED state; reading the pending
+            // error (SO_ERROR) here would clear it, and the read would then
+            // see a clean end of stream instead of the reset.
+            let over = !matches!(
+                tcp::state_of(fd),
+                Ok(TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2)
+            );
+            if avail >= want.max(1) || want == 0 || over {
+                return Ok(());
+            }
+            // More is on its way: clear readiness, wait for the next arrival.
+            let _ = stream.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+    }
+
+    /// After our FIN: waits until the peer's kernel acknowledged it (we
+    /// leave FIN_WAIT_1, CLOSING or LAST_ACK), so what `sockets` shows does
+    /// not depend on a delayed ACK. Best effort.
+    pub(crate) async fn settle_fin(&self) {
+        let Some(stream) = self.wire.stream() else {
+            return;
+        };
+        let _ = tcp::wait_info(
+            stream.as_raw_fd(),
+            "our FIN acknowledged",
+            KERNEL_SETTLE,
+            |i| {
+                !matches!(
+                    i.state,
+                    TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck
+                )
+            },
+        )
+        .await;
+    }
+
+    /// A reference for socket options and `TCP_INFO`.
+    pub(crate) fn with_sockref<T>(&self, f: impl FnOnce(SockRef<'_>) -> T) -> Result<T> {
+        let s = self.stream()?;
+        Ok(f(SockRef::from(&*s)))
+    }
+
+    /// Takes the stream out, for a transfer to own.
+    ///
+    /// # Errors
+    /// Something else still holds the stream.
+    pub(crate) fn into_stream(self) -> Result<TcpStream> {
+        let taken = self
+            .wire
+            .stream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let arc = taken.ok_or_else(|| NetError::state(&self.tube.name, "is closed"))?;
+        Arc::try_unwrap(arc).map_err(|_| NetError::state(&self.tube.name, "is in use"))
+    }
+}
+
+/// After closing a connection that was in `before`: waits until the
+/// kernel's socket table shows where the goodbye leads, so a `sockets` that
+/// follows does not depend on timing. The first to close waits for its FIN
+/// to be acknowledged (FIN_WAIT_2, or TIME_WAIT if the peer closed too);
+/// the second to close waits for its own row to go (LAST_ACK ends with the
+/// peer's ACK) and, when the peer's side is on this machine, for that side
+/// to reach TIME_WAIT. Best effort: a timeout changes nothing but the wait.
+pub(crate) async fn settle_close(before: TcpState, local: SocketAddr, remote: SocketAddr) {
+    let ours = |r: &TableRow| r.local == local && r.remote == remote;
+    let theirs = |r: &TableRow| r.local == remote && r.remote == local;
+    let _ = match before {
+        TcpState::Established => {
+            tcp::wait_table("our FIN acknowledged", KERNEL_SETTLE, |rows| {
+                rows.iter()
+                    .filter(|r| ours(r))
+                    .all(|r| matches!(r.state, TcpState::FinWait2 | TcpState::TimeWait))
+            })
+            .await
+        }
+        TcpState::CloseWait => {
+            tcp::wait_table("the goodbye finished", KERNEL_SETTLE, |rows| {
+                !rows.iter().any(ours)
+                    && rows
+                        .iter()
+                        .filter(|r| theirs(r))
+                        .all(|r| r.state == TcpState::TimeWait)
+            })
+            .await
+        }
+        _ => return,
+    };
+}
+
+/// Connects a socket2 socket without blocking a thread: non-blocking
+/// connect, then wait for writability. On failure the socket comes back
+/// (when it still exists) so the caller can keep it.
+pub(crate) async fn connect_socket(
+    sock: Socket,
+    to: SocketAddr,
+    timeout: Option<Duration>,
+) -> std::result::Result<TcpStream, (NetError, Option<Socket>)> {
+    if let Err(e) = sock.set_nonblocking(true) {
+        return Err((NetError::os("connect")(e), Some(sock)));
+    }
+    match sock.connect(&to.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err((NetError::os("connect")(e), Some(sock))),
+    }
+    let stream =
+        TcpStream::from_std(sock.into()).map_err(|e| (NetError::os("connect")(e), None))?;
+    let wait = async {
+        stream.writable().await?;
+        if let Some(err) = stream.take_error()? {
+            return Err(err);
+        }
+        // Writable without an error means connected; peer_addr proves it.
+        stream.peer_addr().map(|_| ())
+    };
+    let outcome = match timeout {
+        Some(t) => match tokio::time::timeout(t, wait).await {
+            Ok(r) => r.map_err(NetError::os("connect")),
+            Err(_) => Err(NetError::Timeout {
+                what: format!("connect to {to}"),
+                after: t,
+            }),
+        },
+        None => wait.await.map_err(NetError::os("connect")),
+    };
+    match outcome {
+        Ok(()) => Ok(stream),
+        Err(err) => Err((err, stream.into_std().ok().map(Socket::from))),
+    }
+}

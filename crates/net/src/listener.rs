@@ -1,0 +1,512 @@
+//! The listener kind: a listening TCP socket, the service that takes its
+//! clients (accepted by command, reported as events, served files, wired
+//! to a program), its accept loop and its children's numbering.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::conn::{Accepts, Conn};
+use crate::error::{NetError, Result};
+use crate::event::{Event, Transfer};
+use crate::exec::{self, Command};
+use crate::files::{self, FileService};
+use crate::model::{reaches, Family};
+use crate::settle::lock;
+use crate::tube::Background;
+
+/// The most clients a `mode thread` server reads at once (a thread each).
+pub const MAX_THREAD_CLIENTS: usize = 512;
+/// How many transfers one file server runs at once; more clients wait in
+/// the accept queue.
+pub const MAX_TRANSFERS: usize = 64;
+/// How many programs one `listen … exec` server runs at once.
+pub const MAX_PROGRAMS: usize = 64;
+/// How many finished clients a file or exec server remembers, to settle
+/// the lab's clients on.
+const FINISHED_MEMORY: usize = 1024;
+
+/// How a server that reports its clients as events serves them
+/// (lecture §10): one at a time, a thread each, or a task each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServeMode {
+    /// One async task per client (the default): thousands at little cost.
+    #[default]
+    Task,
+    /// One OS thread per client, blocking in its reads.
+    Thread,
+    /// One client at a time, like the lecture's `while True: accept()`
+    /// loop: the next client is accepted only when the current one has
+    /// closed; meanwhile it waits, connected, in the backlog.
+    Iterative,
+}
+
+impl ServeMode {
+    /// Every mode, as `help` lists them.
+    pub const ALL: [ServeMode; 3] = [ServeMode::Iterative, ServeMode::Thread, ServeMode::Task];
+
+    /// The mode's name in commands.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServeMode::Task => "task",
+            ServeMode::Thread => "thread",
+            ServeMode::Iterative => "iterative",
+        }
+    }
+}
+
+impl std::str::FromStr for ServeMode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<ServeMode, ()> {
+        ServeMode::ALL.into_iter().find(|m| m.name() == s).ok_or(())
+    }
+}
+
+/// Where a listener's accepted connections go: the lab that owns it.
+pub(crate) trait Adopt: Send + Sync + 'static {
+    /// Makes `conn` a socket of the lab, listed under its listener (whose
+    /// listing order is `order`) at accept number `k`.
+    ///
+    /// # Errors
+    /// The name is taken.
+    fn adopt(&self, conn: Arc<Conn>, order: u64, k: u64) -> Result<()>;
+    /// Where background events go.
+    fn events(&self) -> mpsc::Sender<Event>;
+}
+
+/// A server that reports its clients as events and lets the lab read
+/// them (`listen PORT`).
+pub(crate) struct EventServer {
+    /// One task, one thread, or one client at a time.
+    pub(crate) how: ServeMode,
+    /// Accepts reported, and lab clients waiting in the backlog.
+    pub(crate) accepts: Arc<Accepts>,
+    /// Accepted connections handed to `accept` callers.
+    claimed: AtomicU64,
+    /// Iterative: the client being served (the next waits in the backlog).
+    pub(crate) serving: Mutex<Option<SocketAddr>>,
+}
+
+/// A server whose clients are file transfers (`serve files`, `serve raw`).
+pub(crate) struct FileServer {
+    /// What it does with each client.
+    service: FileService,
+    /// Clients whose transfer has been reported.
+    reports: Arc<Reports>,
+}
+
+/// A server whose every client is wired to a program of its own
+/// (`listen PORT exec PROGRAM`, as `ncat --exec` does).
+pub(crate) struct ExecServer {
+    /// The program and its arguments.
+    command: Command,
+    /// Accepts reported.
+    pub(crate) accepts: Arc<Accepts>,
+    /// Clients whose program has ended and been reported.
+    reports: Arc<Reports>,
+}
+
+/// What takes a listener's clients.
+pub(crate) enum Service {
+    /// `accept` commands, one at a time.
+    Manual,
+    /// Accepted by itself and reported as events; the clients are sockets
+    /// of the lab.
+    Events(EventServer),
+    /// Each client's transfer, reported when done.
+    Files(FileServer),
+    /// Each client wired to a program.
+    Exec(ExecServer),
+}
+
+impl Service {
+    /// Reports clients as events.
+    pub(crate) fn events(how: ServeMode) -> Service {
+        Service::Events(EventServer {
+            how,
+            accepts: Arc::default(),
+            claimed: AtomicU64::new(0),
+            serving: Mutex::new(None),
+        })
+    }
+
+    /// Serves files.
+    pub(crate) fn files(service: FileService) -> Service {
+        Service::Files(FileServer {
+            service,
+            reports: Arc::default(),
+        })
+    }
+
+    /// Runs `command` for each client.
+    pub(crate) fn exec(command: Command) -> Service {
+        Service::Exec(ExecServer {
+            command,
+            accepts: Arc::default(),
+            reports: Arc::default(),
+        })
+    }
+}
+
+/// A listening socket of the lab.
+pub(crate) struct Listener {
+    /// The name in the lab.
+    pub(crate) name: Arc<str>,
+    /// Where it stands in listings (its children follow it).
+    pub(crate) order: u64,
+    /// The socket.
+    socket: Arc<TcpListener>,
+    /// Connections accepted so far (numbers the children: `NAME.k`).
+    accepted: AtomicU64,
+    /// What takes its clients.
+    pub(crate) service: Service,
+    /// The accept loop, for a self-accepting listener.
+    background: Mutex<Option<Background>>,
+}
+
+impl Listener {
+    /// A listener over `socket`; a self-accepting service starts with
+    /// [`Listener::start`].
+    pub(crate) fn new(
+        name: Arc<str>,
+        order: u64,
+        socket: TcpListener,
+        service: Service,
+    ) -> Listener {
+        Listener {
+            name,
+            order,
+            socket: Arc::new(socket),
+            accepted: AtomicU64::new(0),
+            service,
+            background: Mutex::new(None),
+        }
+    }
+
+    /// The local address, when the OS can say.
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
+        self.socket.local_addr().ok()
+    }
+
+    /// The address family.
+    pub(crate) fn family(&self) -> Family {
+        self.local().map_or(Family::V4, |a| Family::of(&a))
+    }
+
+    /// The descriptor.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Whether connections to `to` reach this listener.
+    pub(crate) fn listens_at(&self, to: SocketAddr) -> bool {
+        self.local().is_some_and(|a| reaches(a, to))
+    }
+
+    /// A reference for socket options.
+    pub(crate) fn sockref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&*self.socket)
+    }
+
+    /// Starts the accept loop of a self-accepting service.
+    pub(crate) fn start(self: &Arc<Self>, lab: Arc<dyn Adopt>) {
+        let me = self.clone();
+        let bg = Background::spawn(move |cancel| async move {
+            match &me.service {
+                Service::Manual => {}
+                Service::Events(_) => me.events_loop(&*lab, &cancel).await,
+                Service::Files(_) => me.files_loop(&*lab, &cancel).await,
+                Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
+            }
+        });
+        *lock(&self.background) = Some(bg);
+    }
+
+    /// Stops the accept loop (and, for an exec server, its programs).
+    pub(crate) async fn stop(&self) {
+        let bg = lock(&self.background).take();
+        if let Some(bg) = bg {
+            bg.stop().await;
+        }
+    }
+
+    /// `accept()` one connection from the queue.
+    ///
+    /// # Errors
+    /// The OS refused.
+    pub(crate) async fn accept_one(&self) -> Result<TcpStream> {
+        let (stream, _) = self.socket.accept().await.map_err(NetError::os("accept"))?;
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        Ok(stream)
+    }
+
+    /// Waits for the next slot (when there is a limit), then the next
+    /// client; `None` when cancelled. Failed accepts are reported and
+    /// retried after a back-off.
+    async fn next_client(
+        &self,
+        slots: Option<&Arc<Semaphore>>,
+        events: &mpsc::Sender<Event>,
+        cancel: &CancellationToken,
+    ) -> Option<(TcpStream, SocketAddr, u64, Option<OwnedSemaphorePermit>)> {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let slot = match slots {
+                Some(s) => tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    p = s.clone().acquire_owned() => Some(p.ok()?),
+                },
+                None => None,
+            };
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                r = self.socket.accept() => r,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let k = self.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                    return Some((stream, peer, k, slot));
+                }
+                Err(error) => {
+                    drop(slot);
+                    let _ = events
+                        .send(Event::AcceptFailed {
+                            listener: self.name.clone(),
+                            error,
+                            retry_in: backoff,
+                        })
+                        .await;
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// The name of accepted client number `k`.
+    fn child_name(&self, k: u64) -> Arc<str> {
+        Arc::from(format!("{}.{k}", self.name))
+    }
+
+    async fn events_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+        let Service::Events(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        // Thread mode: one OS thread per client, at most MAX_THREAD_CLIENTS
+        // at once; more clients wait in the accept queue.
+        let slots =
+            (server.how == ServeMode::Thread).then(|| Arc::new(Semaphore::new(MAX_THREAD_CLIENTS)));
+        while let Some((stream, peer, k, slot)) =
+            self.next_client(slots.as_ref(), &events, cancel).await
+        {
+            let name = self.child_name(k);
+            let Ok(child) = Conn::new(name.clone(), stream, Some(server.accepts.clone())) else {
+                continue;
+            };
+            let child = Arc::new(child);
+            if server.how == ServeMode::Iterative {
+                // Busy (with whom) before anyone can see the accept, so a
+                // client that connects next knows it waits in the backlog.
+                *lock(&server.serving) = Some(peer);
+            }
+            // The accept is reported before anyone can find the child (a
+            // connect settling on it) and before its data can be.
+            let accepted = Event::Accepted {
+                listener: self.name.clone(),
+                conn: name,
+                peer,
+            };
+            let _ = events.send(accepted).await;
+            if lab.adopt(child.clone(), self.order, k).is_err() {
+                continue;
+            }
+            let _ = match slot {
+                Some(slot) => child.tube.start_thread_reader(events.clone(), slot),
+                None => {
+                    child.tube.start_reader(events.clone());
+                    Ok(())
+                }
+            };
+            server.accepts.announce(peer);
+            if server.how == ServeMode::Iterative {
+                // Serve this client until the server side closes it (the
+                // lecture's loop: accept, send, recv, close); the next
+                // client waits in the backlog meanwhile.
+                let mut rx = child.tube.watch_progress();
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = rx.wait_for(|p| p.closed || p.failed) => {}
+                }
+                *lock(&server.serving) = None;
+            }
+        }
+    }
+
+    async fn files_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+        let Service::Files(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        let slots = Arc::new(Semaphore::new(MAX_TRANSFERS));
+        let clients = tokio_util::task::TaskTracker::new();
+        while let Some((stream, peer, _, slot)) =
+            self.next_client(Some(&slots), &events, cancel).await
+        {
+            let service = server.service.clone();
+            let events = events.clone();
+            let name = self.name.clone();
+            let reports = server.reports.clone();
+            clients.spawn(async move {
+                let outcome: Transfer = files::serve_one(stream, &service).await;
+                // Reported before the settling waiter can see it.
+                let served = Event::Served {
+                    server: name,
+                    peer,
+                    outcome: Box::new(outcome),
+                };
+                let _ = events.send(served).await;
+                reports.finish(peer);
+                drop(slot);
+            });
+        }
+        clients.close();
+    }
+
+    async fn exec_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+        let Service::Exec(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        let slots = Arc::new(Semaphore::new(MAX_PROGRAMS));
+        let programs = tokio_util::task::TaskTracker::new();
+        while let Some((stream, peer, k, slot)) =
+            self.next_client(Some(&slots), &events, cancel).await
+        {
+            let name = self.child_name(k);
+            let accepted = Event::Accepted {
+                listener: self.name.clone(),
+                conn: name.clone(),
+                peer,
+            };
+            let _ = events.send(accepted).await;
+            let child = exec::start_client(&name, &server.command, &events).await;
+            server.accepts.announce(peer);
+            let Some(child) = child else {
+                server.reports.finish(peer);
+                continue;
+            };
+            let events = events.clone();
+            let stop = cancel.child_token();
+            let reports = server.reports.clone();
+            programs.spawn(async move {
+                exec::serve_client(name, stream, child, &events, stop).await;
+                reports.finish(peer);
+                drop(slot);
+            });
+        }
+        // The programs end with the server (their tokens are children of
+        // its token); wait until each has been reaped.
+        programs.close();
+        programs.wait().await;
+    }
+
+    /// A file or exec server of this listener: waits until it has reported
+    /// its client at `client`.
+    ///
+    /// # Errors
+    /// It did not report within `limit`.
+    pub(crate) async fn settle_finished(&self, client: SocketAddr, limit: Duration) -> Result<()> {
+        match &self.service {
+            Service::Files(s) => s.reports.settle(client, limit, &self.name).await,
+            Service::Exec(s) => s.reports.settle(client, limit, &self.name).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The next accepted client of an event server that no `accept` has
+    /// claimed yet, by its name; waits for one.
+    pub(crate) async fn claim(&self) -> Option<Arc<str>> {
+        let Service::Events(server) = &self.service else {
+            return None;
+        };
+        let mut rx = server.accepts.watch();
+        loop {
+            rx.borrow_and_update();
+            let claimed = server.claimed.load(Ordering::SeqCst);
+            if server.accepts.announced() > claimed {
+                server.claimed.store(claimed + 1, Ordering::SeqCst);
+                return Some(self.child_name(claimed + 1));
+            }
+            rx.changed().await.ok()?;
+        }
+    }
+
+    /// The accepts of a self-accepting server (events or exec).
+    pub(crate) fn accepts(&self) -> Option<&Arc<Accepts>> {
+        match &self.service {
+            Service::Events(s) => Some(&s.accepts),
+            Service::Exec(s) => Some(&s.accepts),
+            _ => None,
+        }
+    }
+}
+
+/// The clients a file or exec server has reported, for the lab's clients
+/// to settle on.
+pub(crate) struct Reports {
+    /// Clients whose end has been reported, newest last.
+    finished: Mutex<VecDeque<SocketAddr>>,
+    /// Bumped after each report.
+    reported: watch::Sender<u64>,
+}
+
+impl Default for Reports {
+    fn default() -> Reports {
+        Reports {
+            finished: Mutex::new(VecDeque::new()),
+            reported: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Reports {
+    /// Records that `client`'s end was reported (call after sending the
+    /// report, so a waiter that sees this finds the event).
+    fn finish(&self, client: SocketAddr) {
+        {
+            let mut finished = lock(&self.finished);
+            finished.push_back(client);
+            if finished.len() > FINISHED_MEMORY {
+                finished.pop_front();
+            }
+        }
+        self.reported.send_modify(|g| *g += 1);
+    }
+
+    /// Waits until `client`'s end has been reported.
+    async fn settle(&self, client: SocketAddr, limit: Duration, server: &str) -> Result<()> {
+        let what = || format!("waiting for {server} to report its client {client}");
+        crate::settle::wait_until(what, limit, self.reported.subscribe(), |_| {
+            lock(&self.finished).contains(&client)
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,697 @@
+//! The tube: one byte stream the lab holds, whatever carries it.
+//!
+//! A TCP connection and a program's stdin/stdout are both tubes (the
+//! pwntools idea): a [`Wire`] moves the bytes, and everything else is
+//! written once, here: the name, the background reader and its events,
+//! framing, the inbox `expect` consumes, send, one manual read, shutdown,
+//! close, byte counters and the progress that settlement waits on. What
+//! only one kind has (a TCP connection's kernel state, a program's exit
+//! status) stays on that kind (`conn.rs`, `exec.rs`), which holds a tube.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use socklab_frame::Framing;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{NetError, Result};
+use crate::event::Event;
+use crate::inbox::Inbox;
+use crate::model::{Mode, ReadOutcome};
+use crate::settle::lock;
+
+/// How much one read takes at most.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// How one kind of byte stream moves its bytes. Methods take `&self` so a
+/// reader and a writer can use the wire at once; implementations hold
+/// whatever locking they need only inside a poll, never across a wait.
+pub(crate) trait Wire: Send + Sync + 'static {
+    /// Appends what is there to `buf` (at most `max` bytes), or registers
+    /// for a wake-up. `Ok(0)` is end of stream. Cancel-safe: dropping a
+    /// pending read loses no bytes.
+    fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>>;
+    /// Writes some of `data`, or registers for a wake-up.
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Shuts one direction (or both) down.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// Lets go of the stream now (a socket's descriptor is closed here, so
+    /// the peer sees the close before anyone waits for it to report it).
+    fn close(&self);
+    /// What holds a non-blocking descriptor a plain thread may poll and
+    /// read, for readers on threads of their own (`listen … mode thread`).
+    /// The thread keeps it, so the descriptor outlives every read.
+    fn pollable(&self) -> Option<Arc<dyn AsFd + Send + Sync>> {
+        None
+    }
+}
+
+/// What a tube's readers have published: waiters settle on it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    /// Bytes read so far (by the background reader or by commands).
+    pub(crate) bytes_in: u64,
+    /// The background reader is running.
+    pub(crate) watched: bool,
+    /// End of stream was read.
+    pub(crate) eof: bool,
+    /// Reading failed (a reset, most often).
+    pub(crate) failed: bool,
+    /// `close` closed it.
+    pub(crate) closed: bool,
+}
+
+/// Which directions `shutdown` has closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Halves {
+    /// Both open.
+    #[default]
+    Open,
+    /// No more reading.
+    ReadShut,
+    /// No more writing (our FIN was sent, or the program's stdin closed).
+    WriteShut,
+    /// Neither.
+    BothShut,
+}
+
+impl Halves {
+    fn after(self, how: Shutdown) -> Halves {
+        let (r, w) = match self {
+            Halves::Open => (false, false),
+            Halves::ReadShut => (true, false),
+            Halves::WriteShut => (false, true),
+            Halves::BothShut => (true, true),
+        };
+        let r = r || matches!(how, Shutdown::Read | Shutdown::Both);
+        let w = w || matches!(how, Shutdown::Write | Shutdown::Both);
+        match (r, w) {
+            (false, false) => Halves::Open,
+            (true, false) => Halves::ReadShut,
+            (false, true) => Halves::WriteShut,
+            (true, true) => Halves::BothShut,
+        }
+    }
+
+    /// In words, for a socket's state.
+    pub(crate) fn words(self) -> &'static [&'static str] {
+        match self {
+            Halves::Open => &[],
+            Halves::ReadShut => &["read shut"],
+            Halves::WriteShut => &["write shut"],
+            Halves::BothShut => &["write shut", "read shut"],
+        }
+    }
+}
+
+/// A running background task (a reader, an accept loop) and how to stop it.
+pub(crate) struct Background {
+    /// Cancels the task.
+    pub(crate) cancel: CancellationToken,
+    /// The task (for a reader thread: a task that ends with the thread).
+    pub(crate) task: JoinHandle<()>,
+    /// Written to wake a reader thread blocked in poll.
+    pub(crate) wake: Option<OwnedFd>,
+}
+
+impl Background {
+    /// Runs `make`'s future as a task, stoppable by its token.
+    pub(crate) fn spawn<F>(make: impl FnOnce(CancellationToken) -> F) -> Background
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(make(cancel.clone()));
+        Background {
+            cancel,
+            task,
+            wake: None,
+        }
+    }
+
+    /// Stops the task and waits until it has ended.
+    pub(crate) async fn stop(self) {
+        self.cancel.cancel();
+        if let Some(w) = &self.wake {
+            let _ = nix::unistd::write(w, &[1u8]);
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// How incoming bytes are cut into messages, and the half message so far.
+struct Framer {
+    framing: Framing,
+    partial: BytesMut,
+}
+
+/// What one background read found.
+enum Got {
+    Bytes(Bytes),
+    Eof,
+    Error(io::Error),
+}
+
+/// What a reader publishes after sending a read's events.
+enum After {
+    /// `n` bytes arrived and were cut into messages: keep reading.
+    Data(Bytes),
+    /// The bytes broke the framing: stop reading (the socket stays open).
+    Broken(usize),
+    /// End of stream.
+    Eof,
+    /// The read failed.
+    Failed,
+    /// Nothing happened (a spurious wake-up).
+    Nothing,
+}
+
+/// One byte stream of the lab.
+pub(crate) struct Tube {
+    /// The name in the lab (`cli`, `srv.1`, `cat`).
+    pub(crate) name: Arc<str>,
+    /// What moves the bytes.
+    wire: Arc<dyn Wire>,
+    /// Who reads: a background reader (events) or commands.
+    mode: Mutex<Mode>,
+    /// What the readers have published.
+    progress: watch::Sender<Progress>,
+    /// Bytes written.
+    bytes_out: AtomicU64,
+    /// Framing of incoming bytes (and of what `frame` sends).
+    framer: Mutex<Framer>,
+    /// Received data no `expect` consumed yet.
+    inbox: Inbox,
+    /// Which directions are shut.
+    halves: Mutex<Halves>,
+    /// The background reader, while there is one.
+    background: Mutex<Option<Background>>,
+}
+
+impl Tube {
+    /// A tube over `wire`, read on request until a reader starts.
+    pub(crate) fn new(name: Arc<str>, wire: Arc<dyn Wire>) -> Tube {
+        Tube {
+            name,
+            wire,
+            mode: Mutex::new(Mode::Manual),
+            progress: watch::Sender::new(Progress::default()),
+            bytes_out: AtomicU64::new(0),
+            framer: Mutex::new(Framer {
+                framing: Framing::Raw,
+                partial: BytesMut::new(),
+            }),
+            inbox: Inbox::default(),
+            halves: Mutex::new(Halves::Open),
+            background: Mutex::new(None),
+        }
+    }
+
+    /// Who reads it.
+    pub(crate) fn mode(&self) -> Mode {
+        *lock(&self.mode)
+    }
+
+    /// What the readers have published so far.
+    pub(crate) fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// A receiver of the tube's progress, to settle on.
+    pub(crate) fn watch_progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::SeqCst)
+    }
+
+    /// Which directions are shut.
+    pub(crate) fn halves(&self) -> Halves {
+        *lock(&self.halves)
+    }
+
+    /// The state in words, when it is not simply open: `failed`, `peer
+    /// closed`, `write shut`, `read shut`.
+    pub(crate) fn state_words(&self) -> Vec<&'static str> {
+        let p = self.progress();
+        let mut parts = Vec::new();
+        if p.failed {
+            parts.push("failed");
+        } else if p.eof {
+            parts.push("peer closed");
+        }
+        parts.extend_from_slice(self.halves().words());
+        parts
+    }
+
+    /// The last `max` bytes of data no `expect` consumed.
+    pub(crate) fn unmatched(&self, max: usize) -> Bytes {
+        self.inbox.tail(max)
+    }
+
+    // ----- framing ---------------------------------------------------------
+
+    /// Chooses how incoming bytes are cut into messages; a half message
+    /// already buffered is dropped.
+    pub(crate) fn set_framing(&self, framing: Framing) {
+        *lock(&self.framer) = Framer {
+            framing,
+            partial: BytesMut::new(),
+        };
+    }
+
+    /// The framing in use.
+    pub(crate) fn framing(&self) -> Framing {
+        lock(&self.framer).framing
+    }
+
+    /// What one read becomes: the bytes as they came (raw), or every whole
+    /// message now buffered. `true` means the stream broke its framing.
+    fn cut(&self, chunk: Bytes) -> (Vec<Event>, bool) {
+        let mut framer = lock(&self.framer);
+        let framing = framer.framing;
+        if framing == Framing::Raw {
+            let data = Event::Data {
+                socket: self.name.clone(),
+                data: chunk,
+            };
+            return (vec![data], false);
+        }
+        framer.partial.extend_from_slice(&chunk);
+        let mut out = Vec::new();
+        loop {
+            match framing.decode(&framer.partial) {
+                Ok(Some((msg, used))) => {
+                    out.push(Event::Message {
+                        socket: self.name.clone(),
+                        framing: framing.name(),
+                        data: Bytes::copy_from_slice(msg),
+                    });
+                    framer.partial.advance(used);
+                }
+                Ok(None) => return (out, false),
+                Err(e) => {
+                    out.push(Event::FrameError {
+                        socket: self.name.clone(),
+                        error: e.to_string(),
+                    });
+                    framer.partial.clear();
+                    return (out, true);
+                }
+            }
+        }
+    }
+
+    /// At end of stream: bytes of a message that never completed.
+    fn leftover(&self) -> Option<Event> {
+        let mut framer = lock(&self.framer);
+        if framer.partial.is_empty() {
+            return None;
+        }
+        let n = framer.partial.len();
+        framer.partial = BytesMut::new();
+        Some(Event::FrameError {
+            socket: self.name.clone(),
+            error: format!("the peer closed in the middle of a message ({n} bytes of it arrived)"),
+        })
+    }
+
+    // ----- background reading --------------------------------------------
+
+    /// The events one read raises, in order, and what to publish after
+    /// they are sent. Shared by the task and the thread reader.
+    fn report(&self, got: Got) -> (Vec<Event>, After) {
+        match got {
+            Got::Bytes(b) if b.is_empty() => (Vec::new(), After::Nothing),
+            Got::Bytes(b) => {
+                let n = b.len();
+                let (events, broken) = self.cut(b.clone());
+                let after = if broken {
+                    After::Broken(n)
+                } else {
+                    After::Data(b)
+                };
+                (events, after)
+            }
+            Got::Eof => {
+                let mut events: Vec<Event> = self.leftover().into_iter().collect();
+                events.push(Event::PeerClosed {
+                    socket: self.name.clone(),
+                });
+                (events, After::Eof)
+            }
+            Got::Error(error) => {
+                let failed = Event::Failed {
+                    socket: self.name.clone(),
+                    error,
+                };
+                (vec![failed], After::Failed)
+            }
+        }
+    }
+
+    /// Publishes what a read's events stand for (after they were sent, so
+    /// a waiter that sees it finds the events on the channel). `false`
+    /// when the reader stops.
+    fn publish(&self, after: After) -> bool {
+        match after {
+            After::Nothing => true,
+            After::Data(b) => {
+                // The inbox first: an `expect` woken by the progress finds
+                // the bytes there.
+                self.inbox.push(&b);
+                self.progress.send_modify(|p| p.bytes_in += b.len() as u64);
+                true
+            }
+            After::Broken(n) => {
+                // The rest of the stream cannot be cut right: reading stops
+                // and the socket is read on request from now on. Stopped
+                // and counted in one publication, so a waiter that sees the
+                // bytes sees the stop too.
+                *lock(&self.mode) = Mode::Manual;
+                self.progress.send_modify(|p| {
+                    p.bytes_in += n as u64;
+                    p.watched = false;
+                });
+                false
+            }
+            After::Eof => {
+                self.progress.send_modify(|p| {
+                    p.eof = true;
+                    p.watched = false;
+                });
+                false
+            }
+            After::Failed => {
+                self.progress.send_modify(|p| {
+                    p.failed = true;
+                    p.watched = false;
+                });
+                false
+            }
+        }
+    }
+
+    fn mark_watched(&self) {
+        *lock(&self.mode) = Mode::Watched;
+        self.progress.send_modify(|p| p.watched = true);
+    }
+
+    /// Starts a background reader on a task: from now on every read is an
+    /// event.
+    pub(crate) fn start_reader(self: &Arc<Self>, events: mpsc::Sender<Event>) {
+        self.mark_watched();
+        let tube = self.clone();
+        let bg = Background::spawn(move |cancel| async move {
+            loop {
+                let got = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = read_chunk(&*tube.wire) => match r {
+                        Ok(b) if b.is_empty() => Got::Eof,
+                        Ok(b) => Got::Bytes(b),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => Got::Error(e),
+                    },
+                };
+                let (evs, after) = tube.report(got);
+                for ev in evs {
+                    let _ = events.send(ev).await;
+                }
+                if !tube.publish(after) {
+                    return;
+                }
+            }
+            tube.progress.send_modify(|p| p.watched = false);
+        });
+        *lock(&self.background) = Some(bg);
+    }
+
+    /// Starts a background reader on an OS thread of its own (a blocking
+    /// `poll` + non-blocking `read` loop), holding `slot` while it runs.
+    ///
+    /// # Errors
+    /// The wire has no descriptor to poll, or the OS refused a pipe or a
+    /// thread.
+    pub(crate) fn start_thread_reader(
+        self: &Arc<Self>,
+        events: mpsc::Sender<Event>,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<()> {
+        let Some(source) = self.wire.pollable() else {
+            return Err(NetError::state(&self.name, "cannot be read on a thread"));
+        };
+        let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| NetError::os("pipe")(e.into()))?;
+        self.mark_watched();
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let tube = self.clone();
+        // An OS thread of its own (not the runtime's blocking pool, which
+        // file transfers need); the slot caps how many there are.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("read {}", self.name))
+            .spawn(move || {
+                tube.thread_read_loop(&*source, &wake_rx, &events, &stop);
+                // The descriptor is let go of before the stop is awaited
+                // as done, so a close that follows really closes it.
+                drop(source);
+                drop(slot);
+                let _ = done_tx.send(());
+            })
+            .map_err(NetError::os("thread"))?;
+        let task = tokio::spawn(async move {
+            let _ = done_rx.await;
+        });
+        *lock(&self.background) = Some(Background {
+            cancel,
+            task,
+            wake: Some(wake_tx),
+        });
+        Ok(())
+    }
+
+    /// Blocks in poll(2) until the stream is readable or the wake pipe is
+    /// written (cancellation), then reads without blocking. The descriptor
+    /// stays non-blocking (it is shared with the runtime), so the thread
+    /// waits in poll, never in read.
+    fn thread_read_loop(
+        &self,
+        source: &dyn AsFd,
+        wake: &OwnedFd,
+        events: &mpsc::Sender<Event>,
+        cancel: &CancellationToken,
+    ) {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let fd = source.as_fd();
+            let mut fds = [
+                PollFd::new(fd, PollFlags::POLLIN),
+                PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+            ];
+            let polled = nix::poll::poll(&mut fds, PollTimeout::NONE);
+            let woken = fds[1].revents().is_some_and(|r| !r.is_empty());
+            if cancel.is_cancelled() || woken {
+                break;
+            }
+            let got = match polled {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => Got::Error(e.into()),
+                Ok(_) => match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) => Got::Eof,
+                    Ok(n) => Got::Bytes(Bytes::copy_from_slice(&buf[..n])),
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                    Err(e) => Got::Error(e.into()),
+                },
+            };
+            let (evs, after) = self.report(got);
+            for ev in evs {
+                let _ = events.blocking_send(ev);
+            }
+            if !self.publish(after) {
+                return;
+            }
+        }
+        self.progress.send_modify(|p| p.watched = false);
+    }
+
+    /// Whether a background reader is attached.
+    pub(crate) fn has_reader(&self) -> bool {
+        lock(&self.background).is_some()
+    }
+
+    /// Stops the background reader, if any, and waits until it has ended;
+    /// the tube is read on request from then on.
+    pub(crate) async fn stop_reader(&self) {
+        let bg = lock(&self.background).take();
+        if let Some(bg) = bg {
+            bg.stop().await;
+        }
+        *lock(&self.mode) = Mode::Manual;
+    }
+
+    // ----- commands --------------------------------------------------------
+
+    /// Writes every byte of `data` (`sendall`); returns how many went.
+    ///
+    /// # Errors
+    /// The stream refused part way ([`NetError::PartialSend`] says how
+    /// much went).
+    pub(crate) async fn send(&self, data: &[u8]) -> Result<usize> {
+        let mut sent = 0;
+        while sent < data.len() {
+            let wrote = poll_fn(|cx| self.wire.poll_write(cx, &data[sent..])).await;
+            match wrote {
+                Ok(0) => {
+                    let err = io::Error::from(io::ErrorKind::WriteZero);
+                    return Err(self.partial(sent, data.len(), err));
+                }
+                Ok(n) => {
+                    sent += n;
+                    self.bytes_out.fetch_add(n as u64, Ordering::SeqCst);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(self.partial(sent, data.len(), err)),
+            }
+        }
+        Ok(sent)
+    }
+
+    fn partial(&self, sent: usize, total: usize, source: io::Error) -> NetError {
+        NetError::PartialSend {
+            name: self.name.to_string(),
+            sent,
+            total,
+            source,
+        }
+    }
+
+    /// Fails unless the tube is read on request.
+    ///
+    /// # Errors
+    /// A background reader reads it.
+    pub(crate) fn check_manual(&self) -> Result<()> {
+        if self.mode() == Mode::Watched {
+            return Err(NetError::state(
+                &self.name,
+                "is read in the background (its data shows as events); use expect, or `watch NAME off` to read it yourself",
+            ));
+        }
+        Ok(())
+    }
+
+    /// One read of at most `max` bytes (`recv`).
+    ///
+    /// # Errors
+    /// The OS reported an error (a reset).
+    pub(crate) async fn recv(&self, max: usize) -> Result<ReadOutcome> {
+        let max = max.max(1);
+        let mut buf = BytesMut::with_capacity(max);
+        match poll_fn(|cx| self.wire.poll_read_buf(cx, &mut buf, max)).await {
+            Ok(0) => {
+                self.progress.send_modify(|p| p.eof = true);
+                Ok(ReadOutcome::Eof)
+            }
+            Ok(n) => {
+                self.progress.send_modify(|p| p.bytes_in += n as u64);
+                Ok(ReadOutcome::Data(buf.freeze()))
+            }
+            Err(err) => {
+                self.progress.send_modify(|p| p.failed = true);
+                Err(NetError::os("recv")(err))
+            }
+        }
+    }
+
+    /// Waits until received data satisfies `find` (which returns how many
+    /// bytes the match consumes) and returns those bytes. A watched tube
+    /// looks at what its reader reported; a manual one reads.
+    ///
+    /// # Errors
+    /// The stream ended or failed before a match.
+    pub(crate) async fn expect(
+        &self,
+        mut find: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Result<Bytes> {
+        let ended = || {
+            NetError::state(
+                &self.name,
+                "got end-of-stream (the peer closed) before the expected data came",
+            )
+        };
+        let mut rx = self.progress.subscribe();
+        loop {
+            if let Some(m) = self.inbox.take_match(&mut find) {
+                return Ok(m);
+            }
+            if self.mode() == Mode::Watched {
+                let p = rx.borrow_and_update().clone();
+                if p.eof || p.failed {
+                    return Err(ended());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(NetError::state(&self.name, "is closed"));
+                }
+                continue;
+            }
+            match self.recv(READ_CHUNK).await? {
+                ReadOutcome::Eof => return Err(ended()),
+                ReadOutcome::Data(b) => self.inbox.push(&b),
+            }
+        }
+    }
+
+    /// `shutdown()` one direction or both. Shutting the read side stops a
+    /// background reader first (it would take it for a close).
+    ///
+    /// # Errors
+    /// The OS refused (not connected).
+    pub(crate) async fn shutdown(&self, how: Shutdown) -> Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.stop_reader().await;
+        }
+        self.wire.shutdown(how).map_err(NetError::os("shutdown"))?;
+        let mut halves = lock(&self.halves);
+        *halves = halves.after(how);
+        Ok(())
+    }
+
+    /// Stops the reader and lets go of the stream (the peer sees the close
+    /// now). Progress says `closed` only when [`Tube::mark_closed`] is
+    /// called, after the caller settled what the close caused.
+    pub(crate) async fn close(&self) {
+        self.stop_reader().await;
+        self.wire.close();
+        self.progress.send_modify(|p| p.watched = false);
+    }
+
+    /// Publishes that the tube is closed (an iterative server waits for
+    /// this to take its next client).
+    pub(crate) fn mark_closed(&self) {
+        self.progress.send_modify(|p| p.closed = true);
+    }
+}
+
+/// One read of at most [`READ_CHUNK`] bytes from a wire; empty at end of
+/// stream.
+async fn read_chunk(wire: &dyn Wire) -> io::Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    poll_fn(|cx| wire.poll_read_buf(cx, &mut buf, READ_CHUNK)).await?;
+    Ok(buf.freeze())
+}
