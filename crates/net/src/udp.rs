@@ -2,7 +2,6 @@
 //! its edges, with the sender's address.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -242,25 +241,16 @@ impl UdpSock {
 
 /// Reads one datagram, learning its full size (MSG_TRUNC) when it is cut.
 async fn recv_one(udp: &UdpSocket, max: usize) -> Result<Datagram> {
-    let mut buf: Vec<MaybeUninit<u8>> = vec![MaybeUninit::uninit(); max];
+    let mut buf = vec![0u8; max];
     let would_block = || io::Error::from(io::ErrorKind::WouldBlock);
     // The first try needs no wait.
-    let mut got = SockRef::from(udp).recv_from_with_flags(&mut buf, libc::MSG_TRUNC);
+    let mut got = recv_trunc(udp, &mut buf);
     loop {
         match got {
             Ok((size, from)) => {
-                let n = size.min(max);
-                // SAFETY: the kernel initialised the first `n` bytes
-                // (recvfrom wrote min(size, max) bytes into `buf`).
-                let data: Vec<u8> = buf[..n]
-                    .iter()
-                    .map(|b| unsafe { b.assume_init() })
-                    .collect();
-                let from = from.as_socket().ok_or_else(|| {
-                    NetError::os("recvfrom")(io::Error::other("sender without an IP address"))
-                })?;
+                buf.truncate(size.min(max));
                 return Ok(Datagram {
-                    data: Bytes::from(data),
+                    data: Bytes::from(buf),
                     from,
                     size,
                 });
@@ -279,18 +269,30 @@ async fn recv_one(udp: &UdpSocket, max: usize) -> Result<Datagram> {
         // arrived meanwhile, so no wake-up is lost.
         got = if error {
             // The queued error, or "nothing after all" (which clears it).
-            udp.try_io(
-                Interest::ERROR,
-                || -> io::Result<(usize, socket2::SockAddr)> {
-                    Err(SockRef::from(udp).take_error()?.unwrap_or_else(would_block))
-                },
-            )
-        } else {
-            udp.try_io(Interest::READABLE, || {
-                SockRef::from(udp).recv_from_with_flags(&mut buf, libc::MSG_TRUNC)
+            udp.try_io(Interest::ERROR, || -> io::Result<(usize, SocketAddr)> {
+                Err(SockRef::from(udp).take_error()?.unwrap_or_else(would_block))
             })
+        } else {
+            udp.try_io(Interest::READABLE, || recv_trunc(udp, &mut buf))
         };
     }
+}
+
+/// One `recvmsg(MSG_TRUNC)`: the bytes that fit into `buf`, the datagram's
+/// full size (more than `buf` when it was cut), and its sender.
+fn recv_trunc(udp: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    use nix::sys::socket::{recvmsg, MsgFlags, SockaddrStorage};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(udp.as_raw_fd(), &mut iov, None, MsgFlags::MSG_TRUNC)?;
+    let from = msg.address.and_then(|a| {
+        if let Some(v4) = a.as_sockaddr_in() {
+            Some(SocketAddr::V4((*v4).into()))
+        } else {
+            a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+        }
+    });
+    let from = from.ok_or_else(|| io::Error::other("sender without an IP address"))?;
+    Ok((msg.bytes, from))
 }
 
 impl UdpSock {
