@@ -3,6 +3,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
 /// Bytes waiting in a socket's receive queue (FIONREAD).
 pub(crate) fn inq(fd: RawFd) -> io::Result<usize> {
     ioctl_int(fd, libc::FIONREAD as _)
@@ -13,6 +15,9 @@ pub(crate) fn notsent(fd: RawFd) -> io::Result<usize> {
     ioctl_int(fd, libc::SIOCOUTQNSD as _)
 }
 
+/// An ioctl that writes one `int`: socket2, tokio and nix offer no safe
+/// call for FIONREAD or SIOCOUTQNSD (nix's ioctl macros generate `unsafe`
+/// functions), so this one stays `unsafe`.
 fn ioctl_int(fd: RawFd, request: libc::c_ulong) -> io::Result<usize> {
     let mut value: libc::c_int = 0;
     // SAFETY: `fd` is an open socket owned by the caller for the duration of
@@ -30,20 +35,10 @@ fn ioctl_int(fd: RawFd, request: libc::c_ulong) -> io::Result<usize> {
 /// # Errors
 /// The OS error of `getrlimit`/`setrlimit`.
 pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        return Ok(hard);
     }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a valid, initialised rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(lim.rlim_cur)
+    Ok(soft)
 }

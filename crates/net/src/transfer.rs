@@ -59,6 +59,7 @@ mod client;
 mod error;
 mod raw;
 mod receive;
+mod send;
 mod server;
 mod store;
 mod wire;

@@ -4,6 +4,10 @@ use std::io::BufRead;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
 use socklab_tasks::{Ending, JobState, Jobs, LineKind, Mode, WorkerState, Workload};
 
 use crate::support::{assert_gone, collect, jobs, our_children, rt, until_steps, Test};
@@ -265,14 +269,9 @@ pub fn middle() -> ExitCode {
 /// makes itself a child subreaper so the orphaned worker is handed to it
 /// and it can see how the worker died.
 fn workers_die_with_the_shell() {
-    // SAFETY: prctl with plain integer arguments.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(
-        rc,
-        0,
-        "PR_SET_CHILD_SUBREAPER: {}",
-        std::io::Error::last_os_error()
-    );
+    if let Err(e) = prctl::set_child_subreaper(true) {
+        panic!("PR_SET_CHILD_SUBREAPER: {e}");
+    }
     let mut shell = std::process::Command::new(std::env::current_exe().unwrap())
         .arg(MIDDLE_FLAG)
         .stdout(Stdio::piped())
@@ -287,15 +286,16 @@ fn workers_die_with_the_shell() {
     shell.kill().unwrap();
     shell.wait().unwrap();
     // The worker (10 s of napping) is now our child: wait for it.
-    let mut status = 0;
-    // SAFETY: waitpid on a PID, with a valid status pointer.
-    let reaped = unsafe { libc::waitpid(worker, &mut status, 0) };
+    let reaped = waitpid(Pid::from_raw(worker), None);
     let took = t0.elapsed();
-    // SAFETY: as above.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
-    assert_eq!(reaped, worker, "{}", std::io::Error::last_os_error());
-    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
-    assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
+    let _ = prctl::set_child_subreaper(false);
+    match reaped {
+        Ok(WaitStatus::Signaled(pid, signal, _)) => {
+            assert_eq!(pid.as_raw(), worker);
+            assert_eq!(signal, Signal::SIGKILL);
+        }
+        other => panic!("worker {worker}: {other:?}"),
+    }
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_gone(worker as u32);
 }

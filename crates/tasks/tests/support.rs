@@ -187,6 +187,5 @@ pub fn our_children() -> Vec<(u32, char)> {
 
 /// This thread's kernel id.
 pub fn gettid() -> u32 {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+    nix::unistd::gettid().as_raw() as u32
 }

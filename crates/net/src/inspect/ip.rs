@@ -705,111 +705,113 @@ mod tests {
         bool,
     );
 
+    /// Prefixes and what `analyze` must say about their networks.
+    const NET_CASES: &[NetCase] = &[
+        (
+            "10.1.2.3/0", // classification only, never a target
+            "0.0.0.0",
+            Some("255.255.255.255"),
+            "0.0.0.1",
+            "255.255.255.254",
+            (1 << 32) - 2,
+            false,
+        ),
+        (
+            "192.168.24.148/24",    // classification only, never a target
+            "192.168.24.0",         // classification only, never a target
+            Some("192.168.24.255"), // classification only, never a target
+            "192.168.24.1",         // classification only, never a target
+            "192.168.24.254",       // classification only, never a target
+            254,
+            false,
+        ),
+        (
+            "192.168.24.0/24",      // classification only, never a target
+            "192.168.24.0",         // classification only, never a target
+            Some("192.168.24.255"), // classification only, never a target
+            "192.168.24.1",         // classification only, never a target
+            "192.168.24.254",       // classification only, never a target
+            254,
+            true,
+        ),
+        (
+            "10.0.0.5/30",    // classification only, never a target
+            "10.0.0.4",       // classification only, never a target
+            Some("10.0.0.7"), // classification only, never a target
+            "10.0.0.5",       // classification only, never a target
+            "10.0.0.6",       // classification only, never a target
+            2,
+            false,
+        ),
+        (
+            "10.0.0.0/31", // classification only, never a target
+            "10.0.0.0",    // classification only, never a target
+            None,
+            "10.0.0.0", // classification only, never a target
+            "10.0.0.1", // classification only, never a target
+            2,
+            false,
+        ),
+        (
+            "10.0.0.1/31", // classification only, never a target
+            "10.0.0.0",    // classification only, never a target
+            None,
+            "10.0.0.0", // classification only, never a target
+            "10.0.0.1", // classification only, never a target
+            2,
+            false,
+        ),
+        (
+            "10.0.0.9/32", // classification only, never a target
+            "10.0.0.9",    // classification only, never a target
+            None,
+            "10.0.0.9", // classification only, never a target
+            "10.0.0.9", // classification only, never a target
+            1,
+            false,
+        ),
+        (
+            "::/0",
+            "::",
+            None,
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            u128::MAX,
+            true,
+        ),
+        (
+            "2001:db8::1/64",
+            "2001:db8::",
+            None,
+            "2001:db8::1",
+            "2001:db8::ffff:ffff:ffff:ffff",
+            (1 << 64) - 1,
+            false,
+        ),
+        (
+            "2001:db8::/64",
+            "2001:db8::",
+            None,
+            "2001:db8::1",
+            "2001:db8::ffff:ffff:ffff:ffff",
+            (1 << 64) - 1,
+            true,
+        ),
+        (
+            "2001:db8::1/127",
+            "2001:db8::",
+            None,
+            "2001:db8::",
+            "2001:db8::1",
+            2,
+            false,
+        ),
+        ("::1/128", "::1", None, "::1", "::1", 1, false),
+    ];
+
     #[test]
     fn prefixes() {
-        let cases: &[NetCase] = &[
-            (
-                "10.1.2.3/0", // classification only, never a target
-                "0.0.0.0",
-                Some("255.255.255.255"),
-                "0.0.0.1",
-                "255.255.255.254",
-                (1 << 32) - 2,
-                false,
-            ),
-            (
-                "192.168.24.148/24",    // classification only, never a target
-                "192.168.24.0",         // classification only, never a target
-                Some("192.168.24.255"), // classification only, never a target
-                "192.168.24.1",         // classification only, never a target
-                "192.168.24.254",       // classification only, never a target
-                254,
-                false,
-            ),
-            (
-                "192.168.24.0/24",      // classification only, never a target
-                "192.168.24.0",         // classification only, never a target
-                Some("192.168.24.255"), // classification only, never a target
-                "192.168.24.1",         // classification only, never a target
-                "192.168.24.254",       // classification only, never a target
-                254,
-                true,
-            ),
-            (
-                "10.0.0.5/30",    // classification only, never a target
-                "10.0.0.4",       // classification only, never a target
-                Some("10.0.0.7"), // classification only, never a target
-                "10.0.0.5",       // classification only, never a target
-                "10.0.0.6",       // classification only, never a target
-                2,
-                false,
-            ),
-            (
-                "10.0.0.0/31", // classification only, never a target
-                "10.0.0.0",    // classification only, never a target
-                None,
-                "10.0.0.0", // classification only, never a target
-                "10.0.0.1", // classification only, never a target
-                2,
-                false,
-            ),
-            (
-                "10.0.0.1/31", // classification only, never a target
-                "10.0.0.0",    // classification only, never a target
-                None,
-                "10.0.0.0", // classification only, never a target
-                "10.0.0.1", // classification only, never a target
-                2,
-                false,
-            ),
-            (
-                "10.0.0.9/32", // classification only, never a target
-                "10.0.0.9",    // classification only, never a target
-                None,
-                "10.0.0.9", // classification only, never a target
-                "10.0.0.9", // classification only, never a target
-                1,
-                false,
-            ),
-            (
-                "::/0",
-                "::",
-                None,
-                "::1",
-                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                u128::MAX,
-                true,
-            ),
-            (
-                "2001:db8::1/64",
-                "2001:db8::",
-                None,
-                "2001:db8::1",
-                "2001:db8::ffff:ffff:ffff:ffff",
-                (1 << 64) - 1,
-                false,
-            ),
-            (
-                "2001:db8::/64",
-                "2001:db8::",
-                None,
-                "2001:db8::1",
-                "2001:db8::ffff:ffff:ffff:ffff",
-                (1 << 64) - 1,
-                true,
-            ),
-            (
-                "2001:db8::1/127",
-                "2001:db8::",
-                None,
-                "2001:db8::",
-                "2001:db8::1",
-                2,
-                false,
-            ),
-            ("::1/128", "::1", None, "::1", "::1", 1, false),
-        ];
-        for &(input, net, bcast, first, last, hosts, is_net) in cases {
+        for &(input, net, bcast, first, last, hosts, is_net) in NET_CASES {
             let n = analyze(input)
                 .unwrap_or_else(|e| panic!("{input}: {e}"))
                 .network

@@ -9,14 +9,20 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::io::IoSliceMut;
 use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use nix::errno::Errno;
+use nix::net::if_::if_nametoindex;
+use nix::sys::socket::{
+    recvmsg, setsockopt, socket, sockopt, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType,
+};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{mpsc, watch};
@@ -32,7 +38,7 @@ pub const CAPTURE_CHANNEL: usize = 1024;
 const FRAME_BUF: usize = 65536 + 256;
 /// The receive buffer asked for the packet socket, so that bursts wait in
 /// the kernel rather than being dropped there.
-const SOCKET_RCVBUF: libc::c_int = 4 << 20;
+const SOCKET_RCVBUF: usize = 4 << 20;
 /// What starts the payload of a flush marker.
 const MARKER_MAGIC: &[u8; 8] = b"socklab!";
 
@@ -220,7 +226,9 @@ impl Capture {
         let socket = {
             let _guard = runtime.enter();
             // SAFETY: the OwnedFd keeps its descriptor open, and the same,
-            // for as long as the AsyncFd owns it.
+            // for as long as the AsyncFd owns it. (tokio's safe
+            // `AsyncFd::with_interest` is deprecated as unsound: this is
+            // the call it asks for.)
             let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
             Arc::new(registered.map_err(|e| CaptureError::os("epoll", e.into()))?)
         };
@@ -475,51 +483,44 @@ fn marker_token(frame: &[u8], marker: SocketAddr) -> Option<u64> {
 /// Opens a non-blocking `AF_PACKET` raw socket that receives every frame
 /// of `lo` and nothing else (not promiscuous).
 pub(super) fn open_loopback() -> Result<OwnedFd, CaptureError> {
-    let name = c"lo";
-    // SAFETY: `name` is a valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        return Err(CaptureError::NoLoopback(io::Error::last_os_error()));
-    }
+    let ifindex = if_nametoindex("lo").map_err(|e| CaptureError::NoLoopback(e.into()))?;
     let ifindex =
         i32::try_from(ifindex).map_err(|_| CaptureError::NoLoopback(io::Error::other("index")))?;
     // Protocol 0: the socket receives nothing until it is bound to `lo`
     // with ETH_P_ALL, so no frame of another interface gets queued.
-    // SAFETY: plain system call; the result is checked.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        let error = io::Error::last_os_error();
-        return Err(match error.raw_os_error() {
-            Some(libc::EPERM | libc::EACCES) => CaptureError::NotPermitted(error),
-            _ => CaptureError::os("socket", error),
-        });
-    }
-    // SAFETY: `raw` is a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|errno| match errno {
+        Errno::EPERM | Errno::EACCES => CaptureError::NotPermitted(errno.into()),
+        _ => CaptureError::os("socket", errno.into()),
+    })?;
     // A bigger buffer lets bursts wait; refusal (a limit) is not fatal.
-    let rcvbuf = SOCKET_RCVBUF;
-    // SAFETY: the option value is a valid c_int of the size given.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            std::ptr::addr_of!(rcvbuf).cast(),
-            socklen::<libc::c_int>(),
-        );
-    }
-    // SAFETY: an all-zero sockaddr_ll is a valid value of the C struct.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    addr.sll_ifindex = ifindex;
-    // SAFETY: `addr` is a valid sockaddr_ll of the size given.
+    let _ = setsockopt(&fd, sockopt::RcvBuf, &SOCKET_RCVBUF);
+    bind_all_frames(&fd, ifindex)?;
+    Ok(fd)
+}
+
+/// Binds the packet socket `fd` to the interface `ifindex`, for frames of
+/// every protocol (`ETH_P_ALL`).
+///
+/// nix's `LinkAddr` has no safe constructor and socket2's `SockAddr` none
+/// for `AF_PACKET`, so this `bind` stays a plain (`unsafe`) call.
+fn bind_all_frames(fd: &OwnedFd, ifindex: i32) -> Result<(), CaptureError> {
+    let addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as libc::c_ushort,
+        sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_ll of the size given, and `fd` an
+    // open socket for the duration of the call.
     let rc = unsafe {
         libc::bind(
             fd.as_raw_fd(),
@@ -530,33 +531,23 @@ pub(super) fn open_loopback() -> Result<OwnedFd, CaptureError> {
     if rc != 0 {
         return Err(CaptureError::os("bind", io::Error::last_os_error()));
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// Reads one frame: (its whole length, which may exceed `buf`; its packet
-/// type, `PACKET_HOST`, `PACKET_OUTGOING`, …).
+/// type, `PACKET_HOST`, `PACKET_OUTGOING`, …). MSG_TRUNC makes the result
+/// the frame's real length even when `buf` holds only its start.
 fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, u8)> {
-    // SAFETY: an all-zero sockaddr_ll is a valid value of the C struct.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    let mut addr_len = socklen::<libc::sockaddr_ll>();
-    // SAFETY: `buf` is writable for its length; `addr` and `addr_len` are
-    // valid out-pointers of the sizes given. MSG_TRUNC makes the result
-    // the frame's real length even when `buf` holds only its start.
-    let n = unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_TRUNC,
-            std::ptr::addr_of_mut!(addr).cast(),
-            &mut addr_len,
-        )
-    };
-    let len = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-    Ok((len, addr.sll_pkttype))
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<LinkAddr>(fd, &mut iov, None, MsgFlags::MSG_TRUNC)?;
+    let pkttype = msg.address.map_or(0, |addr| addr.pkttype());
+    Ok((msg.bytes, pkttype))
 }
 
 /// Frames the kernel dropped since the last call (`PACKET_STATISTICS`).
+///
+/// Neither nix nor socket2 knows this option, so the `getsockopt` stays a
+/// plain (`unsafe`) call.
 fn kernel_drops(fd: RawFd) -> io::Result<u32> {
     let mut stats = libc::tpacket_stats {
         tp_packets: 0,

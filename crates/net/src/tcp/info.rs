@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use super::TcpState;
 
+// Short, for the many values of [`TcpInfo::summary`].
+use InfoValue as V;
+
 /// Linux's `struct tcp_info` up to `tcpi_total_rto_time` (Linux 6.7, 248
 /// bytes; Linux 6.18 adds ECN counters up to 280 bytes, not read here).
 /// Kernels copy `min(our length, their length)` bytes and say how many:
@@ -317,192 +320,225 @@ impl TcpInfo {
     /// the socket's state (a LISTEN socket shows its accept queue, not its
     /// round-trip time).
     pub fn summary(&self) -> Vec<InfoField> {
-        use InfoValue as V;
-        let mut out = Vec::new();
-        let mut push = |name: &'static str, value: InfoValue, meaning: &'static str| {
-            out.push(InfoField {
-                name,
-                value,
-                meaning,
-            });
-        };
-        push("state", V::State(self.state), self.state.meaning());
+        let mut out = Fields::default();
+        out.push("state", V::State(self.state), self.state.meaning());
         if let Some((queued, limit)) = self.accept_queue() {
-            push(
-                "accept queue",
-                V::Count(u64::from(queued)),
-                "connections completed by the kernel, waiting for accept()",
-            );
-            push(
-                "backlog",
-                V::Count(u64::from(limit)),
-                "the accept queue's limit (listen's backlog, capped by net.core.somaxconn)",
-            );
-            return out;
+            out.accept_queue(queued, limit);
+            return out.0;
         }
         if matches!(self.state, TcpState::Close) {
-            return out;
+            return out.0;
         }
-        push(
+        self.round_trip_fields(&mut out);
+        self.window_fields(&mut out);
+        self.byte_fields(&mut out);
+        self.segment_fields(&mut out);
+        self.activity_fields(&mut out);
+        out.0
+    }
+
+    /// The round-trip times and the retransmission timeout.
+    fn round_trip_fields(&self, out: &mut Fields) {
+        out.push(
             "rtt",
             V::Time(self.rtt),
             "smoothed round-trip time: how long a segment takes to be acknowledged",
         );
-        push(
+        out.push(
             "rttvar",
             V::Time(self.rttvar),
             "how much the round-trip time varies",
         );
-        if let Some(min_rtt) = self.min_rtt {
-            push(
-                "min rtt",
-                V::Time(min_rtt),
-                "the smallest round-trip time seen",
-            );
-        }
-        push(
+        out.push_some(
+            "min rtt",
+            self.min_rtt.map(V::Time),
+            "the smallest round-trip time seen",
+        );
+        out.push(
             "rto",
             V::Time(self.rto),
             "retransmission timeout: how long to wait for an ACK before sending again",
         );
-        push(
+    }
+
+    /// What limits sending: the congestion window and state, segment and
+    /// packet sizes, both sides' receive windows.
+    fn window_fields(&self, out: &mut Fields) {
+        out.push(
             "cwnd",
             V::Segments(u64::from(self.snd_cwnd)),
             "congestion window: segments that may be in flight unacknowledged",
         );
-        push(
+        let ssthresh = if self.snd_ssthresh >= Self::INFINITE_SSTHRESH {
+            V::Unlimited
+        } else {
+            V::Segments(u64::from(self.snd_ssthresh))
+        };
+        out.push(
             "ssthresh",
-            if self.snd_ssthresh >= Self::INFINITE_SSTHRESH {
-                V::Unlimited
-            } else {
-                V::Segments(u64::from(self.snd_ssthresh))
-            },
+            ssthresh,
             "slow-start threshold: below it the window doubles every round trip",
         );
-        push(
+        out.push(
             "congestion",
             V::Text(self.ca_state.name()),
             self.ca_state.meaning(),
         );
-        push(
+        out.push(
             "mss",
             V::Bytes(u64::from(self.snd_mss)),
             "maximum segment size: the most data one segment carries",
         );
-        push(
+        out.push(
             "peer mss",
             V::Bytes(u64::from(self.rcv_mss)),
             "the largest segment the peer seems to send",
         );
-        push(
+        out.push(
             "pmtu",
             V::Bytes(u64::from(self.pmtu)),
             "path MTU: the largest IP packet on the path",
         );
-        if let Some(wnd) = self.snd_wnd {
-            push(
-                "peer window",
-                V::Bytes(u64::from(wnd)),
-                "how much more the peer is ready to receive",
-            );
-        }
-        if let Some(wnd) = self.rcv_wnd {
-            push(
-                "window",
-                V::Bytes(u64::from(wnd)),
-                "how much more this side told the peer it may send",
-            );
-        }
-        push(
+        out.push_some(
+            "peer window",
+            self.snd_wnd.map(|wnd| V::Bytes(u64::from(wnd))),
+            "how much more the peer is ready to receive",
+        );
+        out.push_some(
+            "window",
+            self.rcv_wnd.map(|wnd| V::Bytes(u64::from(wnd))),
+            "how much more this side told the peer it may send",
+        );
+    }
+
+    /// What is in flight and what was sent, acknowledged, received and
+    /// sent again.
+    fn byte_fields(&self, out: &mut Fields) {
+        out.push(
             "unacked",
             V::Segments(u64::from(self.unacked)),
             "segments sent and not yet acknowledged",
         );
-        push(
+        out.push(
             "retransmits",
             V::Count(u64::from(self.total_retrans)),
             "segments sent again over the connection's life",
         );
-        if let Some(n) = self.bytes_sent {
-            push(
-                "bytes sent",
-                V::Bytes(n),
-                "data bytes sent, retransmissions included",
-            );
-        }
-        if let Some(n) = self.bytes_acked {
-            push(
-                "bytes acked",
-                V::Bytes(n),
-                "bytes the peer acknowledged (this side's SYN and FIN count one each)",
-            );
-        }
-        if let Some(n) = self.bytes_received {
-            push(
-                "bytes received",
-                V::Bytes(n),
-                "bytes received (the peer's FIN counts one)",
-            );
-        }
-        if let Some(n) = self.bytes_retrans {
-            push(
-                "bytes retransmitted",
-                V::Bytes(n),
-                "data bytes sent more than once",
-            );
-        }
-        if let Some(n) = self.notsent_bytes {
-            push(
-                "not sent",
-                V::Bytes(u64::from(n)),
-                "bytes written by the program and still waiting in the send buffer",
-            );
-        }
+        out.push_some(
+            "bytes sent",
+            self.bytes_sent.map(V::Bytes),
+            "data bytes sent, retransmissions included",
+        );
+        out.push_some(
+            "bytes acked",
+            self.bytes_acked.map(V::Bytes),
+            "bytes the peer acknowledged (this side's SYN and FIN count one each)",
+        );
+        out.push_some(
+            "bytes received",
+            self.bytes_received.map(V::Bytes),
+            "bytes received (the peer's FIN counts one)",
+        );
+        out.push_some(
+            "bytes retransmitted",
+            self.bytes_retrans.map(V::Bytes),
+            "data bytes sent more than once",
+        );
+        out.push_some(
+            "not sent",
+            self.notsent_bytes.map(|n| V::Bytes(u64::from(n))),
+            "bytes written by the program and still waiting in the send buffer",
+        );
+    }
+
+    /// Segments out and in, all of them and those with data (each pair only
+    /// when the kernel reports both).
+    fn segment_fields(&self, out: &mut Fields) {
         if let (Some(out_), Some(in_)) = (self.segs_out, self.segs_in) {
-            push(
+            out.push(
                 "segments out",
                 V::Segments(u64::from(out_)),
                 "segments sent, pure ACKs included",
             );
-            push(
+            out.push(
                 "segments in",
                 V::Segments(u64::from(in_)),
                 "segments received, pure ACKs included",
             );
         }
         if let (Some(out_), Some(in_)) = (self.data_segs_out, self.data_segs_in) {
-            push(
+            out.push(
                 "data segments out",
                 V::Segments(u64::from(out_)),
                 "segments sent that carried data",
             );
-            push(
+            out.push(
                 "data segments in",
                 V::Segments(u64::from(in_)),
                 "segments received that carried data",
             );
         }
-        if let Some(rate) = self.delivery_rate {
-            push(
-                "delivery rate",
-                V::Rate(rate),
-                "how fast data was recently delivered",
-            );
-        }
-        if let Some(t) = self.busy_time {
-            push("busy time", V::Time(t), "time spent with data in flight");
-        }
-        push(
+    }
+
+    /// How busy the connection has been, and how long ago data moved.
+    fn activity_fields(&self, out: &mut Fields) {
+        out.push_some(
+            "delivery rate",
+            self.delivery_rate.map(V::Rate),
+            "how fast data was recently delivered",
+        );
+        out.push_some(
+            "busy time",
+            self.busy_time.map(V::Time),
+            "time spent with data in flight",
+        );
+        out.push(
             "last data sent",
             V::Time(self.last_data_sent),
             "time since data was last sent",
         );
-        push(
+        out.push(
             "last data received",
             V::Time(self.last_data_recv),
             "time since data was last received",
         );
-        out
+    }
+}
+
+/// The lines of a [`TcpInfo::summary`] being written.
+#[derive(Default)]
+struct Fields(Vec<InfoField>);
+
+impl Fields {
+    /// Adds a line.
+    fn push(&mut self, name: &'static str, value: InfoValue, meaning: &'static str) {
+        self.0.push(InfoField {
+            name,
+            value,
+            meaning,
+        });
+    }
+
+    /// Adds a line for a value the kernel may not report; nothing if it
+    /// did not.
+    fn push_some(&mut self, name: &'static str, value: Option<InfoValue>, meaning: &'static str) {
+        if let Some(value) = value {
+            self.push(name, value, meaning);
+        }
+    }
+
+    /// A LISTEN socket's lines: its accept queue and the queue's limit.
+    fn accept_queue(&mut self, queued: u32, limit: u32) {
+        self.push(
+            "accept queue",
+            V::Count(u64::from(queued)),
+            "connections completed by the kernel, waiting for accept()",
+        );
+        self.push(
+            "backlog",
+            V::Count(u64::from(limit)),
+            "the accept queue's limit (listen's backlog, capped by net.core.somaxconn)",
+        );
     }
 }
 
@@ -548,6 +584,8 @@ pub fn tcp_info(fd: RawFd) -> io::Result<TcpInfo> {
     let mut raw = RawTcpInfo::default();
     let mut len = libc::socklen_t::try_from(size_of::<RawTcpInfo>())
         .map_err(|_| io::Error::other("struct tcp_info too large"))?;
+    // Neither nix nor socket2 offers TCP_INFO (nor takes a bare `RawFd`):
+    // the `getsockopt` stays a plain call.
     // SAFETY: `raw` is a valid, writable `repr(C)` buffer of `len` bytes of
     // plain integers (any bit pattern is valid); the kernel writes at most
     // `len` bytes and stores the count in `len`.
@@ -584,28 +622,7 @@ fn decode(raw: &RawTcpInfo, len: usize) -> io::Result<TcpInfo> {
     }
     let us = |v: u32| Duration::from_micros(u64::from(v));
     let ms = |v: u32| Duration::from_millis(u64::from(v));
-    if len <= offset_of!(RawTcpInfo, tcpi_total_retrans) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("TCP_INFO gave {len} bytes, fewer than the oldest struct tcp_info"),
-        ));
-    }
-    let state = TcpState::from_raw(raw.tcpi_state).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("TCP_INFO gave an unknown state {}", raw.tcpi_state),
-        )
-    })?;
-    let (snd_wscale, rcv_wscale) = wscales(raw.tcpi_wscale);
-    let o = raw.tcpi_options;
-    let options = TcpOptions {
-        timestamps: o & 1 != 0,
-        sack: o & 2 != 0,
-        window_scale: (o & 4 != 0).then_some((snd_wscale, rcv_wscale)),
-        ecn: o & 8 != 0,
-        ecn_seen: o & 16 != 0,
-        syn_data: o & 32 != 0,
-    };
+    let state = checked_state(raw, len)?;
     Ok(TcpInfo {
         len,
         state,
@@ -613,7 +630,7 @@ fn decode(raw: &RawTcpInfo, len: usize) -> io::Result<TcpInfo> {
         retransmits: raw.tcpi_retransmits,
         probes: raw.tcpi_probes,
         backoff: raw.tcpi_backoff,
-        options,
+        options: TcpOptions::from_raw(raw.tcpi_options, raw.tcpi_wscale),
         rto: us(raw.tcpi_rto),
         ato: us(raw.tcpi_ato),
         snd_mss: raw.tcpi_snd_mss,
@@ -660,6 +677,38 @@ fn decode(raw: &RawTcpInfo, len: usize) -> io::Result<TcpInfo> {
         total_rto: opt!(tcpi_total_rto),
         total_rto_time: opt!(tcpi_total_rto_time).map(ms),
     })
+}
+
+/// The connection's state, once the kernel's struct is known to hold at
+/// least the fields of the oldest `struct tcp_info`.
+fn checked_state(raw: &RawTcpInfo, len: usize) -> io::Result<TcpState> {
+    if len <= offset_of!(RawTcpInfo, tcpi_total_retrans) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("TCP_INFO gave {len} bytes, fewer than the oldest struct tcp_info"),
+        ));
+    }
+    TcpState::from_raw(raw.tcpi_state).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("TCP_INFO gave an unknown state {}", raw.tcpi_state),
+        )
+    })
+}
+
+impl TcpOptions {
+    /// The options from `tcpi_options` (`TCPI_OPT_*` bits) and the window
+    /// scales from `tcpi_wscale`.
+    fn from_raw(bits: u8, wscale: u8) -> TcpOptions {
+        TcpOptions {
+            timestamps: bits & 1 != 0,
+            sack: bits & 2 != 0,
+            window_scale: (bits & 4 != 0).then_some(wscales(wscale)),
+            ecn: bits & 8 != 0,
+            ecn_seen: bits & 16 != 0,
+            syn_data: bits & 32 != 0,
+        }
+    }
 }
 
 /// `(tcpi_snd_wscale, tcpi_rcv_wscale)` from their shared byte. C bit

@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use nix::unistd::{sysconf, SysconfVar};
+
 use super::TcpState;
 
 /// Where Linux lists IPv4 TCP sockets.
@@ -143,6 +145,8 @@ pub fn time_wait_for(ports: &[u16]) -> Vec<TableRow> {
 /// # Errors
 /// The OS error of `fstat`.
 pub fn socket_inode(fd: RawFd) -> io::Result<u64> {
+    // nix's safe `fstat` wants a `BorrowedFd`, and making one from a bare
+    // `RawFd` is itself `unsafe` (and panics on -1): the plain call stays.
     // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer; a bad `fd` is reported as EBADF.
@@ -154,9 +158,10 @@ pub fn socket_inode(fd: RawFd) -> io::Result<u64> {
 
 /// Clock ticks per second of the table's timer column (`USER_HZ`).
 fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
+    let hz = sysconf(SysconfVar::CLK_TCK).ok().flatten();
+    hz.and_then(|hz| u64::try_from(hz).ok())
+        .filter(|&hz| hz > 0)
+        .unwrap_or(100)
 }
 
 /// The rows of one table file's text (header and bad lines skipped).

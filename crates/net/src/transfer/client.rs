@@ -1,19 +1,19 @@
 //! The client: upload one file, or download one.
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use socklab_frame::{check_name, DigestAlg, Header, Reply, Request, Status, Trailer};
+use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::error::{cut_error, file_error, read_error, refused, TransferError};
-use super::receive::{receive_file, Incoming, Verdict};
-use super::server::body_error;
-use super::store::{available_space, DiskFile, Work};
-use super::wire::{send_body, BodyError, Conn, ReadError};
+use super::error::{file_error, read_error, TransferError};
+use super::receive::{receive_file, Incoming, Refusal, Verdict};
+use super::send::{accepted, open_source, read_reply, send_file, send_message, Outgoing};
+use super::store::{available_space, Work};
+use super::wire::{Conn, ReadError};
 use super::{
-    check_dest, kind_of, printable, split_dest, DownloadReport, UploadReport, DEFAULT_IDLE_TIMEOUT,
+    check_dest, printable, split_dest, DownloadReport, UploadReport, DEFAULT_IDLE_TIMEOUT,
 };
 
 /// Checks a name before it is sent.
@@ -58,78 +58,19 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     checked_name(remote_name)?;
-    let src = DiskFile::open_read(file)
-        .await
-        .map_err(|e| file_error(file, "open", e))?;
-    let meta = src
-        .metadata()
-        .await
-        .map_err(|e| file_error(file, "look at", e))?;
-    if !meta.is_file() {
-        return Err(TransferError::NotAFile {
-            path: file.to_owned(),
-            what: kind_of(&meta),
-        });
-    }
-    let size = meta.len();
+    let (src, size) = open_source(file).await?;
     let started = Instant::now();
     let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
-    let header = Header {
-        name: remote_name.to_owned(),
+    let start = offer_upload(&mut conn, remote_name, size, resume).await?;
+    let out = Outgoing {
+        file: &src,
+        path: file,
         size,
-        alg: DigestAlg::Blake3,
-        offset: if resume { size } else { 0 },
+        peer: "receiver",
+        name: remote_name,
     };
-    let mut out = Vec::with_capacity(300);
-    header
-        .encode(&mut out)
-        .map_err(|source| TransferError::Protocol {
-            stage: "encoding the header",
-            source,
-        })?;
-    conn.send(&out)
-        .await
-        .map_err(|cut| cut_error("sending the header", cut))?;
-    let answer = conn
-        .read_msg(Reply::decode)
-        .await
-        .map_err(|e| read_error("reading the receiver's answer", e))?;
-    if !answer.status.is_ok() {
-        return Err(refused("receiver", remote_name, answer));
-    }
-    let start = answer.offset;
-    if start > size {
-        return Err(TransferError::Unexpected {
-            stage: "reading the receiver's answer",
-            what: format!("it asks for data from byte {start} of a {size}-byte file"),
-        });
-    }
-    let digest = send_body(&mut conn, &src, size, start, &mut progress)
-        .await
-        .map_err(|e| body_error(e, "receiver", remote_name, file, size))?;
-    let mut out = Vec::with_capacity(64);
-    Trailer {
-        alg: DigestAlg::Blake3,
-        digest,
-    }
-    .encode(&mut out);
-    conn.send_watching(&out)
-        .await
-        .map_err(|e| body_error(BodyError::Send(e), "receiver", remote_name, file, size))?;
-    conn.shutdown().await;
-    let verdict = conn
-        .read_msg(Reply::decode)
-        .await
-        .map_err(|e| read_error("reading the receiver's verdict", e))?;
-    if !verdict.status.is_ok() {
-        return Err(refused("receiver", remote_name, verdict));
-    }
-    if verdict.offset != size {
-        return Err(TransferError::Unexpected {
-            stage: "reading the receiver's verdict",
-            what: format!("it says it stored {} of {size} bytes", verdict.offset),
-        });
-    }
+    let digest = send_file(&mut conn, &out, start, &mut progress).await?;
+    read_upload_verdict(&mut conn, remote_name, size).await?;
     Ok(UploadReport {
         name: remote_name.to_owned(),
         size,
@@ -138,6 +79,52 @@ where
         digest,
         elapsed: started.elapsed(),
     })
+}
+
+/// Sends the header of an upload of `size` bytes as `name` (offering a
+/// resume or not) and reads the receiver's answer: where the data starts,
+/// after the bytes it holds already.
+async fn offer_upload<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    name: &str,
+    size: u64,
+    resume: bool,
+) -> Result<u64, TransferError> {
+    let header = Header {
+        name: name.to_owned(),
+        size,
+        alg: DigestAlg::Blake3,
+        offset: if resume { size } else { 0 },
+    };
+    send_message(conn, &Message::Header(header)).await?;
+    let answer = read_reply(conn, "reading the receiver's answer").await?;
+    let start = accepted("receiver", name, answer)?.offset;
+    if start > size {
+        return Err(TransferError::Unexpected {
+            stage: "reading the receiver's answer",
+            what: format!("it asks for data from byte {start} of a {size}-byte file"),
+        });
+    }
+    Ok(start)
+}
+
+/// Ends sending and reads the receiver's verdict, which must say it
+/// verified and stored all `size` bytes.
+async fn read_upload_verdict<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    name: &str,
+    size: u64,
+) -> Result<(), TransferError> {
+    conn.shutdown().await;
+    let verdict = read_reply(conn, "reading the receiver's verdict").await?;
+    let stored = accepted("receiver", name, verdict)?.offset;
+    if stored != size {
+        return Err(TransferError::Unexpected {
+            stage: "reading the receiver's verdict",
+            what: format!("it says it stored {stored} of {size} bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// Downloads the file `remote_name` that the server on `stream` offers
@@ -178,163 +165,227 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     checked_name(remote_name)?;
-    let (dir, file_name) = split_dest(local)?;
-    check_dest(local, overwrite).await?;
-    let mut work = Work::open(&dir, file_name.as_bytes())
-        .await
-        .map_err(|e| file_error(&dir, "create a working file in", e))?;
-    let held = work
-        .held(
-            |m| m.name == remote_name && m.alg == DigestAlg::Blake3,
-            u64::MAX,
-        )
-        .await
-        .map_err(|e| file_error(work.path(), "read", e))?;
-    let (held_size, held, held_hasher) = match held {
-        Some((meta, hasher)) => (Some(meta.size), meta.held, hasher),
-        None => (None, 0, blake3::Hasher::new()),
-    };
-
+    let (mut dest, held_hasher) = Local::open(remote_name, local, overwrite).await?;
     let started = Instant::now();
     let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
-    let mut out = Vec::with_capacity(300);
-    Request {
-        name: remote_name.to_owned(),
+    let (header, hasher) = request_file(&mut conn, remote_name, dest.held, held_hasher).await?;
+    dest.prepare(&mut conn, &header).await?;
+    let inc = Incoming {
+        name: remote_name,
+        size: header.size,
+        start: header.offset,
+        alg: header.alg,
+        dest: local,
+        overwrite,
+    };
+    let verdict = receive_file(&mut conn, &mut dest.work, hasher, &inc, &mut progress).await;
+    finish_download(&mut conn, verdict, &inc, started).await
+}
+
+/// The local end of a download before the data: where the file goes, and
+/// what a cut download of the same remote name left there.
+struct Local<'a> {
+    /// The remote name.
+    name: &'a str,
+    /// The local destination.
+    path: &'a Path,
+    /// The destination's directory.
+    dir: PathBuf,
+    /// The working file: the destination's resume slot if it is free.
+    work: Work,
+    /// Bytes held from a cut download (0: none).
+    held: u64,
+    /// The size of the file those bytes belong to (`None`: nothing held).
+    held_size: Option<u64>,
+}
+
+impl<'a> Local<'a> {
+    /// Checks the destination `path`, opens its working file and looks at
+    /// what it holds of `name`. Returns it with a hasher fed with the bytes
+    /// held.
+    async fn open(
+        name: &'a str,
+        path: &'a Path,
+        overwrite: bool,
+    ) -> Result<(Local<'a>, blake3::Hasher), TransferError> {
+        let (dir, file_name) = split_dest(path)?;
+        check_dest(path, overwrite).await?;
+        let mut work = Work::open(&dir, file_name.as_bytes())
+            .await
+            .map_err(|e| file_error(&dir, "create a working file in", e))?;
+        let held = work
+            .held(|m| m.name == name && m.alg == DigestAlg::Blake3, u64::MAX)
+            .await
+            .map_err(|e| file_error(work.path(), "read", e))?;
+        let (held_size, held, hasher) = match held {
+            Some((meta, hasher)) => (Some(meta.size), meta.held, hasher),
+            None => (None, 0, blake3::Hasher::new()),
+        };
+        let local = Local {
+            name,
+            path,
+            dir,
+            work,
+            held,
+            held_size,
+        };
+        Ok((local, hasher))
+    }
+
+    /// Makes the working file ready for the data `header` announces: bytes
+    /// held must be of a file of its size, the directory must have room for
+    /// the rest, and the file is cut after the bytes kept. When it cannot,
+    /// tells the server why.
+    async fn prepare<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        conn: &mut Conn<S>,
+        header: &Header,
+    ) -> Result<(), TransferError> {
+        let start = header.offset;
+        if start > 0 && self.held_size != Some(header.size) {
+            self.work.discard().await;
+            let reason = format!(
+                "the {} bytes kept from a cut download are of a {}-byte file, this one has {} bytes; discarded them",
+                self.held,
+                self.held_size.unwrap_or(0),
+                header.size
+            );
+            conn.stop(Status::DigestMismatch, 0, &reason).await;
+            return Err(TransferError::Stopped {
+                name: printable(self.name),
+                path: self.path.to_owned(),
+                status: Status::DigestMismatch,
+                reason,
+                kept: 0,
+            });
+        }
+        let needed = header.size - start;
+        let available = available_space(&self.dir)
+            .await
+            .map_err(|e| file_error(&self.dir, "measure the free space of", e))?;
+        if needed > available {
+            let reason = format!(
+                "{needed} more bytes needed, {} has {available} available",
+                self.dir.display()
+            );
+            conn.stop(Status::NoSpace, 0, &reason).await;
+            return Err(TransferError::NoSpace {
+                dir: self.dir.clone(),
+                needed,
+                available,
+            });
+        }
+        if let Err(e) = self.work.truncate_to(start).await {
+            self.work.discard().await;
+            conn.stop(Status::Internal, 0, &e.to_string()).await;
+            return Err(file_error(self.work.path(), "prepare", e));
+        }
+        Ok(())
+    }
+}
+
+/// Asks the server for `name` from byte `held`, and reads its answer and
+/// the header of its data. Returns the header and the hasher to go on
+/// with: `held_hasher` if the server resumes after the bytes held, a new
+/// one if it starts over.
+async fn request_file<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    name: &str,
+    held: u64,
+    held_hasher: blake3::Hasher,
+) -> Result<(Header, blake3::Hasher), TransferError> {
+    let request = Request {
+        name: name.to_owned(),
         offset: held,
-    }
-    .encode(&mut out)
-    .map_err(|source| TransferError::Protocol {
-        stage: "encoding the request",
-        source,
-    })?;
-    conn.send(&out)
-        .await
-        .map_err(|cut| cut_error("sending the request", cut))?;
-    let answer = conn
-        .read_msg(Reply::decode)
-        .await
-        .map_err(|e| read_error("reading the server's answer", e))?;
-    if !answer.status.is_ok() {
-        return Err(refused("server", remote_name, answer));
-    }
-    let start = answer.offset;
+    };
+    send_message(conn, &Message::Request(request)).await?;
+    let answer = read_reply(conn, "reading the server's answer").await?;
+    let start = accepted("server", name, answer)?.offset;
     let hasher = if start == held {
         held_hasher
     } else if start == 0 {
         blake3::Hasher::new()
     } else {
         let what = format!("it starts at byte {start}, but {held} bytes were asked for");
-        stop_early(&mut conn, Status::BadHeader, &what).await;
+        conn.stop(Status::BadHeader, 0, &what).await;
         return Err(TransferError::Unexpected {
             stage: "reading the server's answer",
             what,
         });
     };
+    let header = read_download_header(conn, name, start).await?;
+    Ok((header, hasher))
+}
+
+/// Reads the header the server sends before the data, which must be for
+/// `name` from byte `start`; tells the server when it is not.
+async fn read_download_header<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    name: &str,
+    start: u64,
+) -> Result<Header, TransferError> {
     let header = match conn.read_msg(Header::decode).await {
         Ok(header) => header,
         Err(ReadError::Wire(e)) => {
-            stop_early(&mut conn, e.status(), &e.to_string()).await;
+            conn.stop(e.status(), 0, &e.to_string()).await;
             return Err(read_error("reading the header", ReadError::Wire(e)));
         }
         Err(e) => return Err(read_error("reading the header", e)),
     };
-    if header.name != remote_name || header.offset != start {
+    if header.name != name || header.offset != start {
         let what = format!(
             "the header is for {:?} from byte {}, the request for {:?} from byte {start}",
             printable(&header.name),
             header.offset,
-            printable(remote_name)
+            printable(name)
         );
-        stop_early(&mut conn, Status::BadHeader, &what).await;
+        conn.stop(Status::BadHeader, 0, &what).await;
         return Err(TransferError::Unexpected {
             stage: "reading the header",
             what,
         });
     }
-    if start > 0 && held_size != Some(header.size) {
-        work.discard().await;
-        let reason = format!(
-            "the {held} bytes kept from a cut download are of a {}-byte file, this one has {} bytes; discarded them",
-            held_size.unwrap_or(0),
-            header.size
-        );
-        stop_early(&mut conn, Status::DigestMismatch, &reason).await;
-        return Err(TransferError::Stopped {
-            name: printable(remote_name),
-            path: local.to_owned(),
-            status: Status::DigestMismatch,
-            reason,
-            kept: 0,
-        });
-    }
-    let needed = header.size - start;
-    let available = available_space(&dir)
-        .await
-        .map_err(|e| file_error(&dir, "measure the free space of", e))?;
-    if needed > available {
-        let reason = format!(
-            "{needed} more bytes needed, {} has {available} available",
-            dir.display()
-        );
-        stop_early(&mut conn, Status::NoSpace, &reason).await;
-        return Err(TransferError::NoSpace {
-            dir,
-            needed,
-            available,
-        });
-    }
-    if let Err(e) = work.truncate_to(start).await {
-        work.discard().await;
-        stop_early(&mut conn, Status::Internal, &e.to_string()).await;
-        return Err(file_error(work.path(), "prepare", e));
-    }
+    Ok(header)
+}
 
-    let inc = Incoming {
-        name: remote_name,
-        size: header.size,
-        start,
-        alg: header.alg,
-        dest: local,
-        overwrite,
-    };
-    match receive_file(&mut conn, &mut work, hasher, &inc, &mut progress).await {
+/// Tells the server how the download `inc` ended, and reports it.
+async fn finish_download<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    verdict: Verdict,
+    inc: &Incoming<'_>,
+    started: Instant,
+) -> Result<DownloadReport, TransferError> {
+    match verdict {
         Verdict::Stored { digest } => {
             // The file is stored and verified here; the server hearing so
             // is a courtesy.
             let _ = conn
-                .reply(&Reply::new(Status::Ok, header.size, "stored"))
+                .reply(&Reply::new(Status::Ok, inc.size, "stored"))
                 .await;
             conn.shutdown().await;
             Ok(DownloadReport {
-                name: remote_name.to_owned(),
-                path: local.to_owned(),
-                size: header.size,
-                received: header.size - start,
-                resumed_from: start,
+                name: inc.name.to_owned(),
+                path: inc.dest.to_owned(),
+                size: inc.size,
+                received: inc.size - inc.start,
+                resumed_from: inc.start,
                 digest,
                 elapsed: started.elapsed(),
             })
         }
-        Verdict::Failed {
+        Verdict::Failed(Refusal {
             status,
             reason,
             kept,
-        } => {
-            let _ = conn.reply(&Reply::new(status, kept, &reason)).await;
-            conn.linger().await;
+        }) => {
+            conn.stop(status, kept, &reason).await;
             Err(TransferError::Stopped {
-                name: printable(remote_name),
-                path: local.to_owned(),
+                name: printable(inc.name),
+                path: inc.dest.to_owned(),
                 status,
                 reason,
                 kept,
             })
         }
     }
-}
-
-/// Tells the server why this side stops before the data, and lingers.
-async fn stop_early<S: AsyncRead + AsyncWrite>(conn: &mut Conn<S>, status: Status, reason: &str) {
-    let _ = conn.reply(&Reply::new(status, 0, reason)).await;
-    conn.linger().await;
 }

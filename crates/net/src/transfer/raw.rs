@@ -12,9 +12,11 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{cut_error, file_error, TransferError};
-use super::store::{DiskFile, PlaceError, Work};
+use super::receive::store_pending;
+use super::send::open_source;
+use super::store::{PlaceError, Work};
 use super::wire::{Conn, Cut};
-use super::{check_dest, kind_of, split_dest, RawReport, CHUNK, DEFAULT_IDLE_TIMEOUT};
+use super::{check_dest, split_dest, RawReport, CHUNK, DEFAULT_IDLE_TIMEOUT};
 
 /// Sends the bytes of `file` over `stream` and shuts down the sending side
 /// (`shutdown(SHUT_WR)`): what the lecture's server and `nc -l` expect. The
@@ -37,20 +39,7 @@ pub async fn upload_raw<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let src = DiskFile::open_read(file)
-        .await
-        .map_err(|e| file_error(file, "open", e))?;
-    let meta = src
-        .metadata()
-        .await
-        .map_err(|e| file_error(file, "look at", e))?;
-    if !meta.is_file() {
-        return Err(TransferError::NotAFile {
-            path: file.to_owned(),
-            what: kind_of(&meta),
-        });
-    }
-    let size = meta.len();
+    let (src, size) = open_source(file).await?;
     let started = Instant::now();
     let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
     let mut hasher = blake3::Hasher::new();
@@ -125,15 +114,13 @@ where
                 return Err(cut_error("receiving the file", cut));
             }
         }
-        let data = conn.pending();
-        if let Err(e) = work.file.write_all(data).await {
-            work.discard().await;
-            return Err(file_error(dest, "write", e));
+        match store_pending(&mut conn, &work, &mut hasher, u64::MAX).await {
+            Ok(n) => bytes += n as u64,
+            Err(e) => {
+                work.discard().await;
+                return Err(file_error(dest, "write", e));
+            }
         }
-        hasher.update(data);
-        let n = data.len();
-        conn.consume(n);
-        bytes += n as u64;
     }
     match work.place(dest, overwrite).await {
         Ok(()) => {}

@@ -2,6 +2,7 @@
 //! download client: count the data into the working file, read the
 //! trailer, verify, and place the file or keep what resumes.
 
+use std::io;
 use std::path::Path;
 
 use socklab_frame::{split_data, DigestAlg, Status, Trailer, DIGEST_LEN};
@@ -36,15 +37,30 @@ pub(super) enum Verdict {
         /// BLAKE3 of the whole file.
         digest: [u8; DIGEST_LEN],
     },
-    /// Not stored.
-    Failed {
-        /// The reply's status.
-        status: Status,
-        /// Why, for a person.
-        reason: String,
-        /// Bytes kept for a resume (0: nothing).
-        kept: u64,
-    },
+    /// Not stored, and why.
+    Failed(Refusal),
+}
+
+/// Why this side refuses a request or the data, as it tells the peer.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    /// The reply's status.
+    pub status: Status,
+    /// Why, for a person.
+    pub reason: String,
+    /// Bytes kept for a resume (0: nothing).
+    pub kept: u64,
+}
+
+impl Refusal {
+    /// A refusal that keeps nothing.
+    pub(super) fn new(status: Status, reason: String) -> Refusal {
+        Refusal {
+            status,
+            reason,
+            kept: 0,
+        }
+    }
 }
 
 /// Words for how a connection stopped.
@@ -87,21 +103,17 @@ pub(super) async fn cut_short(
         Ok(kept) => (kept, format!("; kept {kept} bytes for a resume")),
         Err(e) => (0, format!("; nothing kept (keeping failed: {e})")),
     };
-    Verdict::Failed {
+    Verdict::Failed(Refusal {
         status: Status::ShortData,
         reason: format!("{what}{note}"),
         kept,
-    }
+    })
 }
 
 /// Removes the working file and fails with `status`.
 async fn fail(work: &mut Work, status: Status, reason: String) -> Verdict {
     work.discard().await;
-    Verdict::Failed {
-        status,
-        reason,
-        kept: 0,
-    }
+    Verdict::Failed(Refusal::new(status, reason))
 }
 
 /// Receives `inc.size - inc.start` bytes of data and the trailer into
@@ -118,6 +130,27 @@ pub(super) async fn receive_file<S: AsyncRead + AsyncWrite>(
     inc: &Incoming<'_>,
     progress: &mut impl FnMut(u64, u64),
 ) -> Verdict {
+    let pos = match receive_data(conn, work, &mut hasher, inc, progress).await {
+        Ok(pos) => pos,
+        Err(verdict) => return verdict,
+    };
+    let digest = match check_trailer(conn, work, hasher, inc, pos).await {
+        Ok(digest) => digest,
+        Err(verdict) => return verdict,
+    };
+    place_file(work, inc, digest).await
+}
+
+/// Writes the data into `work` and feeds it to `hasher` until the whole
+/// file is held; returns where the data ends. A cut stream keeps what
+/// arrived, a failed write nothing.
+async fn receive_data<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    work: &mut Work,
+    hasher: &mut blake3::Hasher,
+    inc: &Incoming<'_>,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<u64, Verdict> {
     let mut pos = inc.start;
     progress(pos, inc.size);
     while pos < inc.size {
@@ -129,28 +162,61 @@ pub(super) async fn receive_file<S: AsyncRead + AsyncWrite>(
                     pos - inc.start,
                     inc.size - inc.start
                 );
-                return cut_short(work, &hasher, inc, pos, what).await;
+                return Err(cut_short(work, hasher, inc, pos, what).await);
             }
         }
-        let (data, _) = split_data(conn.pending(), inc.size - pos);
-        if let Err(e) = work.file.write_all(data).await {
-            return if is_no_space(&e) {
+        let n = match store_pending(conn, work, hasher, inc.size - pos).await {
+            Ok(n) => n,
+            Err(e) if is_no_space(&e) => {
                 let reason = format!(
                     "no space left to store the file after {pos} bytes ({e}); nothing kept"
                 );
-                fail(work, Status::NoSpace, reason).await
-            } else {
+                return Err(fail(work, Status::NoSpace, reason).await);
+            }
+            Err(e) => {
                 let reason =
                     format!("writing the file failed after {pos} bytes ({e}); nothing kept");
-                fail(work, Status::Internal, reason).await
-            };
-        }
-        hasher.update(data);
-        let n = data.len();
-        conn.consume(n);
+                return Err(fail(work, Status::Internal, reason).await);
+            }
+        };
         pos += n as u64;
         progress(pos, inc.size);
     }
+    Ok(pos)
+}
+
+/// Writes the bytes the connection has read, at most `due` of them, at
+/// the working file's position, feeds them to `hasher` and consumes them;
+/// returns how many.
+///
+/// # Errors
+///
+/// The OS error of the write; the bytes are then neither hashed nor
+/// consumed.
+pub(super) async fn store_pending<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    work: &Work,
+    hasher: &mut blake3::Hasher,
+    due: u64,
+) -> io::Result<usize> {
+    let (data, _) = split_data(conn.pending(), due);
+    work.file.write_all(data).await?;
+    hasher.update(data);
+    let n = data.len();
+    conn.consume(n);
+    Ok(n)
+}
+
+/// Reads the trailer after the data (which ends at `pos`) and checks it
+/// against the digest of the bytes received; returns that digest. A cut
+/// stream keeps the data, anything else nothing.
+async fn check_trailer<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    work: &mut Work,
+    hasher: blake3::Hasher,
+    inc: &Incoming<'_>,
+    pos: u64,
+) -> Result<[u8; DIGEST_LEN], Verdict> {
     let trailer = match conn.read_msg(Trailer::decode).await {
         Ok(trailer) => trailer,
         Err(ReadError::Cut(cut)) => {
@@ -159,11 +225,11 @@ pub(super) async fn receive_file<S: AsyncRead + AsyncWrite>(
                 cut_cause(&cut),
                 inc.size
             );
-            return cut_short(work, &hasher, inc, pos, what).await;
+            return Err(cut_short(work, &hasher, inc, pos, what).await);
         }
         Err(ReadError::Wire(e)) => {
             let reason = format!("after the data, expected the trailer: {e}; nothing kept");
-            return fail(work, e.status(), reason).await;
+            return Err(fail(work, e.status(), reason).await);
         }
     };
     if trailer.alg != inc.alg {
@@ -171,7 +237,7 @@ pub(super) async fn receive_file<S: AsyncRead + AsyncWrite>(
             "the trailer's digest algorithm {} differs from the header's {}; nothing kept",
             trailer.alg, inc.alg
         );
-        return fail(work, Status::BadHeader, reason).await;
+        return Err(fail(work, Status::BadHeader, reason).await);
     }
     let digest = *hasher.finalize().as_bytes();
     if digest != trailer.digest {
@@ -180,8 +246,13 @@ pub(super) async fn receive_file<S: AsyncRead + AsyncWrite>(
             digest_hex(&digest),
             digest_hex(&trailer.digest)
         );
-        return fail(work, Status::DigestMismatch, reason).await;
+        return Err(fail(work, Status::DigestMismatch, reason).await);
     }
+    Ok(digest)
+}
+
+/// Gives the verified file (of BLAKE3 `digest`) its final name.
+async fn place_file(work: &mut Work, inc: &Incoming<'_>, digest: [u8; DIGEST_LEN]) -> Verdict {
     match work.place(inc.dest, inc.overwrite).await {
         Ok(()) => Verdict::Stored { digest },
         Err(PlaceError::Exists) => {

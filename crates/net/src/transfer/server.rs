@@ -3,15 +3,17 @@
 
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Status, Trailer};
+use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::error::{cut_error, file_error, read_error, refused, TransferError};
-use super::receive::{cut_short, receive_file, Incoming, Verdict};
+use super::error::{cut_error, file_error, TransferError};
+use super::receive::{cut_cause, cut_short, receive_file, Incoming, Refusal, Verdict};
+use super::send::{accepted, read_reply, send_file, send_message, Outgoing};
 use super::store::{available_space, blocking, symlink_metadata, DiskFile, Work};
-use super::wire::{send_body, BodyError, Conn, ReadError, SendError};
+use super::wire::{Conn, ReadError};
 use super::{printable, Offered, ReceiverConfig, Served, RESERVED_PREFIX};
 
 /// Serves one connection of the transfer protocol: reads its first message
@@ -42,7 +44,8 @@ where
     let first = match conn.read_msg(Message::decode).await {
         Ok(msg) => msg,
         Err(ReadError::Wire(e)) => {
-            return Ok(refuse(&mut conn, None, e.status(), e.to_string(), 0).await);
+            let refusal = Refusal::new(e.status(), e.to_string());
+            return Ok(refuse(&mut conn, None, refusal).await);
         }
         Err(ReadError::Cut(cut)) => return Err(cut_error("reading the first message", cut)),
     };
@@ -51,7 +54,7 @@ where
         Message::Request(request) => serve_download(&mut conn, request, cfg, started).await,
         other => {
             let reason = format!("expected a header or a request, got a {}", other.kind());
-            Ok(refuse(&mut conn, None, Status::BadHeader, reason, 0).await)
+            Ok(refuse(&mut conn, None, Refusal::new(Status::BadHeader, reason)).await)
         }
     }
 }
@@ -60,13 +63,14 @@ where
 async fn refuse<S: AsyncRead + AsyncWrite>(
     conn: &mut Conn<S>,
     name: Option<String>,
-    status: Status,
-    reason: String,
-    kept: u64,
+    refusal: Refusal,
 ) -> Served {
-    // Best effort: the peer may be gone (that may be why we refuse).
-    let _ = conn.reply(&Reply::new(status, kept, &reason)).await;
-    conn.linger().await;
+    let Refusal {
+        status,
+        reason,
+        kept,
+    } = refusal;
+    conn.stop(status, kept, &reason).await;
     Served::Refused {
         name,
         status,
@@ -97,94 +101,21 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
     started: Instant,
 ) -> Served {
     let shown = printable(&header.name);
-    if let Some(reason) = name_refusal(&header.name) {
-        return refuse(conn, Some(shown), Status::BadName, reason, 0).await;
-    }
-    if let Some(max) = cfg.max_size.filter(|max| header.size > *max) {
-        let reason = format!(
-            "{} bytes is more than this receiver accepts ({max} bytes)",
-            header.size
-        );
-        return refuse(conn, Some(shown), Status::TooLarge, reason, 0).await;
-    }
     let dest = cfg.dir.join(&header.name);
-    let existing = match symlink_metadata(&dest).await {
-        Ok(meta) => Some(meta),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            let reason = format!("cannot look at {shown:?} in the receiving directory: {e}");
-            return refuse(conn, Some(shown), Status::Internal, reason, 0).await;
-        }
-    };
-    if let Some(meta) = existing {
-        let refusal = if meta.file_type().is_symlink() {
-            Some((
-                Status::BadName,
-                format!("{shown:?} is a symbolic link in the receiving directory; refusing to write through it"),
-            ))
-        } else if !meta.is_file() {
-            Some((
-                Status::Exists,
-                format!(
-                    "{shown:?} exists in the receiving directory and is {}",
-                    super::kind_of(&meta)
-                ),
-            ))
-        } else if !cfg.overwrite {
-            Some((
-                Status::Exists,
-                format!("{shown:?} exists in the receiving directory and this receiver does not overwrite"),
-            ))
-        } else {
-            None
-        };
-        if let Some((status, reason)) = refusal {
-            return refuse(conn, Some(shown), status, reason, 0).await;
-        }
+    if let Err(refusal) = check_upload(&header, &dest, cfg, &shown).await {
+        return refuse(conn, Some(shown), refusal).await;
     }
-
     let mut work = match Work::open(&cfg.dir, header.name.as_bytes()).await {
         Ok(work) => work,
         Err(e) => {
             let reason = format!("cannot create a working file in the receiving directory: {e}");
-            return refuse(conn, Some(shown), Status::Internal, reason, 0).await;
+            return refuse(conn, Some(shown), Refusal::new(Status::Internal, reason)).await;
         }
     };
-    let held = work
-        .held(
-            |m| m.name == header.name && m.size == header.size && m.alg == header.alg,
-            header.offset,
-        )
-        .await;
-    let (held, hasher) = match held {
-        Ok(Some((meta, hasher))) => (meta.held, hasher),
-        Ok(None) => (0, blake3::Hasher::new()),
-        Err(e) => {
-            let reason = format!("cannot read the partial upload kept for {shown:?}: {e}");
-            return refuse(conn, Some(shown), Status::Internal, reason, 0).await;
-        }
+    let (start, hasher) = match resume_point(&mut work, &header, cfg, &shown).await {
+        Ok(ready) => ready,
+        Err(refusal) => return refuse(conn, Some(shown), refusal).await,
     };
-    let start = header.resume_at(held);
-    let needed = header.size - start;
-    match available_space(&cfg.dir).await {
-        Ok(available) if needed > available => {
-            let reason = format!(
-                "{needed} more bytes needed, the receiving directory has {available} bytes available"
-            );
-            return refuse(conn, Some(shown), Status::NoSpace, reason, held).await;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            let reason = format!("cannot measure the free space of the receiving directory: {e}");
-            return refuse(conn, Some(shown), Status::Internal, reason, held).await;
-        }
-    }
-    if let Err(e) = work.truncate_to(start).await {
-        work.discard().await;
-        let reason = format!("cannot prepare the working file: {e}");
-        return refuse(conn, Some(shown), Status::Internal, reason, 0).await;
-    }
-
     let inc = Incoming {
         name: &header.name,
         size: header.size,
@@ -193,19 +124,7 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
         dest: &dest,
         overwrite: cfg.overwrite,
     };
-    let go = if start > 0 {
-        format!("resuming after the {start} bytes held")
-    } else {
-        "ready".to_owned()
-    };
-    let verdict = match conn.reply(&Reply::new(Status::Ok, start, &go)).await {
-        Ok(()) => receive_file(conn, &mut work, hasher, &inc, &mut |_, _| {}).await,
-        Err(cut) => {
-            let what = format!("{} before the data", super::receive::cut_cause(&cut));
-            cut_short(&mut work, &hasher, &inc, start, what).await
-        }
-    };
-    match verdict {
+    match receive_upload(conn, &mut work, hasher, &inc).await {
         Verdict::Stored { digest } => {
             let _ = conn
                 .reply(&Reply::new(Status::Ok, header.size, "stored"))
@@ -220,11 +139,135 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
                 elapsed: started.elapsed(),
             }
         }
-        Verdict::Failed {
-            status,
-            reason,
-            kept,
-        } => refuse(conn, Some(shown), status, reason, kept).await,
+        Verdict::Failed(refusal) => refuse(conn, Some(shown), refusal).await,
+    }
+}
+
+/// Why an upload's header is refused before any file is touched, if it
+/// is: its name, its size, or what exists at its destination `dest`.
+async fn check_upload(
+    header: &Header,
+    dest: &Path,
+    cfg: &ReceiverConfig,
+    shown: &str,
+) -> Result<(), Refusal> {
+    if let Some(reason) = name_refusal(&header.name) {
+        return Err(Refusal::new(Status::BadName, reason));
+    }
+    if let Some(max) = cfg.max_size.filter(|max| header.size > *max) {
+        let reason = format!(
+            "{} bytes is more than this receiver accepts ({max} bytes)",
+            header.size
+        );
+        return Err(Refusal::new(Status::TooLarge, reason));
+    }
+    let meta = match symlink_metadata(dest).await {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            let reason = format!("cannot look at {shown:?} in the receiving directory: {e}");
+            return Err(Refusal::new(Status::Internal, reason));
+        }
+    };
+    if meta.file_type().is_symlink() {
+        Err(Refusal::new(
+            Status::BadName,
+            format!("{shown:?} is a symbolic link in the receiving directory; refusing to write through it"),
+        ))
+    } else if !meta.is_file() {
+        Err(Refusal::new(
+            Status::Exists,
+            format!(
+                "{shown:?} exists in the receiving directory and is {}",
+                super::kind_of(&meta)
+            ),
+        ))
+    } else if !cfg.overwrite {
+        Err(Refusal::new(
+            Status::Exists,
+            format!(
+                "{shown:?} exists in the receiving directory and this receiver does not overwrite"
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Where the data of the upload `header` starts in `work`, and a hasher fed
+/// with the bytes before it: after the bytes a cut upload of the same file
+/// left, if the sender resumes, else at 0. Checks that the directory has
+/// room for the rest and cuts the working file there.
+async fn resume_point(
+    work: &mut Work,
+    header: &Header,
+    cfg: &ReceiverConfig,
+    shown: &str,
+) -> Result<(u64, blake3::Hasher), Refusal> {
+    let held = work
+        .held(
+            |m| m.name == header.name && m.size == header.size && m.alg == header.alg,
+            header.offset,
+        )
+        .await;
+    let (held, hasher) = match held {
+        Ok(Some((meta, hasher))) => (meta.held, hasher),
+        Ok(None) => (0, blake3::Hasher::new()),
+        Err(e) => {
+            let reason = format!("cannot read the partial upload kept for {shown:?}: {e}");
+            return Err(Refusal::new(Status::Internal, reason));
+        }
+    };
+    let start = header.resume_at(held);
+    let needed = header.size - start;
+    match available_space(&cfg.dir).await {
+        Ok(available) if needed > available => {
+            let reason = format!(
+                "{needed} more bytes needed, the receiving directory has {available} bytes available"
+            );
+            return Err(Refusal {
+                status: Status::NoSpace,
+                reason,
+                kept: held,
+            });
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let reason = format!("cannot measure the free space of the receiving directory: {e}");
+            return Err(Refusal {
+                status: Status::Internal,
+                reason,
+                kept: held,
+            });
+        }
+    }
+    if let Err(e) = work.truncate_to(start).await {
+        work.discard().await;
+        let reason = format!("cannot prepare the working file: {e}");
+        return Err(Refusal::new(Status::Internal, reason));
+    }
+    Ok((start, hasher))
+}
+
+/// Says go (from `inc.start`) and receives the upload's data; a
+/// connection that fails before the data keeps what is held.
+async fn receive_upload<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    work: &mut Work,
+    hasher: blake3::Hasher,
+    inc: &Incoming<'_>,
+) -> Verdict {
+    let go = if inc.start > 0 {
+        format!("resuming after the {} bytes held", inc.start)
+    } else {
+        "ready".to_owned()
+    };
+    match conn.reply(&Reply::new(Status::Ok, inc.start, &go)).await {
+        Ok(()) => receive_file(conn, work, hasher, inc, &mut |_, _| {}).await,
+        Err(cut) => {
+            let what = format!("{} before the data", cut_cause(&cut));
+            cut_short(work, &hasher, inc, inc.start, what).await
+        }
     }
 }
 
@@ -236,10 +279,56 @@ async fn serve_download<S: AsyncRead + AsyncWrite>(
     started: Instant,
 ) -> Result<Served, TransferError> {
     let shown = printable(&request.name);
-    if let Some(reason) = name_refusal(&request.name) {
-        return Ok(refuse(conn, Some(shown), Status::BadName, reason, 0).await);
+    let (file, path) = match open_offered(&request.name, cfg, &shown).await {
+        Ok(opened) => opened,
+        Err(refusal) => return Ok(refuse(conn, Some(shown), refusal).await),
+    };
+    let size = match offered_size(&file, &shown).await {
+        Ok(size) => size,
+        Err(refusal) => return Ok(refuse(conn, Some(shown), refusal).await),
+    };
+    let start = request.resume_at(size);
+    conn.reply(&Reply::new(Status::Ok, start, "sending"))
+        .await
+        .map_err(|cut| cut_error("answering the request", cut))?;
+    let header = Header {
+        name: request.name.clone(),
+        size,
+        alg: DigestAlg::Blake3,
+        offset: start,
+    };
+    send_message(conn, &Message::Header(header)).await?;
+    let out = Outgoing {
+        file: &file,
+        path: &path,
+        size,
+        peer: "client",
+        name: &request.name,
+    };
+    let digest = send_file(conn, &out, start, &mut |_, _| {}).await?;
+    let verdict = read_reply(conn, "reading the client's verdict").await?;
+    conn.shutdown().await;
+    accepted("client", &request.name, verdict)?;
+    Ok(Served::Downloaded {
+        name: request.name,
+        size,
+        offset: start,
+        digest,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Opens the file `name` of the served directory for a download client,
+/// never through a symbolic link; returns it and its path.
+async fn open_offered(
+    name: &str,
+    cfg: &ReceiverConfig,
+    shown: &str,
+) -> Result<(DiskFile, PathBuf), Refusal> {
+    if let Some(reason) = name_refusal(name) {
+        return Err(Refusal::new(Status::BadName, reason));
     }
-    let path = cfg.dir.join(&request.name);
+    let path = cfg.dir.join(name);
     let opened = {
         let path = path.clone();
         blocking(move || {
@@ -250,8 +339,8 @@ async fn serve_download<S: AsyncRead + AsyncWrite>(
         })
         .await
     };
-    let file = match opened {
-        Ok(file) => DiskFile::new(file),
+    match opened {
+        Ok(file) => Ok((DiskFile::new(file), path)),
         Err(e) => {
             let (status, reason) = match (e.kind(), e.raw_os_error()) {
                 (io::ErrorKind::NotFound, _) => (
@@ -264,14 +353,19 @@ async fn serve_download<S: AsyncRead + AsyncWrite>(
                 ),
                 _ => (Status::Internal, format!("cannot open {shown:?}: {e}")),
             };
-            return Ok(refuse(conn, Some(shown), status, reason, 0).await);
+            Err(Refusal::new(status, reason))
         }
-    };
+    }
+}
+
+/// The size of an opened file offered for download, which must be a
+/// regular file.
+async fn offered_size(file: &DiskFile, shown: &str) -> Result<u64, Refusal> {
     let meta = match file.metadata().await {
         Ok(meta) => meta,
         Err(e) => {
             let reason = format!("cannot look at {shown:?}: {e}");
-            return Ok(refuse(conn, Some(shown), Status::Internal, reason, 0).await);
+            return Err(Refusal::new(Status::Internal, reason));
         }
     };
     if !meta.is_file() {
@@ -279,86 +373,9 @@ async fn serve_download<S: AsyncRead + AsyncWrite>(
             "{shown:?} is {}; only regular files are offered",
             super::kind_of(&meta)
         );
-        return Ok(refuse(conn, Some(shown), Status::NotFound, reason, 0).await);
+        return Err(Refusal::new(Status::NotFound, reason));
     }
-    let size = meta.len();
-    let start = request.resume_at(size);
-    conn.reply(&Reply::new(Status::Ok, start, "sending"))
-        .await
-        .map_err(|cut| cut_error("answering the request", cut))?;
-    let header = Header {
-        name: request.name.clone(),
-        size,
-        alg: DigestAlg::Blake3,
-        offset: start,
-    };
-    let mut out = Vec::with_capacity(300);
-    header
-        .encode(&mut out)
-        .map_err(|source| TransferError::Protocol {
-            stage: "encoding the header",
-            source,
-        })?;
-    conn.send(&out)
-        .await
-        .map_err(|cut| cut_error("sending the header", cut))?;
-    let digest = match send_body(conn, &file, size, start, &mut |_, _| {}).await {
-        Ok(digest) => digest,
-        Err(e) => return Err(body_error(e, "client", &request.name, &path, size)),
-    };
-    let mut out = Vec::with_capacity(64);
-    Trailer {
-        alg: DigestAlg::Blake3,
-        digest,
-    }
-    .encode(&mut out);
-    if let Err(e) = conn.send_watching(&out).await {
-        return Err(body_error(
-            BodyError::Send(e),
-            "client",
-            &request.name,
-            &path,
-            size,
-        ));
-    }
-    let verdict = conn
-        .read_msg(Reply::decode)
-        .await
-        .map_err(|e| read_error("reading the client's verdict", e))?;
-    conn.shutdown().await;
-    if !verdict.status.is_ok() {
-        return Err(refused("client", &request.name, verdict));
-    }
-    Ok(Served::Downloaded {
-        name: request.name,
-        size,
-        offset: start,
-        digest,
-        elapsed: started.elapsed(),
-    })
-}
-
-/// A failed send of a file's data, as an error: `peer` refused, the
-/// connection failed, or the local file could not be read.
-pub(super) fn body_error(
-    e: BodyError,
-    peer: &'static str,
-    name: &str,
-    path: &std::path::Path,
-    size: u64,
-) -> TransferError {
-    let stage = "sending data";
-    match e {
-        BodyError::File(source) => file_error(path, "read", source),
-        BodyError::Shrank { at } => TransferError::FileChanged {
-            path: path.to_owned(),
-            size,
-            at,
-        },
-        BodyError::Send(SendError::Early(reply)) => refused(peer, name, reply),
-        BodyError::Send(SendError::Cut(cut)) => cut_error(stage, cut),
-        BodyError::Send(SendError::Wire(source)) => TransferError::Protocol { stage, source },
-    }
+    Ok(meta.len())
 }
 
 /// The files a receiver with directory `dir` offers for download: regular
@@ -368,7 +385,7 @@ pub(super) fn body_error(
 /// # Errors
 ///
 /// [`TransferError::File`] if the directory cannot be read.
-pub async fn list_offered(dir: &std::path::Path) -> Result<Vec<Offered>, TransferError> {
+pub async fn list_offered(dir: &Path) -> Result<Vec<Offered>, TransferError> {
     let path = dir.to_owned();
     let listed = blocking(move || {
         let mut offered = Vec::new();

@@ -24,13 +24,16 @@
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher as _};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::ops::Deref;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::statvfs::statvfs;
 use socklab_frame::{DigestAlg, DIGEST_LEN};
 
 use super::{digest_hex, hex, CHUNK, RESERVED_PREFIX};
@@ -65,37 +68,34 @@ pub(super) fn is_no_space(e: &io::Error) -> bool {
 /// Bytes available to an unprivileged writer on the file system holding
 /// `dir` (`statvfs`: free blocks for users times the fragment size).
 pub(super) async fn available_space(dir: &Path) -> io::Result<u64> {
-    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    if dir.as_os_str().as_bytes().contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains NUL",
+        ));
+    }
+    let dir = dir.to_owned();
     blocking(move || {
-        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-        // SAFETY: `c_path` is a NUL-terminated path that outlives the call,
-        // and `st` is a valid out-pointer to a `statvfs`.
-        if unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: statvfs returned 0, so it filled `st` in.
-        let st = unsafe { st.assume_init() };
+        let st = statvfs(&dir)?;
         // The field types differ between platforms (u32 or u64).
         #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-        let (blocks, frsize) = (u64::from(st.f_bavail), u64::from(st.f_frsize));
+        let (blocks, frsize) = (
+            u64::from(st.blocks_available()),
+            u64::from(st.fragment_size()),
+        );
         Ok(blocks.saturating_mul(frsize))
     })
     .await
 }
 
-/// Takes an exclusive `flock` without waiting; `false` if another holder has
-/// it.
-fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: the descriptor is open for the duration of the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(e)
+/// Takes an exclusive `flock` on `file` without waiting; gives the file
+/// back if another holder has it. The lock goes with the returned
+/// [`Flock`] (and so with the file: it is released when the file closes).
+fn try_lock(file: File) -> io::Result<Result<Flock<File>, File>> {
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(Ok(locked)),
+        Err((file, Errno::EWOULDBLOCK)) => Ok(Err(file)),
+        Err((_, errno)) => Err(errno.into()),
     }
 }
 
@@ -134,14 +134,43 @@ pub(super) fn slot_key(name: &[u8]) -> String {
 /// the blocking pool. Errors are the OS's own, for each call (unlike a
 /// write-behind file, nothing is reported late).
 pub(super) struct DiskFile {
-    file: Arc<File>,
+    file: Arc<Handle>,
+}
+
+/// An open file, with the exclusive `flock` this side holds on it (a
+/// claimed resume slot) or without one. The lock lasts while the file is
+/// open here.
+enum Handle {
+    /// A file without a lock.
+    Plain(File),
+    /// A file this side holds an exclusive `flock` on.
+    Locked(Flock<File>),
+}
+
+impl Deref for Handle {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        match self {
+            Handle::Plain(file) => file,
+            Handle::Locked(locked) => locked,
+        }
+    }
 }
 
 impl DiskFile {
     /// Wraps an open file.
     pub(super) fn new(file: File) -> DiskFile {
         DiskFile {
-            file: Arc::new(file),
+            file: Arc::new(Handle::Plain(file)),
+        }
+    }
+
+    /// Wraps an open file that this side holds a `flock` on; the lock goes
+    /// when the file closes.
+    fn locked(file: Flock<File>) -> DiskFile {
+        DiskFile {
+            file: Arc::new(Handle::Locked(file)),
         }
     }
 
@@ -165,7 +194,7 @@ impl DiskFile {
         let file = Arc::clone(&self.file);
         let want = want.min(buf.len());
         let joined = tokio::task::spawn_blocking(move || {
-            let n = (&*file).read(&mut buf[..want]);
+            let n = (&**file).read(&mut buf[..want]);
             (buf, n)
         })
         .await;
@@ -182,7 +211,7 @@ impl DiskFile {
     pub(super) async fn write_all(&self, data: &[u8]) -> io::Result<()> {
         let file = Arc::clone(&self.file);
         let data = data.to_vec();
-        blocking(move || (&*file).write_all(&data)).await
+        blocking(move || (&**file).write_all(&data)).await
     }
 
     /// Cuts the file to `len` bytes and moves the position there.
@@ -190,7 +219,7 @@ impl DiskFile {
         let file = Arc::clone(&self.file);
         blocking(move || {
             file.set_len(len)?;
-            (&*file).seek(SeekFrom::Start(len)).map(|_| ())
+            (&**file).seek(SeekFrom::Start(len)).map(|_| ())
         })
         .await
     }
@@ -198,7 +227,7 @@ impl DiskFile {
     /// Moves the position to `pos`.
     pub(super) async fn seek(&self, pos: u64) -> io::Result<()> {
         let file = Arc::clone(&self.file);
-        blocking(move || (&*file).seek(SeekFrom::Start(pos)).map(|_| ())).await
+        blocking(move || (&**file).seek(SeekFrom::Start(pos)).map(|_| ())).await
     }
 
     /// Flushes the file's data and metadata to disk (`fsync`).
@@ -327,7 +356,7 @@ impl Work {
             // create may hold a partial of another: never remove it
             // unexamined.
             Some((file, created)) => Ok(Work {
-                file: DiskFile::new(file),
+                file: DiskFile::locked(file),
                 path: part,
                 meta: Some(meta),
                 untouched_partial: !created,
@@ -572,7 +601,7 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 /// transfer) or is not a plain file of ours (a symbolic link, a directory,
 /// a file with other hard links), in which case the transfer uses a
 /// temporary file instead.
-fn claim_slot(part: &Path) -> io::Result<Option<(File, bool)>> {
+fn claim_slot(part: &Path) -> io::Result<Option<(Flock<File>, bool)>> {
     for _ in 0..4 {
         let (file, created) = match create_exclusive(part) {
             Ok(file) => (file, true),
@@ -593,9 +622,12 @@ fn claim_slot(part: &Path) -> io::Result<Option<(File, bool)>> {
             Err(e) => return Err(e),
         };
         let st = file.metadata()?;
-        if !st.is_file() || st.nlink() != 1 || !try_lock(&file)? {
+        if !st.is_file() || st.nlink() != 1 {
             return Ok(None);
         }
+        let Ok(file) = try_lock(file)? else {
+            return Ok(None);
+        };
         // The lock is on an inode; make sure it is still the slot's, not
         // one a finishing transfer renamed to its final name meanwhile.
         match fs::symlink_metadata(part) {

@@ -5,7 +5,7 @@
 use std::io;
 use std::time::Duration;
 
-use socklab_frame::{Reply, WireError, DIGEST_LEN};
+use socklab_frame::{Reply, Status, WireError, DIGEST_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -254,6 +254,14 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             Ok(reply) => SendError::Early(reply),
             Err(_) => SendError::Cut(cut),
         }
+    }
+
+    /// Tells the peer that this side stops, with `status`, the bytes it
+    /// keeps and why, then lingers. Best effort: the peer may be gone (that
+    /// may be why this side stops).
+    pub(super) async fn stop(&mut self, status: Status, kept: u64, reason: &str) {
+        let _ = self.reply(&Reply::new(status, kept, reason)).await;
+        self.linger().await;
     }
 
     /// Shuts down the sending side (FIN); errors are ignored (the peer may
