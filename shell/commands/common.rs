@@ -49,6 +49,7 @@ pub async fn within<T>(
     }
 }
 
+/// A duration as a person writes it: `2s`, `250ms`.
 pub fn show_duration(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())

@@ -9,6 +9,7 @@ use crate::parse::TokenKind;
 use crate::render;
 use crate::session::Session;
 
+/// `send NAME DATA`
 pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let data = a.token("the data to send")?;
@@ -33,6 +34,7 @@ pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `recv NAME [MAX] [timeout DUR]`
 pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
@@ -64,6 +66,7 @@ pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
 /// Finds a match in received bytes; returns where the match ends.
 type Matcher = Box<dyn FnMut(&[u8]) -> Option<usize> + Send>;
 
+/// `expect NAME TEXT|/REGEX/ [timeout DUR]`
 pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
@@ -129,6 +132,7 @@ pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `frame NAME raw|line|len`
 pub async fn frame(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let (f, _) = a.choice("a framing", &Framing::NAMES)?;
@@ -149,6 +153,7 @@ pub async fn frame(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `sendto NAME HOST PORT DATA`, `sendto NAME TARGET DATA`
 pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let data = a.take_last("the data to send")?;
@@ -169,6 +174,7 @@ pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `recvfrom NAME [MAX] [timeout DUR]`
 pub async fn recvfrom(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;

@@ -8,6 +8,7 @@ use crate::args::{Args, CmdResult};
 use crate::render;
 use crate::session::Session;
 
+/// `trace on [capture|observe]`, `trace off`
 pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
     let (on, _) = a.choice("on or off", &["on", "off"])?;
     if on == "off" {
@@ -47,6 +48,7 @@ pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `info NAME`
 pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     a.done()?;

@@ -12,6 +12,7 @@ use crate::args::{duration_of, host_port, number_of, port_of, resolve, Args, Cmd
 use crate::render;
 use crate::session::Session;
 
+/// `socket tcp|udp [v4|v6] [as NAME]`
 pub async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
     let name = a.as_name()?;
     let (proto, _) = a.choice("a protocol", &["tcp", "udp"])?;
@@ -32,6 +33,7 @@ pub async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `set NAME OPTION VALUE`
 pub async fn set(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let opt = opt_arg(&mut a)?;
@@ -73,6 +75,7 @@ pub async fn set(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `get NAME OPTION`
 pub async fn get(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let opt = opt_arg(&mut a)?;
@@ -82,6 +85,7 @@ pub async fn get(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `bind NAME HOST PORT`
 pub async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let host = a.token("a host")?;
@@ -102,6 +106,8 @@ pub async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `listen NAME [BACKLOG]`,
+/// `listen [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]`
 pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     // `listen NAME [BACKLOG]`: the step-by-step listen() call.
     if let Some(w) = a.peek_word() {
@@ -172,6 +178,7 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `accept NAME [as CONN] [timeout DUR]`
 pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
     let conn = a.as_name()?;
     let limit = a.timeout()?.or(s.wait_limit);
@@ -195,6 +202,10 @@ pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `connect NAME HOST PORT [timeout DUR]`,
+/// `connect NAME LISTENER [timeout DUR]`,
+/// `connect HOST PORT [as NAME] [timeout DUR]`,
+/// `connect LISTENER [as NAME] [timeout DUR]`
 pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let first = a.peek_word().map(str::to_string);
@@ -229,6 +240,7 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `shutdown NAME read|write|both`
 pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let (how, _) = a.choice("a direction", &["read", "write", "both"])?;
@@ -250,6 +262,7 @@ pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `close NAME`
 pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     a.done()?;
@@ -266,6 +279,7 @@ pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `watch NAME on|off`
 pub async fn watch(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let (on, _) = a.choice("on or off", &["on", "off"])?;
@@ -279,6 +293,7 @@ pub async fn watch(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `sockets`
 pub async fn sockets(s: &mut Session, a: Args) -> CmdResult {
     a.done()?;
     s.say(render::sockets(&s.lab.list()));
@@ -301,6 +316,7 @@ pub async fn sockets(s: &mut Session, a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `udp [HOST] PORT [as NAME]`
 pub async fn udp(s: &mut Session, mut a: Args) -> CmdResult {
     let name = a.as_name()?;
     let (addr, pt) = host_port(&mut a).await?;
