@@ -8,7 +8,7 @@ use std::time::Duration;
 use socklab_net::NetError;
 
 use crate::parse::{self, Span, Token, TokenKind};
-use crate::render;
+use crate::render::{self, Tmp};
 
 /// What kind of failure, for the exit status of a script (sysexits.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum Exit {
     Usage = 64,
     /// 65: data did not match (an `expect` failed).
     Data = 65,
+    /// 66: the session file cannot be read.
+    NoInput = 66,
     /// 69: a service was unavailable (connection refused, unreachable).
     Unavailable = 69,
     /// 71: another operating-system error.
@@ -133,6 +135,55 @@ impl From<NetError> for CmdError {
 
 /// Result of a command.
 pub type CmdResult<T = ()> = Result<T, CmdError>;
+
+/// Formats an error for the person: the message, the line with a caret
+/// under the column when there is one, and the hint.
+pub fn error_text(prefix: &str, line: &str, e: &CmdError, tmp: Tmp<'_>) -> String {
+    let mut s = format!("{prefix}error: {}", e.message);
+    if let Some(span) = e.span {
+        let (shown, span) = tmp.line(line, span);
+        s.push('\n');
+        s.push_str(&parse::caret(&shown, span, "  "));
+    }
+    if let Some(h) = &e.hint {
+        s.push_str("\n  ");
+        s.push_str(h);
+    }
+    s
+}
+
+/// Why the program cannot go on (it cannot start, or cannot read its
+/// session file): what it was doing, and the exit status that says so. The
+/// context of an `anyhow::Error` that leaves the program.
+#[derive(Debug)]
+pub struct Fatal {
+    /// The exit status.
+    pub exit: Exit,
+    /// What failed, like "cannot read lesson.sock".
+    pub doing: String,
+}
+
+impl Fatal {
+    /// A failure while `doing` something, ending the program with `exit`.
+    pub fn new(exit: Exit, doing: impl Into<String>) -> Fatal {
+        Fatal {
+            exit,
+            doing: doing.into(),
+        }
+    }
+
+    /// The exit status an error leaves the program with: its [`Fatal`]
+    /// context's, else 1.
+    pub fn status_of(e: &anyhow::Error) -> i32 {
+        e.downcast_ref::<Fatal>().map_or(1, |f| f.exit as i32)
+    }
+}
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.doing)
+    }
+}
 
 /// The tokens of one command line after the command's name.
 pub struct Args {

@@ -3,12 +3,13 @@
 
 mod args;
 mod commands;
-mod files;
-mod inspect;
-mod jobs;
+mod dispatch;
+mod driver;
+mod out;
 mod parse;
 mod render;
 mod repl;
+mod report;
 mod script;
 mod session;
 
@@ -17,7 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
+
+use crate::args::{Exit, Fatal};
 
 /// A socket laboratory: real sockets, one command at a time.
 #[derive(Parser)]
@@ -53,6 +57,7 @@ fn wait_arg(s: &str) -> Result<Duration, String> {
 /// otherwise shift the descriptor numbers socklab shows, and a transcript
 /// must not depend on who started it.
 fn close_inherited_fds() {
+    // nix (0.31) has no close_range, hence the raw system call.
     // SAFETY: close_range only closes descriptors; none above 2 is in use by
     // this process yet (called first thing in main, before any thread).
     let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
@@ -67,9 +72,9 @@ fn close_inherited_fds() {
         })
         .unwrap_or_default();
     for fd in fds.into_iter().filter(|fd| *fd > 2) {
-        // SAFETY: as above; closing the read_dir's own descriptor (already
-        // dropped) is harmless (EBADF).
-        unsafe { libc::close(fd) };
+        // Closing the read_dir's own descriptor (already dropped) is
+        // harmless (EBADF).
+        let _ = nix::unistd::close(fd);
     }
 }
 
@@ -78,23 +83,33 @@ fn main() -> ExitCode {
     socklab_tasks::worker_main_if_requested();
     close_inherited_fds();
     let cli = Cli::parse();
+    let status = match run(&cli) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Fatal::status_of(&e)
+        }
+    };
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+/// Starts the runtime and runs the REPL or the script; returns the exit
+/// status of the session, or why none could run.
+fn run(cli: &Cli) -> anyhow::Result<i32> {
     let _ = socklab_net::raise_fd_limit();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(71);
-        }
-    };
+        .context(Fatal::new(Exit::OsErr, "cannot start the runtime"))?;
     let status = match &cli.file {
         // A session file is read whole first: its descriptor is closed
         // before the first command, so it never shifts the fds shown.
-        Some(path) => match std::fs::read(path) {
-            Ok(text) => script::run(
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| {
+                Fatal::new(Exit::NoInput, format!("cannot read {}", path.display()))
+            })?;
+            script::run(
                 &rt,
                 std::io::Cursor::new(text),
                 &script::Options {
@@ -102,12 +117,8 @@ fn main() -> ExitCode {
                     keep_going: cli.keep_going,
                     wait: cli.wait,
                 },
-            ),
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
-                66
-            }
-        },
+            )
+        }
         None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => repl::run(&rt),
         None => script::run(
             &rt,
@@ -120,5 +131,5 @@ fn main() -> ExitCode {
         ),
     };
     rt.shutdown_background();
-    ExitCode::from(u8::try_from(status).unwrap_or(1))
+    Ok(status)
 }

@@ -3,8 +3,13 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 
-use socklab_net::{Event, Family, NetError, Role, SocketInfo};
+use socklab_net::transfer::{digest_hex, Served};
+use socklab_net::{Event, Family, NetError, Role, SocketInfo, Transfer};
+use socklab_tasks::{Ending, Line, LineKind};
+
+use crate::parse::Span;
 
 /// How received bytes are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +23,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// What `format` calls it.
     pub fn name(self) -> &'static str {
         match self {
             Format::Auto => "auto",
@@ -26,6 +32,7 @@ impl Format {
         }
     }
 
+    /// The format stored as `i` (see [`Format::index`]); Auto if unknown.
     pub fn from_index(i: u8) -> Format {
         match i {
             1 => Format::Text,
@@ -34,6 +41,7 @@ impl Format {
         }
     }
 
+    /// A number for the format, to keep it in an atomic.
     pub fn index(self) -> u8 {
         match self {
             Format::Auto => 0,
@@ -43,66 +51,71 @@ impl Format {
     }
 }
 
-/// This session's temporary directory (`{tmp}`), once made: paths under it
-/// are shown as `{tmp}/…`, so transcripts do not depend on its random name.
-pub static TMP: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+/// This session's temporary directory (`{tmp}`), when it has made one:
+/// paths under it are shown as `{tmp}/…`, so transcripts do not depend on
+/// its random name. The session owns the directory; renderers get this view
+/// of it passed in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tmp<'a>(pub Option<&'a Path>);
 
-/// A path as the person sees it: under `{tmp}` relative to it.
-pub fn show_path(p: &std::path::Path) -> String {
-    if let Some(tmp) = TMP.get() {
-        if let Ok(rest) = p.strip_prefix(tmp) {
-            let rest = rest.display().to_string();
-            return if rest.is_empty() {
-                "{tmp}".to_string()
-            } else {
-                format!("{{tmp}}/{rest}")
-            };
+impl Tmp<'_> {
+    /// A path as the person sees it: under `{tmp}` relative to it.
+    pub fn path(self, p: &Path) -> String {
+        if let Some(tmp) = self.0 {
+            if let Ok(rest) = p.strip_prefix(tmp) {
+                let rest = rest.display().to_string();
+                return if rest.is_empty() {
+                    "{tmp}".to_string()
+                } else {
+                    format!("{{tmp}}/{rest}")
+                };
+            }
+        }
+        p.display().to_string()
+    }
+
+    /// Text with the temporary directory written as `{tmp}` (for messages
+    /// that name a path in their own words).
+    pub fn text(self, text: &str) -> String {
+        match self.0 {
+            Some(tmp) => text.replace(&tmp.display().to_string(), "{tmp}"),
+            None => text.to_string(),
         }
     }
-    p.display().to_string()
-}
 
-/// Text with this session's temporary directory written as `{tmp}` (for
-/// messages that name a path in their own words).
-pub fn hide_tmp(text: &str) -> String {
-    match TMP.get() {
-        Some(tmp) => text.replace(&tmp.display().to_string(), "{tmp}"),
-        None => text.to_string(),
-    }
-}
-
-/// A command line with the temporary directory written as `{tmp}`, and a
-/// span of the original line moved to where it now falls.
-pub fn hide_tmp_in_line(line: &str, span: crate::parse::Span) -> (String, crate::parse::Span) {
-    let Some(tmp) = TMP.get().map(|t| t.display().to_string()) else {
-        return (line.to_string(), span);
-    };
-    let mut out = String::new();
-    let (mut start, mut end) = (span.start, span.end);
-    let mut rest = line;
-    let mut at = 0;
-    while let Some(i) = rest.find(&tmp) {
-        let pos = at + i;
-        out.push_str(&rest[..i]);
-        out.push_str("{tmp}");
-        let shrink = tmp.len() - "{tmp}".len();
-        if pos + tmp.len() <= span.start {
-            start -= shrink;
+    /// A command line with the temporary directory written as `{tmp}`, and
+    /// a span of the original line moved to where it now falls.
+    pub fn line(self, line: &str, span: Span) -> (String, Span) {
+        let Some(tmp) = self.0.map(|t| t.display().to_string()) else {
+            return (line.to_string(), span);
+        };
+        let mut out = String::new();
+        let (mut start, mut end) = (span.start, span.end);
+        let mut rest = line;
+        let mut at = 0;
+        while let Some(i) = rest.find(&tmp) {
+            let pos = at + i;
+            out.push_str(&rest[..i]);
+            out.push_str("{tmp}");
+            let shrink = tmp.len() - "{tmp}".len();
+            if pos + tmp.len() <= span.start {
+                start -= shrink;
+            }
+            if pos + tmp.len() <= span.end {
+                end -= shrink;
+            }
+            rest = &rest[i + tmp.len()..];
+            at = pos + tmp.len();
         }
-        if pos + tmp.len() <= span.end {
-            end -= shrink;
-        }
-        rest = &rest[i + tmp.len()..];
-        at = pos + tmp.len();
+        out.push_str(rest);
+        (
+            out,
+            Span {
+                start,
+                end: end.max(start),
+            },
+        )
     }
-    out.push_str(rest);
-    (
-        out,
-        crate::parse::Span {
-            start,
-            end: end.max(start),
-        },
-    )
 }
 
 /// Most characters of text shown for one message; the rest is counted.
@@ -296,7 +309,7 @@ pub fn py_socket(s: &SocketInfo) -> String {
 }
 
 /// One event as a line (or a few, for a hexdump).
-pub fn event(ev: &Event, format: Format) -> String {
+pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
     match ev {
         Event::Accepted {
             listener,
@@ -319,7 +332,7 @@ pub fn event(ev: &Event, format: Format) -> String {
             server,
             peer,
             outcome,
-        } => crate::files::served_text(server, peer, outcome),
+        } => served(server, peer, outcome, tmp),
         Event::Segment {
             from,
             to,
@@ -359,15 +372,6 @@ pub fn event(ev: &Event, format: Format) -> String {
             format!("{socket} !! {error}; no longer read in the background (recv, or close it)")
         }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
-        Event::Stderr { socket, data } => {
-            format!("{socket} <- stderr: {}", payload(data, data.len(), format))
-        }
-        Event::Started {
-            socket,
-            pid,
-            command,
-        } => format!("{socket}: started `{command}` (pid {pid})"),
-        Event::Exited { socket, status } => format!("{socket}: {}", exit_text(*status)),
         Event::Failed { socket, error } => {
             let mut s = format!("{socket} !! {error}");
             if let Some(h) = explain_io(error) {
@@ -382,6 +386,25 @@ pub fn event(ev: &Event, format: Format) -> String {
         } => {
             format!("{listener} !! accept failed: {error}; trying again in {retry_in:?}")
         }
+        Event::Stderr { .. } | Event::Started { .. } | Event::Exited { .. } => {
+            program_event(ev, format)
+        }
+    }
+}
+
+/// A program's events (`exec`, `listen … exec`) as a line.
+fn program_event(ev: &Event, format: Format) -> String {
+    match ev {
+        Event::Stderr { socket, data } => {
+            format!("{socket} <- stderr: {}", payload(data, data.len(), format))
+        }
+        Event::Started {
+            socket,
+            pid,
+            command,
+        } => format!("{socket}: started `{command}` (pid {pid})"),
+        Event::Exited { socket, status } => format!("{socket}: {}", exit_text(*status)),
+        other => format!("{}: {other:?}", other.socket()),
     }
 }
 
@@ -393,23 +416,103 @@ pub fn exit_text(status: Option<std::process::ExitStatus>) -> String {
     };
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => {
-            let name = nix_signal_name(sig);
-            format!("killed by signal {sig} ({name})")
-        }
+        (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
         _ => format!("ended: {status}"),
     }
 }
 
-fn nix_signal_name(sig: i32) -> &'static str {
+/// The name of a signal that ends programs.
+fn signal_name(sig: i32) -> &'static str {
     match sig {
         1 => "SIGHUP",
         2 => "SIGINT",
+        6 => "SIGABRT",
         9 => "SIGKILL",
+        11 => "SIGSEGV",
         13 => "SIGPIPE",
         15 => "SIGTERM",
         _ => "a signal",
     }
+}
+
+/// How a file server's report looks.
+pub fn served(server: &str, peer: &SocketAddr, outcome: &Transfer, tmp: Tmp<'_>) -> String {
+    let from = addr(peer);
+    match outcome {
+        Transfer::Files(Ok(Served::Uploaded { name, size, digest, resumed_from, path, .. })) => {
+            let mut s = format!("{server}: received {name:?} from {from}: {size} bytes, blake3 {}", digest_hex(digest));
+            if *resumed_from > 0 {
+                let _ = write!(s, " (resumed: {resumed_from} bytes were kept from a cut upload)");
+            }
+            let _ = write!(s, "; verified, saved as {}", tmp.path(path));
+            s
+        }
+        Transfer::Files(Ok(Served::Downloaded { name, size, offset, .. })) => {
+            let from_byte = if *offset > 0 { format!(" from byte {offset}") } else { String::new() };
+            format!("{server}: sent {name:?} to {from}: {size} bytes{from_byte}; verified by the client")
+        }
+        Transfer::Files(Ok(Served::Refused { name, status, reason, kept })) => {
+            let what = name.as_deref().map_or(String::new(), |n| format!(" {n:?}"));
+            let mut s = format!("{server} !! refused{what} from {from}: {status}: {}", tmp.text(reason));
+            if *kept > 0 {
+                let _ = write!(s, "; nothing under the final name");
+            }
+            s
+        }
+        Transfer::Files(Err(e)) => format!("{server} !! {from}: {}", tmp.text(&e.to_string())),
+        Transfer::Raw(Ok(r)) => format!(
+            "{server}: saved {} bytes from {from} as {} (raw: whatever came before the close; nothing verified)",
+            r.bytes,
+            tmp.path(&r.path)
+        ),
+        Transfer::Raw(Err(e)) => format!("{server} !! {from}: {}", tmp.text(&e.to_string())),
+    }
+}
+
+/// How one worker line looks: the worker, which process and thread it ran
+/// on (named relative to the shell, so a transcript says it even with the
+/// numbers filtered), and its text. `elapsed` adds the time since the job
+/// started (terminals only: it differs on every run).
+pub fn job_line(l: &Line, shell_pid: u32, elapsed: bool) -> String {
+    let whose = if l.pid == shell_pid {
+        "the shell's process"
+    } else {
+        "a process of its own"
+    };
+    let thread = if l.pid != shell_pid {
+        "its main thread"
+    } else if l.tid == shell_pid {
+        "the shell's main thread"
+    } else {
+        "another thread"
+    };
+    let time = if elapsed {
+        format!(" +{:.3}s", l.elapsed.as_secs_f64())
+    } else {
+        String::new()
+    };
+    let head = format!(
+        "[{} pid {} ({whose}) tid {} ({thread}){time}]",
+        l.workload, l.pid, l.tid
+    );
+    match l.kind {
+        LineKind::Step => format!("{head} {}", l.text),
+        LineKind::Error => format!("{head} error: {}", l.text),
+        LineKind::End(e) => format!("{}: {} {}", l.job, l.workload, ending(e)),
+    }
+}
+
+fn ending(e: Ending) -> &'static str {
+    match e {
+        Ending::Done => "finished",
+        Ending::Killed => "killed",
+        Ending::Failed => "failed",
+    }
+}
+
+/// What a session says when it ends, having closed `n` sockets.
+pub fn bye(n: usize) -> String {
+    format!("closed {n} socket{}; bye", if n == 1 { "" } else { "s" })
 }
 
 /// A table with a header row; columns as wide as their widest cell.

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use anyhow::Context as _;
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -13,13 +13,14 @@ use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Context, Editor, Helper, Validator};
 use socklab_net::{Lab, SockOpt};
 use tokio::runtime::Runtime;
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::signal::unix::Signal;
 
-use crate::args::{CmdError, Exit};
+use crate::args::{error_text, CmdError, Exit, Fatal};
 use crate::commands::{self, COMMANDS, KEYWORDS};
+use crate::driver::{self, Opened, PROMPT};
+use crate::out::Out;
 use crate::render;
-use crate::script::PROMPT;
-use crate::session::{error_text, Out, Session};
+use crate::session::Session;
 
 /// Completion, hints and highlighting for the line being typed.
 #[derive(Helper, Validator)]
@@ -125,34 +126,32 @@ fn history_path() -> Option<PathBuf> {
     Some(dir.join("history"))
 }
 
-/// The stream of Ctrl-C (SIGINT) signals, from now on.
-pub fn interrupts(rt: &Runtime) -> std::io::Result<Signal> {
-    let _guard = rt.enter();
-    signal(SignalKind::interrupt())
-}
-
 /// Runs the REPL until `quit` or Ctrl-D; returns the exit status.
 pub fn run(rt: &Runtime) -> i32 {
-    let config = Config::builder()
-        .auto_add_history(true)
-        .completion_type(CompletionType::List)
-        .max_history_size(10_000)
-        .map(|b| b.build())
-        .unwrap_or_default();
-    let mut rl: Editor<ShellHelper, DefaultHistory> = match Editor::with_config(config) {
+    let mut rl = match editor() {
         Ok(rl) => rl,
         Err(e) => {
-            eprintln!("error: cannot start the line editor: {e}");
-            return Exit::Io as i32;
+            eprintln!("error: {e:#}");
+            return Fatal::status_of(&e);
         }
     };
     let out = match rl.create_external_printer() {
-        Ok(p) => Arc::new(Out::terminal(Box::new(p))),
-        Err(_) => Arc::new(Out::plain()),
+        Ok(p) => Out::terminal(Box::new(p)),
+        Err(_) => Out::plain(),
     };
-    let (lab, mut rx) = rt.block_on(async { Lab::new(1024) });
+    let Opened {
+        mut session,
+        mut reports,
+        mut interrupts,
+    } = match driver::open(rt, out, None) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Fatal::status_of(&e);
+        }
+    };
     rl.set_helper(Some(ShellHelper {
-        lab: lab.clone(),
+        lab: session.lab.clone(),
         files: FilenameCompleter::new(),
         history: HistoryHinter::new(),
     }));
@@ -160,80 +159,95 @@ pub fn run(rt: &Runtime) -> i32 {
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    let mut session = Session::new(lab.clone(), out.clone(), None);
-    // Ctrl-C while a command runs interrupts it (at the prompt, rustyline
-    // reads it as a key). Installed once, so no Ctrl-C is ever lost.
-    let mut interrupts = match interrupts(rt) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: cannot catch Ctrl-C: {e}");
-            return Exit::OsErr as i32;
-        }
-    };
-    // Events print as they happen, above the line being typed.
-    let settings = session.settings.clone();
-    let printer = out.clone();
+    // Events and job lines print as they happen, above the line being
+    // typed (job lines with their time since the job started).
+    let printer = session.printer.clone();
     rt.spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            printer.line(&render::event(&ev, settings.format()));
+        while let Some(r) = reports.recv().await {
+            printer.print(&r);
         }
     });
-    // Job lines print as they come, with their time since the job started.
-    if let Some(mut lines) = session.job_lines.take() {
-        let printer = out.clone();
-        let shell_pid = session.shell_pid;
-        rt.spawn(async move {
-            while let Some(l) = lines.recv().await {
-                printer.line(&crate::jobs::line_text(&l, shell_pid, true));
-            }
-        });
-    }
-    out.line(&format!(
+    session.say(format!(
         "socklab {}: a socket laboratory. `help` lists the commands; Tab completes; Ctrl-D quits.",
         env!("CARGO_PKG_VERSION")
     ));
-    let status = loop {
-        match rl.readline(PROMPT) {
-            Ok(line) => {
-                let line = session.expand(&line);
-                let result = rt.block_on(async {
-                    tokio::select! {
-                        r = session.execute(&line) => r,
-                        _ = interrupts.recv() => Err(CmdError::new(Exit::Interrupted, "interrupted")),
-                    }
-                });
-                match result {
-                    // The terminal echoed ^C without a line break.
-                    Err(e) if e.exit == Exit::Interrupted => {
-                        out.line(&format!("\nerror: {}", e.message))
-                    }
-                    Err(e) => out.line(&error_text("", &line, &e)),
-                    Ok(()) => {}
-                }
-                if session.quit {
-                    break 0;
-                }
-            }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => {
-                let _ = rt.block_on(session.jobs.kill_all());
-                let n = rt.block_on(lab.close_all());
-                out.line(&format!(
-                    "closed {n} socket{}; bye",
-                    if n == 1 { "" } else { "s" }
-                ));
-                break 0;
-            }
-            Err(e) => {
-                eprintln!("error: cannot read the terminal: {e}");
-                break Exit::Io as i32;
-            }
-        }
-    };
+    let ended = read_eval_print(rt, &mut rl, &mut session, &mut interrupts);
+    let closed = driver::close(rt, &session);
+    if ended == Ended::Eof {
+        session.say(render::bye(closed));
+    }
     if let Some(h) = &history {
         let _ = rl.save_history(h);
     }
-    status
+    match ended {
+        Ended::Quit | Ended::Eof => 0,
+        Ended::Unreadable => Exit::Io as i32,
+    }
+}
+
+/// How a REPL session ended.
+#[derive(PartialEq, Eq)]
+enum Ended {
+    /// `quit` (which said bye itself).
+    Quit,
+    /// Ctrl-D.
+    Eof,
+    /// The terminal could not be read.
+    Unreadable,
+}
+
+/// The line editor, with history, completion and hints.
+fn editor() -> anyhow::Result<Editor<ShellHelper, DefaultHistory>> {
+    let config = Config::builder()
+        .auto_add_history(true)
+        .completion_type(CompletionType::List)
+        .max_history_size(10_000)
+        .map(|b| b.build())
+        .unwrap_or_default();
+    Editor::with_config(config).context(Fatal::new(Exit::Io, "cannot start the line editor"))
+}
+
+/// Reads and runs lines until the session ends.
+fn read_eval_print(
+    rt: &Runtime,
+    rl: &mut Editor<ShellHelper, DefaultHistory>,
+    session: &mut Session,
+    interrupts: &mut Signal,
+) -> Ended {
+    loop {
+        match rl.readline(PROMPT) {
+            Ok(line) => {
+                eval_print(rt, session, interrupts, &line);
+                if session.quit {
+                    return Ended::Quit;
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return Ended::Eof,
+            Err(e) => {
+                eprintln!("error: cannot read the terminal: {e}");
+                return Ended::Unreadable;
+            }
+        }
+    }
+}
+
+/// Runs one typed line; Ctrl-C while it runs interrupts it (at the
+/// prompt, rustyline reads Ctrl-C as a key).
+fn eval_print(rt: &Runtime, session: &mut Session, interrupts: &mut Signal, line: &str) {
+    let line = session.expand(line);
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = commands::execute(session, &line) => r,
+            _ = interrupts.recv() => Err(CmdError::new(Exit::Interrupted, "interrupted")),
+        }
+    });
+    match result {
+        // The terminal echoed ^C without a line break.
+        Err(e) if e.exit == Exit::Interrupted => session.say(format!("\nerror: {}", e.message)),
+        Err(e) => session.say(error_text("", &line, &e, session.tmp())),
+        Ok(()) => {}
+    }
 }
 
 #[cfg(test)]

@@ -2,16 +2,18 @@
 //! print a transcript that is the same on every run.
 
 use std::io::BufRead;
-use std::sync::Arc;
 use std::time::Duration;
 
-use socklab_net::{Event, Lab};
 use tokio::runtime::Runtime;
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
-use crate::args::{CmdError, CmdResult, Exit};
-use crate::session::{error_text, Out, Pending, Session};
+use crate::args::{error_text, CmdError, CmdResult, Exit, Fatal};
+use crate::commands;
+use crate::driver::{self, Opened, EXPECT_FAIL, PROMPT};
+use crate::out::Out;
+use crate::report::{Pending, Report, Reports};
+use crate::session::Session;
 
 /// What a script run needs to know.
 pub struct Options {
@@ -23,86 +25,125 @@ pub struct Options {
     pub wait: Duration,
 }
 
-/// The prompt shown before each command in the transcript.
-pub const PROMPT: &str = "socklab> ";
+/// One line of input, as the reading thread hands it over.
+type Input = std::io::Result<Vec<u8>>;
 
-/// A line prefixed with this is expected to fail: its error is part of the
-/// transcript, and the run goes on; success is the failure.
-pub const EXPECT_FAIL: char = '!';
+/// A script being run.
+struct Script<'a> {
+    rt: &'a Runtime,
+    opts: &'a Options,
+    session: Session,
+    reports: Reports,
+    interrupts: Signal,
+    /// The line being run, counted from 1.
+    lineno: usize,
+    /// The exit status so far (the first failure's).
+    status: i32,
+}
 
 /// Runs every line of `input`; returns the exit status.
 pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -> i32 {
-    let (lab, mut rx) = rt.block_on(async { Lab::new(1024) });
-    let out = Arc::new(Out::plain());
-    let mut session = Session::new(lab.clone(), out.clone(), Some(opts.wait));
-    let mut interrupts = match crate::repl::interrupts(rt) {
-        Ok(i) => i,
+    let Opened {
+        session,
+        reports,
+        interrupts,
+    } = match driver::open(rt, Out::plain(), Some(opts.wait)) {
+        Ok(o) => o,
         Err(e) => {
-            eprintln!("{}: error: cannot catch Ctrl-C: {e}", opts.label);
-            return Exit::OsErr as i32;
+            eprintln!("{}: error: {e:#}", opts.label);
+            return Fatal::status_of(&e);
         }
     };
+    let mut script = Script {
+        rt,
+        opts,
+        session,
+        reports,
+        interrupts,
+        lineno: 0,
+        status: 0,
+    };
     let mut lines = read_lines(input);
-    let mut status = 0;
-    let mut lineno = 0;
-    loop {
-        // While waiting for the next line, events (an outside client, data
-        // from a peer) print as they come: a busy server must never wait on a
-        // script that waits on its input.
-        let next = rt.block_on(async {
+    while let Some(line) = script.next_line(&mut lines) {
+        if !script.run_line(&line) {
+            break;
+        }
+    }
+    driver::close(rt, &script.session);
+    script.status
+}
+
+impl Script<'_> {
+    /// Waits for the next line of input; `None` at its end, or when the run
+    /// must stop (Ctrl-C, a line that cannot be read).
+    fn next_line(&mut self, lines: &mut mpsc::Receiver<Input>) -> Option<String> {
+        let next = self.wait_for_input(lines);
+        self.lineno += 1;
+        let (label, lineno) = (&self.opts.label, self.lineno);
+        let (status, why) = match next {
+            None => (Exit::Interrupted, "interrupted (Ctrl-C)".to_string()),
+            Some(None) => return None,
+            Some(Some(Ok(bytes))) => match String::from_utf8(bytes) {
+                Ok(l) => return Some(l),
+                Err(_) => (Exit::Data, "the line is not UTF-8 text".to_string()),
+            },
+            Some(Some(Err(e))) => (Exit::Io, format!("cannot read: {e}")),
+        };
+        eprintln!("{label}:{lineno}: error: {why}");
+        self.status = status as i32;
+        None
+    }
+
+    /// While waiting for the next line, events (an outside client, data
+    /// from a peer) print as they come: a busy server must never wait on a
+    /// script that waits on its input. `None` on Ctrl-C.
+    fn wait_for_input(&mut self, lines: &mut mpsc::Receiver<Input>) -> Option<Option<Input>> {
+        let Script {
+            rt,
+            session,
+            reports,
+            interrupts,
+            ..
+        } = self;
+        rt.block_on(async {
             loop {
                 tokio::select! {
                     biased;
-                    Some(ev) = rx.recv() => out.line(&crate::render::event(&ev, session.format())),
+                    Some(r) = reports.recv() => match r {
+                        Report::Line(l) => session.job_lines.hold(l),
+                        ev => session.printer.print(&ev),
+                    },
                     line = lines.recv() => break Some(line),
                     _ = interrupts.recv() => break None,
                 }
             }
-        });
-        lineno += 1;
-        let line = match next {
-            None => {
-                eprintln!("{}:{lineno}: error: interrupted (Ctrl-C)", opts.label);
-                status = Exit::Interrupted as i32;
-                break;
-            }
-            Some(None) => break,
-            Some(Some(Ok(bytes))) => match String::from_utf8(bytes) {
-                Ok(l) => l,
-                Err(_) => {
-                    eprintln!("{}:{lineno}: error: the line is not UTF-8 text", opts.label);
-                    status = Exit::Data as i32;
-                    break;
-                }
-            },
-            Some(Some(Err(e))) => {
-                eprintln!("{}:{lineno}: error: cannot read: {e}", opts.label);
-                status = Exit::Io as i32;
-                break;
-            }
-        };
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        if lineno == 1 && line.starts_with("#!") {
-            continue;
+        })
+    }
+
+    /// Echoes and runs one line of the script; false when the run stops.
+    fn run_line(&mut self, line: &str) -> bool {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if self.lineno == 1 && line.starts_with("#!") {
+            return true;
         }
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
-            out.line(line);
-            continue;
+            self.session.say(line);
+            return true;
         }
-        out.line(&format!("{PROMPT}{line}"));
+        self.session.say(format!("{PROMPT}{line}"));
         let (expect_fail, command) = match trimmed.strip_prefix(EXPECT_FAIL) {
             Some(rest) => (true, rest),
             None => (false, line),
         };
-        let command = session.expand(command);
-        let command = command.as_str();
-        let result = run_one(rt, &mut session, &mut rx, &mut interrupts, command);
+        let command = self.session.expand(command);
+        let result = self.run_one(&command);
         let failure = match (result, expect_fail) {
             (Ok(()), false) => None,
             (Err(e), true) => {
                 // The failure is the lesson: show it as part of the transcript.
-                out.line(&error_text("", command, &e));
+                self.session
+                    .say(error_text("", &command, &e, self.session.tmp()));
                 None
             }
             (Ok(()), true) => Some(CmdError::new(
@@ -112,34 +153,75 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
             (Err(e), false) => Some(e),
         };
         if let Some(e) = failure {
-            let prefix = match e.span {
-                Some(span) => format!(
-                    "{}:{lineno}:{}: ",
-                    opts.label,
-                    crate::parse::column(command, span.start) + 1
-                ),
-                None => format!("{}:{lineno}: ", opts.label),
-            };
-            eprintln!("{}", error_text(&prefix, command, &e));
-            if status == 0 {
-                status = e.exit as i32;
-            }
-            if !opts.keep_going || e.exit == Exit::Interrupted {
-                break;
+            if !self.fail(&command, e) {
+                return false;
             }
         }
-        if session.quit {
-            break;
-        }
+        !self.session.quit
     }
-    let _ = rt.block_on(session.jobs.kill_all());
-    rt.block_on(lab.close_all());
-    status
+
+    /// Reports a failed command on standard error; false when the run
+    /// stops.
+    fn fail(&mut self, command: &str, e: CmdError) -> bool {
+        let (label, lineno) = (&self.opts.label, self.lineno);
+        let prefix = match e.span {
+            Some(span) => format!(
+                "{label}:{lineno}:{}: ",
+                crate::parse::column(command, span.start) + 1
+            ),
+            None => format!("{label}:{lineno}: "),
+        };
+        eprintln!("{}", error_text(&prefix, command, &e, self.session.tmp()));
+        if self.status == 0 {
+            self.status = e.exit as i32;
+        }
+        self.opts.keep_going && e.exit != Exit::Interrupted
+    }
+
+    /// Runs one command; events it caused are printed after its own output,
+    /// and the lines of a job it follows go to it.
+    fn run_one(&mut self, line: &str) -> CmdResult {
+        let Script {
+            rt,
+            session,
+            reports,
+            interrupts,
+            ..
+        } = self;
+        let printer = session.printer.clone();
+        let job_lines = session.job_lines.clone();
+        let mut pending = Pending::default();
+        let mut take = |r: Report| match r {
+            Report::Event(ev) => pending.push(ev, &printer),
+            Report::Line(l) => job_lines.hold(l),
+        };
+        let result = rt.block_on(async {
+            let fut = commands::execute(session, line);
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut fut => {
+                        // Everything the command waited on was reported
+                        // before it completed, so it is in the stream now.
+                        while let Some(report) = reports.try_recv() {
+                            take(report);
+                        }
+                        break r;
+                    }
+                    Some(r) = reports.recv() => take(r),
+                    _ = interrupts.recv() => break Err(CmdError::new(Exit::Interrupted, "interrupted (Ctrl-C)")),
+                }
+            }
+        });
+        pending.flush(&printer);
+        result
+    }
 }
 
 /// Reads `input` line by line on a thread of its own (reading may block on
 /// a pipe) and hands the lines over; the channel closes at end of input.
-fn read_lines(input: impl BufRead + Send + 'static) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+fn read_lines(input: impl BufRead + Send + 'static) -> mpsc::Receiver<Input> {
     let (tx, rx) = mpsc::channel(16);
     std::thread::spawn(move || {
         for line in input.split(b'\n') {
@@ -150,38 +232,4 @@ fn read_lines(input: impl BufRead + Send + 'static) -> mpsc::Receiver<std::io::R
         }
     });
     rx
-}
-
-/// Runs one command; events it caused are printed after its own output.
-fn run_one(
-    rt: &Runtime,
-    session: &mut Session,
-    rx: &mut mpsc::Receiver<Event>,
-    interrupts: &mut Signal,
-    line: &str,
-) -> CmdResult {
-    let out = session.out.clone();
-    let settings = session.settings.clone();
-    let mut pending = Pending::default();
-    let result = rt.block_on(async {
-        let fut = session.execute(line);
-        tokio::pin!(fut);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut fut => {
-                    // Everything the command waited on was reported before
-                    // it completed, so it is in the channel now.
-                    while let Ok(ev) = rx.try_recv() {
-                        pending.push(ev, &out, settings.format());
-                    }
-                    break r;
-                }
-                Some(ev) = rx.recv() => pending.push(ev, &out, settings.format()),
-                _ = interrupts.recv() => break Err(CmdError::new(Exit::Interrupted, "interrupted (Ctrl-C)")),
-            }
-        }
-    });
-    pending.flush(&out, settings.format());
-    result
 }

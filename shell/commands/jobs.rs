@@ -1,16 +1,19 @@
 //! The multitasking lab (lecture §13-§15): `spawn`, `jobs`, `wait`, `kill`,
-//! `measure`.
+//! `measure`; and `repeat`, which runs a command again and again.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use socklab_tasks::{
-    JobInfo, JobState, Line, LineKind, Measurement, Mode, Sequencer, TaskError, WorkerState,
-    Workload, WORKLOADS,
+    JobInfo, JobState, Line, Measurement, Mode, Sequencer, TaskError, WorkerState, Workload,
+    WORKLOADS,
 };
 
 use crate::args::{duration_of, number_of, Args, CmdError, CmdResult, Exit};
+use crate::dispatch::{self, Command};
+use crate::parse::{Span, Token};
 use crate::render;
+use crate::report::Report;
 use crate::session::Session;
 
 impl From<TaskError> for CmdError {
@@ -25,47 +28,6 @@ impl From<TaskError> for CmdError {
             _ => Exit::Usage,
         };
         CmdError::new(exit, e.to_string())
-    }
-}
-
-/// How one worker line looks: the worker, which process and thread it ran
-/// on (named relative to the shell, so a transcript says it even with the
-/// numbers filtered), and its text. `elapsed` adds the time since the job
-/// started (terminals only: it differs on every run).
-pub fn line_text(l: &Line, shell_pid: u32, elapsed: bool) -> String {
-    let whose = if l.pid == shell_pid {
-        "the shell's process"
-    } else {
-        "a process of its own"
-    };
-    let thread = if l.pid != shell_pid {
-        "its main thread"
-    } else if l.tid == shell_pid {
-        "the shell's main thread"
-    } else {
-        "another thread"
-    };
-    let time = if elapsed {
-        format!(" +{:.3}s", l.elapsed.as_secs_f64())
-    } else {
-        String::new()
-    };
-    let head = format!(
-        "[{} pid {} ({whose}) tid {} ({thread}){time}]",
-        l.workload, l.pid, l.tid
-    );
-    match l.kind {
-        LineKind::Step => format!("{head} {}", l.text),
-        LineKind::Error => format!("{head} error: {}", l.text),
-        LineKind::End(e) => format!("{}: {} {}", l.job, l.workload, ending(e)),
-    }
-}
-
-fn ending(e: socklab_tasks::Ending) -> &'static str {
-    match e {
-        socklab_tasks::Ending::Done => "finished",
-        socklab_tasks::Ending::Killed => "killed",
-        socklab_tasks::Ending::Failed => "failed",
     }
 }
 
@@ -86,11 +48,33 @@ pub async fn spawn(s: &mut Session, mut a: Args) -> CmdResult {
         None => None,
     };
     let background = a.keyword_anywhere("background");
-    let mut workloads = Vec::new();
-    let toks = a.rest();
-    if toks.is_empty() {
-        return Err(CmdError::at(a_end(&toks), "missing a workload").hint(known()));
+    let workloads = workloads_of(&a.rest(), times.as_ref(), every)?;
+    let job = s.jobs.spawn(mode, &workloads).await?;
+    let foreground = !s.interactive && !background;
+    s.say(spawned_text(&job, &workloads, mode, foreground));
+    if foreground {
+        follow(
+            s,
+            &job.name,
+            job.workers.len(),
+            s.wait_limit.map(|w| w.max(Duration::from_secs(600))),
+        )
+        .await?;
     }
+    Ok(())
+}
+
+/// The workloads of `spawn`'s remaining tokens (`primes N` takes the
+/// number after it), each run `times` times, `every` so often.
+fn workloads_of(
+    toks: &[Token],
+    times: Option<&Token>,
+    every: Option<Duration>,
+) -> CmdResult<Vec<Workload>> {
+    if toks.is_empty() {
+        return Err(CmdError::at(a_end(toks), "missing a workload").hint(known()));
+    }
+    let mut workloads = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         let t = &toks[i];
@@ -111,7 +95,7 @@ pub async fn spawn(s: &mut Session, mut a: Args) -> CmdResult {
         };
         let mut w = Workload::with_arg(name, arg)
             .map_err(|e| CmdError::at(t.span, e.to_string()).hint(known()))?;
-        if let Some(tt) = &times {
+        if let Some(tt) = times {
             let n = number_of(tt, "a count", 0..=u64::MAX)?;
             w = w
                 .times(n)
@@ -123,10 +107,13 @@ pub async fn spawn(s: &mut Session, mut a: Args) -> CmdResult {
         workloads.push(w);
         i += 1;
     }
-    let job = s.jobs.spawn(mode, &workloads).await?;
+    Ok(workloads)
+}
+
+/// What `spawn` says of the job it started.
+fn spawned_text(job: &JobInfo, workloads: &[Workload], mode: Mode, foreground: bool) -> String {
     let pids: Vec<String> = job.workers.iter().map(|w| w.pid.to_string()).collect();
-    let foreground = !s.interactive && !background;
-    s.say(format!(
+    format!(
         "{}: {} {} as {} (pid {}){}",
         job.name,
         if workloads.len() == 1 {
@@ -146,23 +133,13 @@ pub async fn spawn(s: &mut Session, mut a: Args) -> CmdResult {
         } else {
             "; running in the background (`wait` for it)"
         }
-    ));
-    if foreground {
-        follow(
-            s,
-            &job.name,
-            job.workers.len(),
-            s.wait_limit.map(|w| w.max(Duration::from_secs(600))),
-        )
-        .await?;
-    }
-    Ok(())
+    )
 }
 
-fn a_end(toks: &[crate::parse::Token]) -> crate::parse::Span {
+fn a_end(toks: &[Token]) -> Span {
     toks.last()
         .map(|t| t.span)
-        .unwrap_or(crate::parse::Span { start: 0, end: 0 })
+        .unwrap_or(Span { start: 0, end: 0 })
 }
 
 fn known() -> String {
@@ -182,52 +159,46 @@ fn mode_words(mode: Mode, n: usize) -> &'static str {
 }
 
 /// Prints one job's lines in step order until it ends (script mode), while
-/// the workers run concurrently. Lines of other jobs are kept for later.
+/// the workers run concurrently. The session's driver takes the lines from
+/// the reports meanwhile and hands them over through `s.job_lines`; lines of
+/// other jobs stay there for later.
 async fn follow(s: &mut Session, job: &str, workers: usize, limit: Option<Duration>) -> CmdResult {
+    let job_lines = s.job_lines.clone();
+    let _following = job_lines.following();
     let mut seq = Sequencer::new(job, workers);
-    // Lines of this job that arrived earlier (a background job now waited).
-    for l in s.held_lines.remove(job).unwrap_or_default() {
-        for out in seq.push(l) {
-            say_line(s, &out);
-        }
-    }
     let deadline = limit.map(|l| tokio::time::Instant::now() + l);
-    while !seq.is_finished() {
-        let Some(rx) = s.job_lines.as_mut() else {
-            break;
-        };
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
-                Ok(l) => l,
-                Err(_) => {
-                    for out in seq.flush() {
-                        say_line(s, &out);
-                    }
-                    return Err(CmdError::new(
-                        Exit::TempFail,
-                        format!("{job} did not finish in time"),
-                    ));
-                }
-            },
-            None => rx.recv().await,
-        };
-        let Some(line) = next else { break };
-        if &*line.job != job {
-            s.held_lines
-                .entry(line.job.to_string())
-                .or_default()
-                .push(line);
-            continue;
+    loop {
+        // Lines of this job that arrived earlier (a background job now
+        // waited) come first, in arrival order.
+        for line in job_lines.take(job) {
+            for out in seq.push(line) {
+                say_line(s, out);
+            }
         }
-        for out in seq.push(line) {
-            say_line(s, &out);
+        if seq.is_finished() {
+            return Ok(());
+        }
+        let Some(d) = deadline else {
+            job_lines.arrived().await;
+            continue;
+        };
+        if tokio::time::timeout_at(d, job_lines.arrived())
+            .await
+            .is_err()
+        {
+            for out in seq.flush() {
+                say_line(s, out);
+            }
+            return Err(CmdError::new(
+                Exit::TempFail,
+                format!("{job} did not finish in time"),
+            ));
         }
     }
-    Ok(())
 }
 
-fn say_line(s: &Session, l: &Line) {
-    s.say(line_text(l, s.shell_pid, s.interactive));
+fn say_line(s: &Session, l: Line) {
+    s.printer.print(&Report::Line(l));
 }
 
 /// `jobs`
@@ -290,7 +261,7 @@ pub async fn wait(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     for name in names {
         let info = s.jobs.info(&name)?;
-        if s.job_lines.is_some() {
+        if !s.interactive {
             // Script mode: print the job's lines, in step order, as it ends.
             follow(s, &name, info.workers.len(), limit).await?;
         }
@@ -319,7 +290,7 @@ pub async fn kill(s: &mut Session, mut a: Args) -> CmdResult {
         .kill(&w)
         .await
         .map_err(|e| CmdError::from(e).or_at(span))?;
-    s.held_lines.remove(&w);
+    s.job_lines.forget(&w);
     s.say(format!(
         "{}: {} (no worker left running)",
         info.name,
@@ -387,4 +358,40 @@ fn render_measurement(m: &Measurement) -> String {
          multi-thread runtime); waiting work overlaps even on one thread: that is concurrency.",
     );
     out
+}
+
+/// `repeat N [every DUR] COMMAND...`: runs COMMAND with the commands of
+/// `table` (the table `repeat` is part of).
+pub async fn repeat(s: &mut Session, mut a: Args, table: &'static [Command]) -> CmdResult {
+    let t = a.token("a count")?;
+    let n = number_of(&t, "a count", 1..=100_000)?;
+    let every = if a.peek_word() == Some("every") {
+        a.token("every")?;
+        let d = a.token("a duration")?;
+        Some(duration_of(&d)?)
+    } else {
+        None
+    };
+    let Some(command) = a.rest_text().map(str::to_string) else {
+        return Err(a
+            .token("a command")
+            .err()
+            .unwrap_or_else(|| CmdError::usage("missing a command")));
+    };
+    if command.split_whitespace().next() == Some("repeat") {
+        return Err(CmdError::usage("repeat inside repeat is not allowed"));
+    }
+    let mut ticks = every.map(|d| {
+        let mut i = tokio::time::interval(d);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    for i in 0..n {
+        if let Some(t) = ticks.as_mut() {
+            t.tick().await;
+        }
+        let line = s.expand(&command.replace("{i}", &i.to_string()));
+        Box::pin(dispatch::execute(s, table, &line)).await?;
+    }
+    Ok(())
 }

@@ -2,30 +2,29 @@
 //! `download`, and the small file commands lessons need (`write`, `files`,
 //! `compare`).
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use socklab_net::transfer::{self, digest_hex, ReceiverConfig, Served, TransferError};
-use socklab_net::{FileService, Role, Transfer};
+use socklab_net::transfer::{self, digest_hex, ReceiverConfig, TransferError};
+use socklab_net::{FileService, Role};
 use tokio::net::TcpStream;
 
+use super::common::data_of;
 use crate::args::{host_port, number_of, Args, CmdError, CmdResult, Exit};
-use crate::parse::Token;
-use crate::render::{self, show_path};
+use crate::parse::{Span, Token};
+use crate::render::{self, Tmp};
 use crate::session::Session;
 
-impl From<TransferError> for CmdError {
-    fn from(e: TransferError) -> CmdError {
-        let exit = if e.status().is_some() {
-            Exit::Data
-        } else {
-            Exit::Io
-        };
-        CmdError::new(exit, render::hide_tmp(&e.to_string()))
-    }
+/// A failed transfer as a command's error (paths under `{tmp}` written so).
+fn transfer_error(e: TransferError, tmp: Tmp<'_>) -> CmdError {
+    let exit = if e.status().is_some() {
+        Exit::Data
+    } else {
+        Exit::Io
+    };
+    CmdError::new(exit, tmp.text(&e.to_string()))
 }
 
 /// A path argument (a word or a quoted string).
@@ -52,36 +51,9 @@ pub async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
     let (addr, pt) = host_port(&mut a).await?;
     a.done()?;
     let service = if kind == "files" {
-        if !path.is_dir() {
-            return Err(CmdError::at(
-                target.span,
-                format!("{} is not a directory", show_path(&path)),
-            ));
-        }
-        let mut cfg = ReceiverConfig::new(&path);
-        cfg.overwrite = overwrite;
-        cfg.max_size = max_size;
-        FileService::Files(cfg)
+        files_service(s, &target, overwrite, max_size)?
     } else {
-        if max_size.is_some() {
-            return Err(CmdError::at(
-                kind_span,
-                "max-size needs a declared size: raw uploads declare none",
-            ));
-        }
-        match path.parent() {
-            Some(d) if d.as_os_str().is_empty() || d.is_dir() => {}
-            _ => {
-                return Err(CmdError::at(
-                    target.span,
-                    "the file's directory does not exist",
-                ))
-            }
-        }
-        FileService::Raw {
-            dest: path.clone(),
-            overwrite,
-        }
+        raw_service(&target, kind_span, overwrite, max_size)?
     };
     let info = s
         .lab
@@ -98,26 +70,7 @@ pub async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
         info.name,
         render::addr(&local)
     ));
-    if kind == "files" {
-        let limit = max_size.map_or("no size limit but free space".to_string(), |m| {
-            format!("at most {m} bytes")
-        });
-        s.say(format!(
-            "   uploads go into {} and nowhere else ({}{}); its files can be downloaded",
-            show_path(&path),
-            limit,
-            if overwrite {
-                "; existing files are replaced"
-            } else {
-                "; existing files are kept"
-            }
-        ));
-    } else {
-        s.say(format!(
-            "   raw: what each client sends until it closes is saved as {} (no name, size or digest: nothing can be verified)",
-            show_path(&path)
-        ));
-    }
+    s.say(serving_text(s.tmp(), kind, &path, max_size, overwrite));
     if !local.ip().is_loopback() {
         s.say(format!(
             "   note: {} is not loopback: other machines can connect to it",
@@ -127,13 +80,88 @@ pub async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `serve files DIR`: verified uploads into DIR, downloads from it.
+fn files_service(
+    s: &Session,
+    target: &Token,
+    overwrite: bool,
+    max_size: Option<u64>,
+) -> CmdResult<FileService> {
+    let path = path_of(target);
+    if !path.is_dir() {
+        return Err(CmdError::at(
+            target.span,
+            format!("{} is not a directory", s.tmp().path(&path)),
+        ));
+    }
+    let mut cfg = ReceiverConfig::new(&path);
+    cfg.overwrite = overwrite;
+    cfg.max_size = max_size;
+    Ok(FileService::Files(cfg))
+}
+
+/// `serve raw FILE`: what each client sends, saved as FILE.
+fn raw_service(
+    target: &Token,
+    kind_span: Span,
+    overwrite: bool,
+    max_size: Option<u64>,
+) -> CmdResult<FileService> {
+    let path = path_of(target);
+    if max_size.is_some() {
+        return Err(CmdError::at(
+            kind_span,
+            "max-size needs a declared size: raw uploads declare none",
+        ));
+    }
+    match path.parent() {
+        Some(d) if d.as_os_str().is_empty() || d.is_dir() => {}
+        _ => {
+            return Err(CmdError::at(
+                target.span,
+                "the file's directory does not exist",
+            ))
+        }
+    }
+    Ok(FileService::Raw {
+        dest: path,
+        overwrite,
+    })
+}
+
+/// What a file server does with what it receives.
+fn serving_text(
+    tmp: Tmp<'_>,
+    kind: &str,
+    path: &Path,
+    max_size: Option<u64>,
+    overwrite: bool,
+) -> String {
+    if kind == "files" {
+        let limit = max_size.map_or("no size limit but free space".to_string(), |m| {
+            format!("at most {m} bytes")
+        });
+        format!(
+            "   uploads go into {} and nowhere else ({}{}); its files can be downloaded",
+            tmp.path(path),
+            limit,
+            if overwrite {
+                "; existing files are replaced"
+            } else {
+                "; existing files are kept"
+            }
+        )
+    } else {
+        format!(
+            "   raw: what each client sends until it closes is saved as {} (no name, size or digest: nothing can be verified)",
+            tmp.path(path)
+        )
+    }
+}
+
 /// A connection for a transfer: an existing connection taken out of the
 /// lab, or, for a file server of this shell, a new one.
-async fn transfer_stream(
-    s: &mut Session,
-    name: String,
-    span: crate::parse::Span,
-) -> CmdResult<(String, TcpStream)> {
+async fn transfer_stream(s: &Session, name: String, span: Span) -> CmdResult<(String, TcpStream)> {
     let info = s
         .lab
         .info(&name)
@@ -190,80 +218,112 @@ pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
     if !file.is_file() {
         return Err(CmdError::at(
             ft.span,
-            format!("{} is not a file", show_path(&file)),
+            format!("{} is not a file", s.tmp().path(&file)),
         ));
     }
     let (name, stream) = transfer_stream(s, name, span).await?;
-    let local = stream.local_addr().ok();
-    let server = stream.peer_addr().ok();
-    let pb = progress_bar(s, &format!("upload {}", show_path(&file)));
-    let progress = |done: u64, total: u64| {
-        if let Some(pb) = &pb {
+    let ends = Ends::of(&stream);
+    let pb = progress_bar(s, &format!("upload {}", s.tmp().path(&file)));
+    if raw {
+        return upload_raw(s, &name, stream, &file, ends, pb).await;
+    }
+    let remote_name = match remote {
+        Some(r) => r,
+        None => file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| CmdError::at(ft.span, "name it with `as NAME`"))?,
+    };
+    let report = transfer::upload(stream, &file, &remote_name, resume, progress(&pb)).await;
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    match report {
+        Ok(r) => {
+            s.say(format!(
+                "{name} -> uploaded {:?}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
+                r.name,
+                r.size,
+                if r.resumed_from > 0 {
+                    format!(" (resumed at byte {})", r.resumed_from)
+                } else {
+                    String::new()
+                },
+                timing(r.elapsed, r.sent),
+                digest_hex(&r.digest)
+            ));
+            ends.settle(s).await
+        }
+        Err(e) => {
+            ends.settle(s).await?;
+            Err(transfer_error(e, s.tmp()))
+        }
+    }
+}
+
+/// `upload --raw`: the bytes of `file`, then shutdown(write).
+async fn upload_raw(
+    s: &Session,
+    name: &str,
+    stream: TcpStream,
+    file: &Path,
+    ends: Ends,
+    pb: Option<ProgressBar>,
+) -> CmdResult {
+    let report = transfer::upload_raw(stream, file, progress(&pb)).await;
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    ends.settle(s).await?;
+    let report = report.map_err(|e| transfer_error(e, s.tmp()))?;
+    s.say(format!(
+        "{name} -> raw: {} bytes of {} in {}, then shutdown(write){}",
+        report.bytes,
+        s.tmp().path(file),
+        timing(report.elapsed, report.bytes),
+        if report.peer_closed {
+            "; the receiver closed"
+        } else {
+            ""
+        }
+    ));
+    s.say("   raw carries no name, size or digest: the receiver cannot tell a whole file from a cut one");
+    Ok(())
+}
+
+/// The two ends of a transfer's connection: a file server of this shell
+/// reports what it served, and a transfer waits for that report.
+#[derive(Clone, Copy)]
+struct Ends {
+    local: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+}
+
+impl Ends {
+    fn of(stream: &TcpStream) -> Ends {
+        Ends {
+            local: stream.local_addr().ok(),
+            server: stream.peer_addr().ok(),
+        }
+    }
+
+    /// Waits for the report of a server of this shell on this connection.
+    async fn settle(self, s: &Session) -> CmdResult {
+        if let (Some(l), Some(p)) = (self.local, self.server) {
+            s.lab.settle_served(l, p).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves a progress bar, if there is one.
+fn progress(pb: &Option<ProgressBar>) -> impl FnMut(u64, u64) + '_ {
+    move |done, total| {
+        if let Some(pb) = pb {
             pb.set_length(total);
             pb.set_position(done);
         }
-    };
-    if raw {
-        let report = transfer::upload_raw(stream, &file, progress).await;
-        if let Some(pb) = &pb {
-            pb.finish_and_clear();
-        }
-        if let (Some(l), Some(p)) = (local, server) {
-            s.lab.settle_served(l, p).await?;
-        }
-        let report = report?;
-        s.say(format!(
-            "{name} -> raw: {} bytes of {} in {}, then shutdown(write){}",
-            report.bytes,
-            show_path(&file),
-            timing(report.elapsed, report.bytes),
-            if report.peer_closed {
-                "; the receiver closed"
-            } else {
-                ""
-            }
-        ));
-        s.say("   raw carries no name, size or digest: the receiver cannot tell a whole file from a cut one");
-    } else {
-        let remote_name = match remote {
-            Some(r) => r,
-            None => file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| CmdError::at(ft.span, "name it with `as NAME`"))?,
-        };
-        let report = transfer::upload(stream, &file, &remote_name, resume, progress).await;
-        if let Some(pb) = &pb {
-            pb.finish_and_clear();
-        }
-        let settle = |s: &Session| {
-            let lab = s.lab.clone();
-            async move {
-                if let (Some(l), Some(p)) = (local, server) {
-                    lab.settle_served(l, p).await?;
-                }
-                Ok::<(), CmdError>(())
-            }
-        };
-        match report {
-            Ok(r) => {
-                s.say(format!(
-                    "{name} -> uploaded {:?}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
-                    r.name,
-                    r.size,
-                    if r.resumed_from > 0 { format!(" (resumed at byte {})", r.resumed_from) } else { String::new() },
-                    timing(r.elapsed, r.sent),
-                    digest_hex(&r.digest)
-                ));
-                settle(s).await?;
-            }
-            Err(e) => {
-                settle(s).await?;
-                return Err(e.into());
-            }
-        }
     }
-    Ok(())
 }
 
 /// `download NAME REMOTE_NAME [as LOCAL_FILE] [overwrite]`
@@ -281,27 +341,21 @@ pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
     if !overwrite && std::fs::symlink_metadata(&dest).is_ok() {
         return Err(CmdError::new(
             Exit::Data,
-            format!("{} exists; add `overwrite` to replace it", show_path(&dest)),
+            format!(
+                "{} exists; add `overwrite` to replace it",
+                s.tmp().path(&dest)
+            ),
         ));
     }
     let (name, stream) = transfer_stream(s, name, span).await?;
-    let local = stream.local_addr().ok();
-    let server = stream.peer_addr().ok();
+    let ends = Ends::of(&stream);
     let pb = progress_bar(s, &format!("download {remote}"));
-    let report = transfer::download(stream, &remote, &dest, overwrite, |done, total| {
-        if let Some(pb) = &pb {
-            pb.set_length(total);
-            pb.set_position(done);
-        }
-    })
-    .await;
+    let report = transfer::download(stream, &remote, &dest, overwrite, progress(&pb)).await;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
-    if let (Some(l), Some(p)) = (local, server) {
-        s.lab.settle_served(l, p).await?;
-    }
-    let r = report?;
+    ends.settle(s).await?;
+    let r = report.map_err(|e| transfer_error(e, s.tmp()))?;
     s.say(format!(
         "{name} <- downloaded {:?}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
         r.name,
@@ -313,7 +367,7 @@ pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
         },
         timing(r.elapsed, r.received),
         digest_hex(&r.digest),
-        show_path(&r.path)
+        s.tmp().path(&r.path)
     ));
     Ok(())
 }
@@ -323,53 +377,19 @@ fn timing(elapsed: Duration, bytes: u64) -> String {
     format!("{:.3} s, {mib:.2} MiB/s", elapsed.as_secs_f64())
 }
 
-/// How a file server's report looks.
-pub fn served_text(server: &str, peer: &SocketAddr, outcome: &Transfer) -> String {
-    let from = render::addr(peer);
-    match outcome {
-        Transfer::Files(Ok(Served::Uploaded { name, size, digest, resumed_from, path, .. })) => {
-            let mut s = format!("{server}: received {name:?} from {from}: {size} bytes, blake3 {}", digest_hex(digest));
-            if *resumed_from > 0 {
-                let _ = write!(s, " (resumed: {resumed_from} bytes were kept from a cut upload)");
-            }
-            let _ = write!(s, "; verified, saved as {}", show_path(path));
-            s
-        }
-        Transfer::Files(Ok(Served::Downloaded { name, size, offset, .. })) => {
-            let from_byte = if *offset > 0 { format!(" from byte {offset}") } else { String::new() };
-            format!("{server}: sent {name:?} to {from}: {size} bytes{from_byte}; verified by the client")
-        }
-        Transfer::Files(Ok(Served::Refused { name, status, reason, kept })) => {
-            let what = name.as_deref().map_or(String::new(), |n| format!(" {n:?}"));
-            let mut s = format!("{server} !! refused{what} from {from}: {status}: {}", render::hide_tmp(reason));
-            if *kept > 0 {
-                let _ = write!(s, "; nothing under the final name");
-            }
-            s
-        }
-        Transfer::Files(Err(e)) => format!("{server} !! {from}: {}", render::hide_tmp(&e.to_string())),
-        Transfer::Raw(Ok(r)) => format!(
-            "{server}: saved {} bytes from {from} as {} (raw: whatever came before the close; nothing verified)",
-            r.bytes,
-            show_path(&r.path)
-        ),
-        Transfer::Raw(Err(e)) => format!("{server} !! {from}: {}", render::hide_tmp(&e.to_string())),
-    }
-}
-
 /// `write FILE DATA` — creates (or replaces) a file, for lessons and tests.
 pub async fn write(s: &mut Session, mut a: Args) -> CmdResult {
     let ft = a.token("a file")?;
     let data = a.token("the data to write")?;
     a.done()?;
     let path = path_of(&ft);
-    let bytes = crate::commands::data_of(&data)?;
+    let bytes = data_of(&data)?;
     std::fs::write(&path, &bytes).map_err(|e| {
-        CmdError::new(Exit::Io, format!("write {}: {e}", show_path(&path))).or_at(ft.span)
+        CmdError::new(Exit::Io, format!("write {}: {e}", s.tmp().path(&path))).or_at(ft.span)
     })?;
     s.say(format!(
         "{}: {} bytes written",
-        show_path(&path),
+        s.tmp().path(&path),
         bytes.len()
     ));
     Ok(())
@@ -381,9 +401,9 @@ pub async fn mkdir(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     let path = path_of(&t);
     std::fs::create_dir_all(&path).map_err(|e| {
-        CmdError::new(Exit::Io, format!("mkdir {}: {e}", show_path(&path))).or_at(t.span)
+        CmdError::new(Exit::Io, format!("mkdir {}: {e}", s.tmp().path(&path))).or_at(t.span)
     })?;
-    s.say(format!("{}: directory ready", show_path(&path)));
+    s.say(format!("{}: directory ready", s.tmp().path(&path)));
     Ok(())
 }
 
@@ -395,7 +415,7 @@ pub async fn files(s: &mut Session, mut a: Args) -> CmdResult {
     let path = path_of(&t);
     let mut rows = Vec::new();
     let dir = std::fs::read_dir(&path).map_err(|e| {
-        CmdError::new(Exit::Io, format!("files {}: {e}", show_path(&path))).or_at(t.span)
+        CmdError::new(Exit::Io, format!("files {}: {e}", s.tmp().path(&path))).or_at(t.span)
     })?;
     for entry in dir.flatten() {
         let meta = entry.metadata();
@@ -411,9 +431,9 @@ pub async fn files(s: &mut Session, mut a: Args) -> CmdResult {
     }
     rows.sort();
     if rows.is_empty() {
-        s.say(format!("{}: empty", show_path(&path)));
+        s.say(format!("{}: empty", s.tmp().path(&path)));
     } else {
-        s.say(format!("{}:", show_path(&path)));
+        s.say(format!("{}:", s.tmp().path(&path)));
         s.say(render::table(&["NAME", "BYTES", "WHAT"], &rows));
     }
     Ok(())
@@ -427,15 +447,15 @@ pub async fn compare(s: &mut Session, mut a: Args) -> CmdResult {
     let (pa, pb) = (path_of(&at), path_of(&bt));
     let read = |p: &Path, t: &Token| {
         std::fs::read(p)
-            .map_err(|e| CmdError::new(Exit::Io, format!("{}: {e}", show_path(p))).or_at(t.span))
+            .map_err(|e| CmdError::new(Exit::Io, format!("{}: {e}", s.tmp().path(p))).or_at(t.span))
     };
     let (x, y) = (read(&pa, &at)?, read(&pb, &bt)?);
     if x == y {
         let digest = transfer::digest_hex(blake3::hash(&x).as_bytes());
         s.say(format!(
             "{} and {} are byte-identical: {} bytes, blake3 {digest}",
-            show_path(&pa),
-            show_path(&pb),
+            s.tmp().path(&pa),
+            s.tmp().path(&pb),
             x.len()
         ));
         return Ok(());
@@ -449,9 +469,9 @@ pub async fn compare(s: &mut Session, mut a: Args) -> CmdResult {
         Exit::Data,
         format!(
             "{} ({} bytes) and {} ({} bytes) differ from byte {first}",
-            show_path(&pa),
+            s.tmp().path(&pa),
             x.len(),
-            show_path(&pb),
+            s.tmp().path(&pb),
             y.len()
         ),
     ))

@@ -6,13 +6,14 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use socklab_net::inspect::{
-    self, BindCheck, IpReport, Method, PingReport, PortReport, ProbeOutcome,
+    self, BindCheck, IpReport, Method, Network, PingReport, PortReport, ProbeOutcome,
 };
 
-use crate::args::{duration_of, number_of, Args, CmdError, CmdResult, Exit};
+use crate::args::{self, duration_of, number_of, port_of, Args, CmdError, CmdResult, Exit};
 use crate::parse::Span;
 use crate::session::Session;
 
+/// `ip ADDR[/PREFIX]`
 pub async fn ip(s: &mut Session, mut a: Args) -> CmdResult {
     let (w, span) = a.word("an address like 127.0.0.1 or 192.168.0.0/16")?; // classification only, never a target
     a.done()?;
@@ -79,37 +80,43 @@ fn render_ip(r: &IpReport) -> String {
         format!("{}{block}: {}", r.scope.name(), r.scope.meaning()),
     );
     if let Some(n) = &r.network {
-        row(
-            "network",
-            format!("{}/{} (netmask {})", n.network, n.prefix, n.netmask),
-        );
-        if let Some(b) = n.broadcast {
-            row("broadcast", b.to_string());
-        }
-        let hosts = if n.hosts == 1 {
-            "1 host".to_string()
-        } else {
-            format!("{} hosts", n.hosts)
-        };
-        row(
-            "hosts",
-            format!("{} - {} ({hosts})", n.first_host, n.last_host),
-        );
-        if n.is_network_address {
-            row(
-                "note",
-                "this is the network's own address, not a host's".to_string(),
-            );
-        } else if n.is_broadcast_address {
-            row(
-                "note",
-                "this is the network's broadcast address, not a host's".to_string(),
-            );
-        }
+        network_rows(n, &mut row);
     }
     out
 }
 
+/// The rows about the network `ADDR/PREFIX` belongs to.
+fn network_rows(n: &Network, row: &mut impl FnMut(&str, String)) {
+    row(
+        "network",
+        format!("{}/{} (netmask {})", n.network, n.prefix, n.netmask),
+    );
+    if let Some(b) = n.broadcast {
+        row("broadcast", b.to_string());
+    }
+    let hosts = if n.hosts == 1 {
+        "1 host".to_string()
+    } else {
+        format!("{} hosts", n.hosts)
+    };
+    row(
+        "hosts",
+        format!("{} - {} ({hosts})", n.first_host, n.last_host),
+    );
+    if n.is_network_address {
+        row(
+            "note",
+            "this is the network's own address, not a host's".to_string(),
+        );
+    } else if n.is_broadcast_address {
+        row(
+            "note",
+            "this is the network's broadcast address, not a host's".to_string(),
+        );
+    }
+}
+
+/// `port N`
 pub async fn port(s: &mut Session, mut a: Args) -> CmdResult {
     let (w, span) = a.word("a port number")?;
     a.done()?;
@@ -182,6 +189,7 @@ fn render_port(r: &PortReport) -> String {
     out
 }
 
+/// `ifconfig`
 pub async fn ifconfig(s: &mut Session, a: Args) -> CmdResult {
     a.done()?;
     let list = inspect::interfaces()
@@ -225,6 +233,7 @@ pub async fn ifconfig(s: &mut Session, a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `resolve HOST`
 pub async fn resolve(s: &mut Session, mut a: Args) -> CmdResult {
     let (w, span) = a.word("a host name")?;
     a.done()?;
@@ -236,6 +245,7 @@ pub async fn resolve(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
+/// `ping HOST [PORT] [count N] [every DUR] [via icmp|tcp]`
 pub async fn ping(s: &mut Session, mut a: Args) -> CmdResult {
     let count = match a.option("count", "a number")? {
         Some(t) => number_of(&t, "a count", 1..=1000)? as u32,
@@ -257,12 +267,12 @@ pub async fn ping(s: &mut Session, mut a: Args) -> CmdResult {
     let port = match a.peek() {
         Some(_) => {
             let t = a.token("a port")?;
-            Some(crate::args::port_of(&t)?)
+            Some(port_of(&t)?)
         }
         None => None,
     };
     a.done()?;
-    let target = crate::args::resolve(&host, 0).await?.ip();
+    let target = args::resolve(&host, 0).await?.ip();
     let timeout = s
         .wait_limit
         .unwrap_or(Duration::from_secs(2))

@@ -1,0 +1,70 @@
+//! Watching what the kernel does: `trace` (segments or TCP states after
+//! each command) and `info` (TCP_INFO).
+
+use socklab_net::{TraceMode, TraceWish};
+
+use super::common::socket_arg;
+use crate::args::{Args, CmdResult};
+use crate::render;
+use crate::session::Session;
+
+/// `trace on [capture|observe]`, `trace off`
+pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
+    let (on, _) = a.choice("on or off", &["on", "off"])?;
+    if on == "off" {
+        a.done()?;
+        s.lab.trace_off();
+        s.say("trace: off");
+        return Ok(());
+    }
+    let wish = match a.peek() {
+        Some(_) => match a.choice("a mode", &["capture", "observe"])?.0 {
+            "capture" => TraceWish::Capture,
+            _ => TraceWish::Observe,
+        },
+        // Tests pin the mode so a transcript does not depend on privilege.
+        None => match std::env::var("SOCKLAB_TRACE").as_deref() {
+            Ok("capture") => TraceWish::Capture,
+            Ok("observe") => TraceWish::Observe,
+            _ => TraceWish::Auto,
+        },
+    };
+    a.done()?;
+    let (mode, why) = s.lab.trace_on(wish)?;
+    match mode {
+        TraceMode::Capture => s.say(
+            "trace: capturing on the loopback interface (lo), this shell's ports only; segments show after each command",
+        ),
+        TraceMode::Observe => {
+            if let Some(why) = why {
+                s.say(format!("trace: cannot capture ({why}); observing instead"));
+            }
+            s.say(
+                "trace: observing: each connection's kernel state (TCP_INFO, /proc/net/tcp) after each command, \
+                 and the states TCP passes through between. An observation, not a capture: no segments are seen.",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `info NAME`
+pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    a.done()?;
+    let info = s.lab.tcp_info(&name)?;
+    let rows: Vec<Vec<String>> = info
+        .summary()
+        .into_iter()
+        .map(|f| {
+            vec![
+                f.name.to_string(),
+                render::info_value(&f.value),
+                f.meaning.to_string(),
+            ]
+        })
+        .collect();
+    s.say(format!("{name}: TCP_INFO, as the kernel reports it now"));
+    s.say(render::table(&["FIELD", "VALUE", "MEANING"], &rows));
+    Ok(())
+}

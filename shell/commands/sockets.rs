@@ -1,0 +1,368 @@
+//! Socket commands, step by step (`socket`, `set`, `get`, `bind`, `listen
+//! NAME`, `accept`, `connect NAME`, `shutdown`, `close`) and practical
+//! (`listen PORT`, `connect HOST PORT`, `udp`), and how a socket is read and
+//! listed (`watch`, `sockets`).
+
+use std::net::Shutdown;
+
+use socklab_net::{Family, Mode, OptKind, OptValue, Proto, Role, ServeMode, SockOpt};
+
+use super::common::{socket_arg, target, within};
+use crate::args::{duration_of, host_port, number_of, port_of, resolve, Args, CmdError, CmdResult};
+use crate::render;
+use crate::session::Session;
+
+/// `socket tcp|udp [v4|v6] [as NAME]`
+pub async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = a.as_name()?;
+    let (proto, _) = a.choice("a protocol", &["tcp", "udp"])?;
+    let proto = if proto == "udp" {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    };
+    let family = if a.keyword("v6") {
+        Family::V6
+    } else {
+        a.keyword("v4");
+        Family::V4
+    };
+    a.done()?;
+    let info = s.lab.socket(proto, family, name.as_deref())?;
+    s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+    Ok(())
+}
+
+/// `set NAME OPTION VALUE`
+pub async fn set(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let opt = opt_arg(&mut a)?;
+    let t = a.token("a value")?;
+    a.done()?;
+    let w = t.word().unwrap_or("");
+    let value = match opt.kind() {
+        OptKind::Bool => match w.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => OptValue::Bool(true),
+            "off" | "false" | "no" | "0" => OptValue::Bool(false),
+            _ => {
+                return Err(CmdError::at(
+                    t.span,
+                    format!("{opt} is on or off, not '{w}'"),
+                ))
+            }
+        },
+        OptKind::Int => OptValue::Int(number_of(&t, &format!("a value for {opt}"), 1..=(1 << 30))?),
+        OptKind::Linger => {
+            if w.eq_ignore_ascii_case("off") {
+                OptValue::Linger(None)
+            } else {
+                OptValue::Linger(Some(duration_of(&t)?))
+            }
+        }
+    };
+    s.lab.set_opt(&name, opt, value)?;
+    let info = s.lab.info(&name)?;
+    s.say(format!("{name}: {} = {value}", opt.c_name()));
+    let before_bind = matches!(
+        opt,
+        SockOpt::ReuseAddr | SockOpt::ReusePort | SockOpt::V6Only
+    );
+    if before_bind && (info.role != Role::Fresh || info.state == "bound") {
+        s.say(format!(
+            "   note: {name} is already bound; {opt} only affects a bind that comes after it, so this changes nothing now"
+        ));
+    }
+    Ok(())
+}
+
+/// `get NAME OPTION`
+pub async fn get(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let opt = opt_arg(&mut a)?;
+    a.done()?;
+    let v = s.lab.get_opt(&name, opt)?;
+    s.say(format!("{name}: {} = {v}", opt.c_name()));
+    Ok(())
+}
+
+/// `bind NAME HOST PORT`
+pub async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let host = a.token("a host")?;
+    let pt = a.token("a port")?;
+    a.done()?;
+    let port = port_of(&pt)?;
+    let addr = resolve(&host, port).await?;
+    let info = s
+        .lab
+        .bind(&name, addr)
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    s.say(format!(
+        "{name}: bound to {}{}",
+        render::addr(&local),
+        port_note(port, info.local)
+    ));
+    Ok(())
+}
+
+/// `listen NAME [BACKLOG]`,
+/// `listen [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]`
+pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
+    // `listen NAME [BACKLOG]`: the step-by-step listen() call.
+    if let Some(w) = a.peek_word() {
+        if s.lab.exists(w) {
+            let name = socket_arg(s, &mut a)?;
+            let backlog = match a.peek() {
+                Some(_) => {
+                    let t = a.token("a backlog")?;
+                    number_of(&t, "a backlog", 0..=65535)? as i32
+                }
+                None => 128,
+            };
+            a.done()?;
+            let info = s.lab.listen(&name, backlog)?;
+            let at = info.local.map(|l| render::addr(&l)).unwrap_or_default();
+            s.say(format!("{name}: listening on {at} (backlog {backlog}); clients wait in the queue until `accept {name}`"));
+            return Ok(());
+        }
+    }
+    // `listen [HOST] PORT [backlog N] [as NAME]`: a server.
+    let name = a.as_name()?;
+    let how = match a.option("mode", "iterative, thread or task")? {
+        Some(t) => t
+            .word()
+            .and_then(|w| w.parse::<ServeMode>().ok())
+            .ok_or_else(|| CmdError::at(t.span, "a server's mode is iterative, thread or task"))?,
+        None => ServeMode::Task,
+    };
+    let backlog = match a.option("backlog", "a number")? {
+        Some(t) => number_of(&t, "a backlog", 0..=65535)? as i32,
+        None => 1024,
+    };
+    let (addr, pt) = host_port(&mut a).await?;
+    a.done()?;
+    let port = addr.port();
+    let info = s
+        .lab
+        .serve(addr, backlog, name.as_deref(), how)
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    s.say(format!(
+        "{}: listening on {}{}; clients become {}.1, {}.2, …",
+        info.name,
+        render::addr(&local),
+        port_note(port, info.local),
+        info.name,
+        info.name
+    ));
+    match how {
+        ServeMode::Iterative => s.say(format!(
+            "   iterative: one client at a time; the next waits in the backlog until `close {}.N` (the lecture's loop)",
+            info.name
+        )),
+        ServeMode::Thread => s.say("   thread: one OS thread reads each client"),
+        ServeMode::Task => {}
+    }
+    if !local.ip().is_loopback() {
+        let what = if local.ip().is_unspecified() {
+            "every interface of this machine"
+        } else {
+            "a non-loopback address"
+        };
+        s.say(format!(
+            "   note: {} is {what}: other machines can connect to it",
+            local.ip()
+        ));
+    }
+    Ok(())
+}
+
+/// `accept NAME [as CONN] [timeout DUR]`
+pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
+    let conn = a.as_name()?;
+    let limit = a.timeout()?.or(s.wait_limit);
+    let name = socket_arg(s, &mut a)?;
+    a.done()?;
+    let lab = s.lab.clone();
+    let info = within(limit, format!("accept {name}"), async {
+        Ok(lab.accept(&name, conn.as_deref()).await?)
+    })
+    .await?;
+    let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
+    if info.mode == Mode::Watched {
+        s.say(format!(
+            "{name}: next client is {} (from {peer})",
+            info.name
+        ));
+    } else {
+        s.say(format!("{name}: accepted {} from {peer}", info.name));
+        s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+    }
+    Ok(())
+}
+
+/// `connect NAME HOST PORT [timeout DUR]`,
+/// `connect NAME LISTENER [timeout DUR]`,
+/// `connect HOST PORT [as NAME] [timeout DUR]`,
+/// `connect LISTENER [as NAME] [timeout DUR]`
+pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
+    let limit = a.timeout()?.or(s.wait_limit);
+    let first = a.peek_word().map(str::to_string);
+    let fresh = first
+        .as_deref()
+        .and_then(|w| s.lab.info(w).ok())
+        .filter(|i| matches!(i.role, Role::Fresh | Role::Datagram));
+    if let Some(info) = fresh {
+        // `connect NAME HOST PORT` / `connect NAME LISTENER`.
+        let name = info.name;
+        a.token("a socket name")?;
+        if let Some(n) = a.as_name()? {
+            return Err(CmdError::usage(format!(
+                "{name} has a name already; `as {n}` applies to new connections"
+            )));
+        }
+        let to = target(s, &mut a).await?;
+        a.done()?;
+        let lab = s.lab.clone();
+        // The connect enforces the limit itself, and keeps the socket (still
+        // connecting, SYN_SENT) when it runs out, as a real one would.
+        let info = lab.connect(&name, to, limit).await?;
+        say_connected(s, &info);
+        return Ok(());
+    }
+    let name = a.as_name()?;
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let lab = s.lab.clone();
+    let info = lab.dial(to, name.as_deref(), limit).await?;
+    say_connected(s, &info);
+    Ok(())
+}
+
+/// `shutdown NAME read|write|both`
+pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let (how, _) = a.choice("a direction", &["read", "write", "both"])?;
+    a.done()?;
+    let (how, said) = match how {
+        "read" => (Shutdown::Read, "shut down reading"),
+        "write" => (
+            Shutdown::Write,
+            "shut down writing: FIN sent; the peer reads EOF but may still send",
+        ),
+        _ => (Shutdown::Both, "shut down both directions: FIN sent"),
+    };
+    let lab = s.lab.clone();
+    within(s.wait_limit, format!("shutdown {name}"), async {
+        Ok(lab.shutdown(&name, how).await?)
+    })
+    .await?;
+    s.say(format!("{name}: {said}"));
+    Ok(())
+}
+
+/// `close NAME`
+pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    a.done()?;
+    let lab = s.lab.clone();
+    let info = within(s.wait_limit, format!("close {name}"), async {
+        Ok(lab.close(&name).await?)
+    })
+    .await?;
+    let what = match info.role {
+        Role::Listener => "closed; no longer listening (its accepted connections stay open)",
+        Role::Fresh | Role::Stream | Role::Datagram | Role::Program => "closed",
+    };
+    s.say(format!("{name}: {what}"));
+    Ok(())
+}
+
+/// `watch NAME on|off`
+pub async fn watch(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = socket_arg(s, &mut a)?;
+    let (on, _) = a.choice("on or off", &["on", "off"])?;
+    a.done()?;
+    s.lab.set_watch(&name, on == "on").await?;
+    let info = s.lab.info(&name)?;
+    s.say(match info.mode {
+        Mode::Watched => format!("{name}: read in the background; data shows as events"),
+        Mode::Manual => format!("{name}: read on request; use recv"),
+    });
+    Ok(())
+}
+
+/// `sockets`
+pub async fn sockets(s: &mut Session, a: Args) -> CmdResult {
+    a.done()?;
+    s.say(render::sockets(&s.lab.list()));
+    let lingering = s.lab.lingering();
+    if !lingering.is_empty() {
+        let rows: Vec<Vec<String>> = lingering
+            .iter()
+            .map(|(name, row)| {
+                vec![
+                    name.clone(),
+                    render::addr(&row.local),
+                    render::addr(&row.remote),
+                    format!("TIME_WAIT: {name} closed first, so its side holds the port"),
+                ]
+            })
+            .collect();
+        s.say("closed, but still held by the kernel:");
+        s.say(render::table(&["CLOSED", "LOCAL", "PEER", "WHY"], &rows));
+    }
+    Ok(())
+}
+
+/// `udp [HOST] PORT [as NAME]`
+pub async fn udp(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = a.as_name()?;
+    let (addr, pt) = host_port(&mut a).await?;
+    a.done()?;
+    let port = addr.port();
+    let info = s
+        .lab
+        .udp_serve(addr, name.as_deref())
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    s.say(format!(
+        "{}: receiving UDP on {}{}; each datagram shows as an event",
+        info.name,
+        render::addr(&local),
+        port_note(port, info.local)
+    ));
+    if !local.ip().is_loopback() {
+        s.say(format!(
+            "   note: {} is not loopback: other machines can send to it",
+            local.ip()
+        ));
+    }
+    Ok(())
+}
+
+fn opt_arg(a: &mut Args) -> CmdResult<SockOpt> {
+    let (w, span) = a.word("an option")?;
+    w.parse::<SockOpt>().map_err(|()| {
+        let names: Vec<_> = SockOpt::ALL.iter().map(|o| o.name()).collect();
+        CmdError::at(span, format!("unknown option '{w}'"))
+            .hint(format!("options: {}", names.join(", ")))
+    })
+}
+
+fn say_connected(s: &Session, info: &socklab_net::SocketInfo) {
+    let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
+    let local = info.local.map(|p| render::addr(&p)).unwrap_or_default();
+    s.say(format!("{}: connected to {peer} from {local}", info.name));
+    if info.role == Role::Datagram {
+        s.say("   UDP: no packet was sent; connect only fixes the peer for send and recv");
+    }
+}
+
+fn port_note(asked: u16, got: Option<std::net::SocketAddr>) -> String {
+    match got {
+        Some(a) if asked == 0 => format!(" (port 0: the OS picked free port {})", a.port()),
+        _ => String::new(),
+    }
+}

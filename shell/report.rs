@@ -1,0 +1,292 @@
+//! The one sink. Besides a command's own output, two things happen in a
+//! session: the lab's background events and the lines of spawned jobs. Both
+//! arrive as one stream of [`Report`]s ([`Reports`]) and are printed by one
+//! [`Printer`]: on a terminal as they come; in a script after the command
+//! that caused them ([`Pending`]), or, for the lines of a job a command
+//! follows, in step order ([`JobLines`] hands them to that command).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use socklab_net::Event;
+use socklab_tasks::Line;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::out::{Out, Settings};
+use crate::render;
+
+/// Something that happened besides a command's own output.
+pub enum Report {
+    /// A lab event: a client accepted, data arrived, a peer closed, …
+    Event(Event),
+    /// A line of a spawned job's worker.
+    Line(Line),
+}
+
+/// The reports of one session, in arrival order: the lab's events and the
+/// job lines, from the two channels `Lab::new` and `Jobs::new` return.
+pub struct Reports {
+    events: mpsc::Receiver<Event>,
+    lines: mpsc::Receiver<Line>,
+    /// Whether job lines are taken now (see [`JobLines`]).
+    take_lines: watch::Receiver<bool>,
+}
+
+impl Reports {
+    /// The stream over the lab's events and the jobs' lines; job lines are
+    /// taken only while `take_lines` says so.
+    pub fn new(
+        events: mpsc::Receiver<Event>,
+        lines: mpsc::Receiver<Line>,
+        take_lines: watch::Receiver<bool>,
+    ) -> Reports {
+        Reports {
+            events,
+            lines,
+            take_lines,
+        }
+    }
+
+    /// The next report (events first when both are ready); `None` when
+    /// nothing can come any more. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Report> {
+        let Reports {
+            events,
+            lines,
+            take_lines,
+        } = self;
+        tokio::select! {
+            biased;
+            Some(ev) = events.recv() => Some(Report::Event(ev)),
+            Some(line) = next_line(lines, take_lines) => Some(Report::Line(line)),
+            else => None,
+        }
+    }
+
+    /// A report that is ready now, if any.
+    pub fn try_recv(&mut self) -> Option<Report> {
+        if let Ok(ev) = self.events.try_recv() {
+            return Some(Report::Event(ev));
+        }
+        if !*self.take_lines.borrow() {
+            return None;
+        }
+        self.lines.try_recv().ok().map(Report::Line)
+    }
+}
+
+/// The next job line, once lines are taken.
+async fn next_line(
+    lines: &mut mpsc::Receiver<Line>,
+    take_lines: &mut watch::Receiver<bool>,
+) -> Option<Line> {
+    take_lines.wait_for(|on| *on).await.ok()?;
+    lines.recv().await
+}
+
+/// Prints reports and a command's output: the one place where both become
+/// text.
+pub struct Printer {
+    out: Out,
+    settings: Settings,
+    /// This process's id, to say which lines come from the shell's process.
+    shell_pid: u32,
+    /// Whether job lines show the time since their job started (terminals
+    /// only: it differs on every run).
+    elapsed: bool,
+}
+
+impl Printer {
+    /// A printer to `out`; `interactive` on a terminal.
+    pub fn new(out: Out, interactive: bool) -> Printer {
+        Printer {
+            out,
+            settings: Settings::default(),
+            shell_pid: std::process::id(),
+            elapsed: interactive,
+        }
+    }
+
+    /// How output looks.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Prints one message of a command's own (one or more lines).
+    pub fn say(&self, msg: &str) {
+        self.out.line(msg);
+    }
+
+    /// Prints one report.
+    pub fn print(&self, report: &Report) {
+        let text = match report {
+            Report::Event(ev) => render::event(ev, self.settings.format(), self.settings.tmp()),
+            Report::Line(l) => render::job_line(l, self.shell_pid, self.elapsed),
+        };
+        self.out.line(&text);
+    }
+
+    /// Prints data of one socket merged from several reads: the first
+    /// bytes of `total`.
+    fn print_data(&self, socket: &str, shown: &[u8], total: usize) {
+        self.out.line(&format!(
+            "{socket} <- {}",
+            render::payload(shown, total, self.settings.format())
+        ));
+    }
+}
+
+/// Events that arrived while a script command ran, kept in arrival order
+/// and printed after the command's own output. Consecutive reads of one
+/// socket are merged into one message, since how the kernel cut a stream
+/// into reads is timing, not content.
+#[derive(Default)]
+pub struct Pending {
+    items: Vec<PendingItem>,
+}
+
+enum PendingItem {
+    Data {
+        socket: Arc<str>,
+        shown: BytesMut,
+        total: usize,
+    },
+    Other(Event),
+}
+
+/// How many bytes of merged data are kept for display.
+const PENDING_SHOWN: usize = 4096;
+/// Past this many pending items, older ones are printed at once.
+const PENDING_MAX: usize = 10_000;
+
+impl Pending {
+    /// Adds an event.
+    pub fn push(&mut self, ev: Event, printer: &Printer) {
+        if let Event::Data { socket, data } = &ev {
+            if let Some(PendingItem::Data {
+                socket: s,
+                shown,
+                total,
+            }) = self.items.last_mut()
+            {
+                if s == socket {
+                    let room = PENDING_SHOWN.saturating_sub(shown.len());
+                    shown.extend_from_slice(&data[..data.len().min(room)]);
+                    *total += data.len();
+                    return;
+                }
+            }
+            let mut shown = BytesMut::new();
+            shown.extend_from_slice(&data[..data.len().min(PENDING_SHOWN)]);
+            self.items.push(PendingItem::Data {
+                socket: socket.clone(),
+                shown,
+                total: data.len(),
+            });
+        } else {
+            self.items.push(PendingItem::Other(ev));
+        }
+        if self.items.len() > PENDING_MAX {
+            let first = self.items.remove(0);
+            print_item(first, printer);
+        }
+    }
+
+    /// Prints and forgets everything pending.
+    pub fn flush(&mut self, printer: &Printer) {
+        for item in self.items.drain(..) {
+            print_item(item, printer);
+        }
+    }
+}
+
+fn print_item(item: PendingItem, printer: &Printer) {
+    match item {
+        PendingItem::Data {
+            socket,
+            shown,
+            total,
+        } => printer.print_data(&socket, &shown, total),
+        PendingItem::Other(ev) => printer.print(&Report::Event(ev)),
+    }
+}
+
+/// Job lines on their way to the command that follows their job (a script
+/// prints a job's lines in step order, as part of `spawn` or `wait`).
+///
+/// In a script, job lines are taken from [`Reports`] only while a command
+/// follows a job ([`JobLines::following`]); until then they wait in the
+/// jobs' bounded channel, which holds their workers back when it is full.
+/// On a terminal they are always taken and printed as they come.
+pub struct JobLines {
+    /// Lines taken but not yet printed, by job, in arrival order.
+    held: Mutex<HashMap<String, Vec<Line>>>,
+    /// Woken when a line is held.
+    arrived: Notify,
+    /// Whether [`Reports`] takes job lines now.
+    take: watch::Sender<bool>,
+    /// Always take them (a terminal).
+    always: bool,
+}
+
+impl JobLines {
+    /// The hand-over, and the switch a [`Reports`] reads; `always` on a
+    /// terminal.
+    pub fn new(always: bool) -> (JobLines, watch::Receiver<bool>) {
+        let (take, taking) = watch::channel(always);
+        let lines = JobLines {
+            held: Mutex::default(),
+            arrived: Notify::new(),
+            take,
+            always,
+        };
+        (lines, taking)
+    }
+
+    /// Keeps a line taken from [`Reports`] for the command that follows its
+    /// job.
+    pub fn hold(&self, line: Line) {
+        self.lock()
+            .entry(line.job.to_string())
+            .or_default()
+            .push(line);
+        self.arrived.notify_one();
+    }
+
+    /// The lines of `job` held so far, in arrival order.
+    pub fn take(&self, job: &str) -> Vec<Line> {
+        self.lock().remove(job).unwrap_or_default()
+    }
+
+    /// Drops the lines held for `job` (it was killed).
+    pub fn forget(&self, job: &str) {
+        self.lock().remove(job);
+    }
+
+    /// Job lines are taken from [`Reports`] until the guard is dropped.
+    pub fn following(&self) -> Following<'_> {
+        self.take.send_replace(true);
+        Following(self)
+    }
+
+    /// Waits until a line is held (maybe one already taken: look again).
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Line>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// While it lives, a command follows a job: [`Reports`] takes job lines.
+pub struct Following<'a>(&'a JobLines);
+
+impl Drop for Following<'_> {
+    fn drop(&mut self) {
+        if !self.0.always {
+            self.0.take.send_replace(false);
+        }
+    }
+}
