@@ -349,6 +349,20 @@ impl Args {
         }
     }
 
+    /// Takes the bare word `kw` and every token after it: the keyword's
+    /// span and the tokens that followed (a program's command line).
+    pub fn split_off(&mut self, kw: &str) -> Option<(Span, Vec<Token>)> {
+        let i = self.toks.iter().position(|t| t.word() == Some(kw))?;
+        let after = self.toks.split_off(i + 1);
+        let keyword = self.toks.pop()?;
+        Some((keyword.span, after))
+    }
+
+    /// Where a missing argument is pointed at.
+    pub fn end(&self) -> Span {
+        self.end
+    }
+
     /// Takes all remaining tokens.
     pub fn rest(&mut self) -> Vec<Token> {
         std::mem::take(&mut self.toks)

@@ -333,31 +333,7 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
             peer,
             outcome,
         } => served(server, peer, outcome, tmp),
-        Event::Segment {
-            from,
-            to,
-            flags,
-            seq,
-            ack,
-            window,
-            len,
-        } => {
-            let mut s = format!("{from} -> {to} [{flags}] seq={seq}");
-            if let Some(a) = ack {
-                let _ = write!(s, " ack={a}");
-            }
-            if let Some(w) = window {
-                let _ = write!(s, " win={w}");
-            }
-            if *len > 0 {
-                let _ = write!(s, " len={len}");
-            }
-            s
-        }
-        Event::States { socket, path } => {
-            let names: Vec<&str> = path.iter().map(|s| s.name()).collect();
-            format!("{socket}: {}", names.join(" => "))
-        }
+        Event::Segment { .. } | Event::States { .. } => trace_event(ev),
         Event::Message {
             socket,
             framing,
@@ -389,6 +365,39 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
         Event::Stderr { .. } | Event::Started { .. } | Event::Exited { .. } => {
             program_event(ev, format)
         }
+    }
+}
+
+/// What `trace` reports (a captured segment, or a path of states) as a
+/// line.
+fn trace_event(ev: &Event) -> String {
+    match ev {
+        Event::Segment {
+            from,
+            to,
+            flags,
+            seq,
+            ack,
+            window,
+            len,
+        } => {
+            let mut s = format!("{from} -> {to} [{flags}] seq={seq}");
+            if let Some(a) = ack {
+                let _ = write!(s, " ack={a}");
+            }
+            if let Some(w) = window {
+                let _ = write!(s, " win={w}");
+            }
+            if *len > 0 {
+                let _ = write!(s, " len={len}");
+            }
+            s
+        }
+        Event::States { socket, path } => {
+            let names: Vec<&str> = path.iter().map(|s| s.name()).collect();
+            format!("{socket}: {}", names.join(" => "))
+        }
+        other => format!("{}: {other:?}", other.socket()),
     }
 }
 
@@ -727,6 +736,7 @@ mod tests {
             datagrams_out: 0,
             tcp_state: None,
             program: None,
+            outside: false,
         };
         assert_eq!(
             py_socket(&s),

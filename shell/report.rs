@@ -5,7 +5,7 @@
 //! that caused them ([`Pending`]), or, for the lines of a job a command
 //! follows, in step order ([`JobLines`] hands them to that command).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -134,6 +134,50 @@ impl Printer {
             "{socket} <- {}",
             render::payload(shown, total, self.settings.format())
         ));
+    }
+}
+
+/// What streams whose other end is outside the lab (a program, a peer
+/// that is no socket of this lab) sent, held in a script until a command
+/// waits on that stream (expect, recv, close): the outside world answers
+/// on its own schedule, and a transcript must not depend on whether the
+/// answer came before or after the command that sent the question ended.
+#[derive(Default)]
+pub struct Held {
+    /// The events, per stream, in arrival order.
+    by_stream: BTreeMap<String, VecDeque<Event>>,
+}
+
+/// How many events one stream holds; past it, the oldest go.
+const HELD_MAX: usize = 10_000;
+
+impl Held {
+    /// Holds an event of an outside stream. Returns the oldest held event
+    /// of that stream when the bound is reached (to print now).
+    pub fn hold(&mut self, ev: Event) -> Option<Event> {
+        let held = self.by_stream.entry(ev.socket().to_string()).or_default();
+        held.push_back(ev);
+        if held.len() > HELD_MAX {
+            return held.pop_front();
+        }
+        None
+    }
+
+    /// The events held for `stream`, in arrival order.
+    pub fn release(&mut self, stream: &str) -> Vec<Event> {
+        self.by_stream
+            .remove(stream)
+            .map(Vec::from)
+            .unwrap_or_default()
+    }
+
+    /// Everything held, stream by stream in name order (the end of a
+    /// script).
+    pub fn release_all(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.by_stream)
+            .into_values()
+            .flatten()
+            .collect()
     }
 }
 

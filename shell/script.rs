@@ -12,7 +12,7 @@ use crate::args::{error_text, CmdError, CmdResult, Exit, Fatal};
 use crate::commands;
 use crate::driver::{self, Opened, EXPECT_FAIL, PROMPT};
 use crate::out::Out;
-use crate::report::{Pending, Report, Reports};
+use crate::report::{Held, Pending, Report, Reports};
 use crate::session::Session;
 
 /// What a script run needs to know.
@@ -39,6 +39,8 @@ struct Script<'a> {
     lineno: usize,
     /// The exit status so far (the first failure's).
     status: i32,
+    /// What outside streams sent that no command waited for yet.
+    held: Held,
 }
 
 /// Runs every line of `input`; returns the exit status.
@@ -62,6 +64,7 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
         interrupts,
         lineno: 0,
         status: 0,
+        held: Held::default(),
     };
     let mut lines = read_lines(input);
     while let Some(line) = script.next_line(&mut lines) {
@@ -69,6 +72,13 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
             break;
         }
     }
+    // What outside streams sent that no command waited for, stream by
+    // stream, before the session ends.
+    let mut rest = Pending::default();
+    for ev in script.held.release_all() {
+        rest.push(ev, &script.session.printer);
+    }
+    rest.flush(&script.session.printer);
     driver::close(rt, &script.session);
     script.status
 }
@@ -103,6 +113,7 @@ impl Script<'_> {
             session,
             reports,
             interrupts,
+            held,
             ..
         } = self;
         rt.block_on(async {
@@ -111,6 +122,11 @@ impl Script<'_> {
                     biased;
                     Some(r) = reports.recv() => match r {
                         Report::Line(l) => session.job_lines.hold(l),
+                        Report::Event(ev) if session.lab.is_outside(ev.socket()) => {
+                            if let Some(old) = held.hold(ev) {
+                                session.printer.print(&Report::Event(old));
+                            }
+                        }
                         ev => session.printer.print(&ev),
                     },
                     line = lines.recv() => break Some(line),
@@ -186,12 +202,19 @@ impl Script<'_> {
             session,
             reports,
             interrupts,
+            held,
             ..
         } = self;
         let printer = session.printer.clone();
         let job_lines = session.job_lines.clone();
+        let lab = session.lab.clone();
         let mut pending = Pending::default();
         let mut take = |r: Report| match r {
+            Report::Event(ev) if lab.is_outside(ev.socket()) => {
+                if let Some(old) = held.hold(ev) {
+                    pending.push(old, &printer);
+                }
+            }
             Report::Event(ev) => pending.push(ev, &printer),
             Report::Line(l) => job_lines.hold(l),
         };
@@ -214,6 +237,15 @@ impl Script<'_> {
                 }
             }
         });
+        // What the outside peer of the stream the command waited on sent
+        // comes first: it arrived before the events the command caused.
+        if let Some(stream) = session.waited.take() {
+            let mut answered = Pending::default();
+            for ev in held.release(&stream) {
+                answered.push(ev, &printer);
+            }
+            answered.flush(&printer);
+        }
         pending.flush(&printer);
         result
     }

@@ -29,6 +29,10 @@ pub struct Session {
     pub quit: bool,
     /// On a terminal (lines print as they come) rather than a script.
     pub interactive: bool,
+    /// The stream the command that just ran waited on for data (expect,
+    /// recv, close): in a script, what that stream's outside peer sent is
+    /// printed after it.
+    pub waited: Option<String>,
     /// `{tmp}`: a directory of this session's own, removed when it ends.
     tmp: OnceLock<Option<tempfile::TempDir>>,
 }
@@ -51,6 +55,7 @@ impl Session {
             wait_limit,
             quit: false,
             interactive: wait_limit.is_none(),
+            waited: None,
             tmp: OnceLock::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! socklab's integration tests: one binary, a module per area.
 
 mod cli;
+mod exec;
 mod jobs;
 mod python;
 mod repl;

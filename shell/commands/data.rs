@@ -38,6 +38,7 @@ pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
 pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
+    s.waited = Some(name.clone());
     let max = match a.peek() {
         Some(_) => {
             let t = a.token("a size")?;
@@ -70,6 +71,7 @@ type Matcher = Box<dyn FnMut(&[u8]) -> Option<usize> + Send>;
 pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
+    s.waited = Some(name.clone());
     let pat = a.token("the text or /regex/ to wait for")?;
     a.done()?;
     let (shown, matcher): (String, Matcher) = match &pat.kind {

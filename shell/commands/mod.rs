@@ -69,13 +69,15 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "listen",
         aliases: &[],
-        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]",
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]",
         summary: "listen on a socket, or start a server that accepts every client",
         help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
                With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\
                NAME.1, NAME.2, …; their data shows as events. HOST defaults to 127.0.0.1. Port 0 picks a free port.\n\
                mode: task (default, async), thread (an OS thread per client), or iterative (one client at a time,\n\
-               like the lecture's loop: the next is accepted after `close NAME.N`; meanwhile it waits in the backlog).",
+               like the lecture's loop: the next is accepted after `close NAME.N`; meanwhile it waits in the backlog).\n\
+               exec: each client is wired to its own run of PROGRAM (its bytes are the program's stdin, the program's\n\
+               stdout goes back), as `ncat --exec` does; `listen 0 exec cat` is an echo server. Starts and exits are events.",
         run: |s, a| Box::pin(sockets::listen(s, a)),
     },
     Command {
@@ -96,6 +98,17 @@ pub static COMMANDS: &[Command] = &[
                Otherwise a new connection is made and its data arrives as events.\n\
                LISTENER is a listening socket of this shell (no need to type its port).",
         run: |s, a| Box::pin(sockets::connect(s, a)),
+    },
+    Command {
+        name: "exec",
+        aliases: &[],
+        usage: "exec PROGRAM [ARGS…] [as NAME]",
+        summary: "run a program whose stdin and stdout are a stream of this shell (a tube, like a connection)",
+        help: "The program's stdout arrives as events (`NAME <- …`), its stderr as `NAME <- stderr: …`; send writes to its stdin.\n\
+               expect, frame and recv (after `watch NAME off`) work on it as on a connection; `sockets` lists it with its pid.\n\
+               `shutdown NAME write` closes its stdin. `close NAME` closes its stdin, waits for it to end (SIGTERM after 2s,\n\
+               then SIGKILL) and reports how it ended. A trailing `as NAME` names it; quote an argument that is the word as.",
+        run: |s, a| Box::pin(sockets::exec(s, a)),
     },
     Command {
         name: "send",
@@ -474,7 +487,7 @@ pub fn describe(c: &Command) -> String {
 pub fn reference_markdown() -> String {
     let mut out = String::from(
         "# Command reference\n\n\
-         Generated from the shell's command table (`shell/commands.rs`); a test fails when this file\n\
+         Generated from the shell's command table (`shell/commands/mod.rs`); a test fails when this file\n\
          and the table disagree. Regenerate with `UPDATE_DOCS=1 cargo test --workspace commands_md`.\n\n\
          Arguments: DATA is a word, a quoted string with escapes, or `hex:...`; DUR is like `250ms`, `2s`, `1m`;\n\
          sizes are like `1024`, `64K`, `1M`; HOST is `127.0.0.1`, `::1` or a name like `localhost`.\n\
@@ -521,6 +534,7 @@ pub const KEYWORDS: &[&str] = &[
     "background",
     "mode",
     "iterative",
+    "exec",
     "tcp",
     "udp",
     "count",

@@ -5,10 +5,11 @@
 
 use std::net::Shutdown;
 
-use socklab_net::{Family, Mode, OptKind, OptValue, Proto, Role, ServeMode, SockOpt};
+use socklab_net::{Command, Family, Mode, OptKind, OptValue, Proto, Role, ServeMode, SockOpt};
 
 use super::common::{socket_arg, target, within};
 use crate::args::{duration_of, host_port, number_of, port_of, resolve, Args, CmdError, CmdResult};
+use crate::parse::{Span, Token};
 use crate::render;
 use crate::session::Session;
 
@@ -127,9 +128,24 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
             return Ok(());
         }
     }
-    // `listen [HOST] PORT [backlog N] [as NAME]`: a server.
-    let name = a.as_name()?;
+    serve(s, a).await
+}
+
+/// `listen [HOST] PORT [backlog N] [mode …] [as NAME] [exec PROGRAM …]`:
+/// a server that accepts every client by itself.
+async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
+    let program = match a.split_off("exec") {
+        Some((at, toks)) => Some(program_of(at, toks)?),
+        None => None,
+    };
+    let mut name = a.as_name()?;
     let how = match a.option("mode", "iterative, thread or task")? {
+        Some(t) if program.is_some() => {
+            return Err(CmdError::at(
+                t.span,
+                "a server that runs a program per client has no mode",
+            ))
+        }
         Some(t) => t
             .word()
             .and_then(|w| w.parse::<ServeMode>().ok())
@@ -143,15 +159,44 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     let (addr, pt) = host_port(&mut a).await?;
     a.done()?;
     let port = addr.port();
-    let info = s
-        .lab
-        .serve(addr, backlog, name.as_deref(), how)
-        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
-    let local = info.local.unwrap_or(addr);
+    let info = match program {
+        Some((command, as_name)) => {
+            name = as_name.or(name);
+            let shown = command.to_string();
+            let info = s
+                .lab
+                .serve_exec(addr, backlog, name.as_deref(), command)
+                .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+            let local = info.local.unwrap_or(addr);
+            s.say(format!(
+                "{}: listening on {}{}; each client ({}.1, {}.2, …) is wired to its own `{shown}`: its bytes are the program's stdin, the program's stdout goes back",
+                info.name,
+                render::addr(&local),
+                port_note(port, info.local),
+                info.name,
+                info.name
+            ));
+            info
+        }
+        None => {
+            let info = s
+                .lab
+                .serve(addr, backlog, name.as_deref(), how)
+                .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+            say_server(s, &info, how, port);
+            info
+        }
+    };
+    note_exposure(s, info.local.unwrap_or(addr));
+    Ok(())
+}
+
+/// What a new event server says of itself.
+fn say_server(s: &Session, info: &socklab_net::SocketInfo, how: ServeMode, port: u16) {
+    let local = info.local.map(|l| render::addr(&l)).unwrap_or_default();
     s.say(format!(
-        "{}: listening on {}{}; clients become {}.1, {}.2, …",
+        "{}: listening on {local}{}; clients become {}.1, {}.2, …",
         info.name,
-        render::addr(&local),
         port_note(port, info.local),
         info.name,
         info.name
@@ -164,6 +209,10 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         ServeMode::Thread => s.say("   thread: one OS thread reads each client"),
         ServeMode::Task => {}
     }
+}
+
+/// A server reachable from other machines says so.
+fn note_exposure(s: &Session, local: std::net::SocketAddr) {
     if !local.ip().is_loopback() {
         let what = if local.ip().is_unspecified() {
             "every interface of this machine"
@@ -175,7 +224,50 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
             local.ip()
         ));
     }
+}
+
+/// `exec PROGRAM [ARGS…] [as NAME]`
+pub async fn exec(s: &mut Session, mut a: Args) -> CmdResult {
+    let at = a.end();
+    let (command, name) = program_of(at, a.rest())?;
+    let shown = command.to_string();
+    let info = s.lab.exec(command, name.as_deref())?;
+    let pid = info.program.as_ref().map_or(0, |p| p.0);
+    s.say(format!(
+        "{}: running `{shown}` (pid {pid}); send writes to its stdin, its stdout arrives as events, its stderr as `{} <- stderr: …`",
+        info.name, info.name
+    ));
     Ok(())
+}
+
+/// A program's command line from tokens: the program, its arguments, and
+/// a trailing `as NAME` (socklab's, not the program's; quote an argument
+/// that is the word as).
+fn program_of(at: Span, mut toks: Vec<Token>) -> CmdResult<(Command, Option<String>)> {
+    let n = toks.len();
+    let name = if n >= 3 && toks[n - 2].word() == Some("as") {
+        let t = toks
+            .pop()
+            .ok_or_else(|| CmdError::at(at, "missing a name"))?;
+        toks.pop();
+        let w = t
+            .word()
+            .ok_or_else(|| CmdError::at(t.span, "a name is a bare word"))?;
+        crate::parse::name(w).map_err(|m| CmdError::at(t.span, m))?;
+        Some(w.to_string())
+    } else {
+        None
+    };
+    let mut words = toks.into_iter().map(|t| match t.word() {
+        Some(w) => Ok(w.to_string()),
+        None => String::from_utf8(t.bytes())
+            .map_err(|_| CmdError::at(t.span, "a program's arguments are text (UTF-8)")),
+    });
+    let program = words
+        .next()
+        .ok_or_else(|| CmdError::at(at, "missing a program to run"))??;
+    let args = words.collect::<CmdResult<Vec<String>>>()?;
+    Ok((Command { program, args }, name))
 }
 
 /// `accept NAME [as CONN] [timeout DUR]`
@@ -245,13 +337,23 @@ pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let (how, _) = a.choice("a direction", &["read", "write", "both"])?;
     a.done()?;
-    let (how, said) = match how {
-        "read" => (Shutdown::Read, "shut down reading"),
-        "write" => (
+    let program = s.lab.info(&name).is_ok_and(|i| i.role == Role::Program);
+    let (how, said) = match (how, program) {
+        ("read", false) => (Shutdown::Read, "shut down reading"),
+        ("write", false) => (
             Shutdown::Write,
             "shut down writing: FIN sent; the peer reads EOF but may still send",
         ),
-        _ => (Shutdown::Both, "shut down both directions: FIN sent"),
+        (_, false) => (Shutdown::Both, "shut down both directions: FIN sent"),
+        ("read", true) => (
+            Shutdown::Read,
+            "stopped reading its stdout (it gets SIGPIPE if it writes)",
+        ),
+        ("write", true) => (
+            Shutdown::Write,
+            "closed its stdin: the program reads EOF but may still write",
+        ),
+        (_, true) => (Shutdown::Both, "closed its stdin and stdout"),
     };
     let lab = s.lab.clone();
     within(s.wait_limit, format!("shutdown {name}"), async {
@@ -265,6 +367,7 @@ pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
 /// `close NAME`
 pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
+    s.waited = Some(name.clone());
     a.done()?;
     let lab = s.lab.clone();
     let info = within(s.wait_limit, format!("close {name}"), async {

@@ -187,7 +187,8 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// A connection named `name` over `stream`.
+    /// A connection named `name` over `stream`; `outside` when its peer
+    /// is no socket of this lab.
     ///
     /// # Errors
     /// The OS cannot say the connection's addresses (it failed already).
@@ -195,6 +196,7 @@ impl Conn {
         name: Arc<str>,
         stream: TcpStream,
         parent: Option<Arc<Accepts>>,
+        outside: bool,
     ) -> Result<Conn> {
         let local = stream.local_addr().map_err(NetError::os("getsockname"))?;
         let peer = stream.peer_addr().map_err(NetError::os("getpeername"))?;
@@ -202,7 +204,7 @@ impl Conn {
             stream: RwLock::new(Some(Arc::new(stream))),
         });
         Ok(Conn {
-            tube: Arc::new(Tube::new(name, wire.clone())),
+            tube: Arc::new(Tube::new(name, wire.clone(), outside)),
             wire,
             local,
             peer,

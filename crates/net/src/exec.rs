@@ -172,7 +172,7 @@ impl Program {
             stdin: Mutex::new(child.stdin.take()),
             stdout: Mutex::new(child.stdout.take()),
         });
-        let tube = Arc::new(Tube::new(name.clone(), wire));
+        let tube = Arc::new(Tube::new(name.clone(), wire, true));
         let exit = watch::Sender::new(None);
         let stop = watch::Sender::new(Stop::Run);
         let watcher = Watcher {

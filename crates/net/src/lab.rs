@@ -157,6 +157,7 @@ impl Entry {
             datagrams_out: 0,
             tcp_state: None,
             program: None,
+            outside: false,
         };
         match &*lock(&self.kind) {
             Kind::Fresh(f) => fresh_info(f, &mut info),
@@ -210,6 +211,7 @@ fn conn_info(c: &Conn, info: &mut SocketInfo) {
     info.bytes_in = p.bytes_in;
     info.bytes_out = c.tube.bytes_out();
     info.tcp_state = c.kernel_state();
+    info.outside = c.tube.outside;
 }
 
 fn program_info(p: &Program, info: &mut SocketInfo) {
@@ -225,6 +227,7 @@ fn program_info(p: &Program, info: &mut SocketInfo) {
     info.bytes_in = p.tube.progress().bytes_in;
     info.bytes_out = p.tube.bytes_out();
     info.program = Some((p.pid, p.command.to_string()));
+    info.outside = true;
 }
 
 fn udp_info(u: &UdpSock, info: &mut SocketInfo) {
@@ -348,6 +351,14 @@ impl Lab {
             .collect()
     }
 
+    /// Whether `name` is a stream whose other end is outside the lab (see
+    /// [`SocketInfo::outside`]); `false` for anything else, or no such name.
+    pub fn is_outside(&self, name: &str) -> bool {
+        self.get(name)
+            .and_then(|e| e.tube())
+            .is_ok_and(|t| t.outside)
+    }
+
     /// A snapshot of one socket.
     ///
     /// # Errors
@@ -419,6 +430,15 @@ impl Lab {
             .values()
             .filter_map(|e| e.listener())
             .collect()
+    }
+
+    /// Whether connecting to `to` reaches a listener of this lab whose
+    /// clients become tubes of the lab (so what the connection exchanges
+    /// is settled within the lab).
+    fn lab_tubes_at(&self, to: SocketAddr) -> bool {
+        self.listeners()
+            .iter()
+            .any(|l| matches!(l.service, Service::Manual | Service::Events(_)) && l.listens_at(to))
     }
 
     /// The lab's connection from `local` to `peer`.

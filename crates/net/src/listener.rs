@@ -317,7 +317,8 @@ impl Listener {
             self.next_client(slots.as_ref(), &events, cancel).await
         {
             let name = self.child_name(k);
-            let Ok(child) = Conn::new(name.clone(), stream, Some(server.accepts.clone())) else {
+            let Ok(child) = Conn::new(name.clone(), stream, Some(server.accepts.clone()), false)
+            else {
                 continue;
             };
             let child = Arc::new(child);

@@ -126,6 +126,11 @@ pub struct SocketInfo {
     pub tcp_state: Option<crate::tcp::TcpState>,
     /// A program's process id and command line (`exec`).
     pub program: Option<(u32, String)>,
+    /// The stream's other end is outside the lab (a program, or a peer
+    /// that is no socket of this lab): what it sends arrives on its own
+    /// schedule, and only a command that waits for it (expect, recv,
+    /// close) settles it.
+    pub outside: bool,
 }
 
 /// What one read returned.

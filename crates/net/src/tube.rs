@@ -200,14 +200,19 @@ pub(crate) struct Tube {
     halves: Mutex<Halves>,
     /// The background reader, while there is one.
     background: Mutex<Option<Background>>,
+    /// The other end is outside the lab (a program, a peer that is no
+    /// socket of this lab): what it sends comes on its own schedule, not
+    /// settled by a command of the lab.
+    pub(crate) outside: bool,
 }
 
 impl Tube {
     /// A tube over `wire`, read on request until a reader starts.
-    pub(crate) fn new(name: Arc<str>, wire: Arc<dyn Wire>) -> Tube {
+    pub(crate) fn new(name: Arc<str>, wire: Arc<dyn Wire>, outside: bool) -> Tube {
         Tube {
             name,
             wire,
+            outside,
             mode: Mutex::new(Mode::Manual),
             progress: watch::Sender::new(Progress::default()),
             bytes_out: AtomicU64::new(0),

@@ -109,7 +109,8 @@ impl Lab {
         let stream = connect_socket(sock, to, timeout)
             .await
             .map_err(|(e, _)| e)?;
-        let c = Arc::new(Conn::new(name.clone(), stream, None)?);
+        let outside = !self.lab_tubes_at(to);
+        let c = Arc::new(Conn::new(name.clone(), stream, None, outside)?);
         let e = self.add(name, Kind::Conn(c.clone()))?;
         c.tube.start_reader(self.inner.events.clone());
         self.settle_accept(c.local, c.peer).await?;

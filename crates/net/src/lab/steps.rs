@@ -195,7 +195,7 @@ impl Lab {
         }
         let conn_name = self.claim_name(conn)?;
         let stream = l.accept_one().await?;
-        let c = Conn::new(conn_name.clone(), stream, None)?;
+        let c = Conn::new(conn_name.clone(), stream, None, false)?;
         Ok(self.add(conn_name, Kind::Conn(Arc::new(c)))?.info())
     }
 
@@ -247,7 +247,8 @@ impl Lab {
                 return Err(err);
             }
         };
-        let c = Arc::new(Conn::new(e.name.clone(), stream, None)?);
+        let outside = !self.lab_tubes_at(to);
+        let c = Arc::new(Conn::new(e.name.clone(), stream, None, outside)?);
         let (local, peer) = (c.local, c.peer);
         *lock(&e.kind) = Kind::Conn(c);
         self.settle_accept(local, peer).await?;

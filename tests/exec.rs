@@ -1,0 +1,114 @@
+//! `exec` and `listen … exec` through the real binary: programs are
+//! listed with their pid, and none outlives `quit` or the end of a script.
+
+use std::time::{Duration, Instant};
+
+use crate::support::run_script;
+
+/// Whether process `pid` has gone (waits up to 5 s for it to be reaped).
+fn gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The pids in "(pid N)" of a transcript.
+fn pids(out: &str) -> Vec<u32> {
+    out.split("(pid ")
+        .skip(1)
+        .filter_map(|s| s.split(')').next()?.parse().ok())
+        .collect()
+}
+
+const PROGRAMS: &str = "exec sleep 300 as nap\nlisten 0 as srv exec sleep 300\nconnect srv as c\n";
+
+#[test]
+fn quit_leaves_no_program_behind() {
+    let run = run_script(&format!("{PROGRAMS}quit\n"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let found = pids(&run.stdout);
+    assert_eq!(found.len(), 2, "{}", run.stdout);
+    for pid in found {
+        assert!(gone(pid), "program {pid} outlived quit");
+    }
+}
+
+#[test]
+fn end_of_script_leaves_no_program_behind() {
+    let run = run_script(PROGRAMS, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let found = pids(&run.stdout);
+    assert_eq!(found.len(), 2, "{}", run.stdout);
+    for pid in found {
+        assert!(gone(pid), "program {pid} outlived the script");
+    }
+}
+
+#[test]
+fn sockets_lists_a_program_with_its_pid_and_command() {
+    let run = run_script("exec cat\nsockets\nclose s1\nsockets\n", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row =
+        regex::Regex::new(r"\ns1 +program +- +pid \d+ +cat +running +events +0 +0\n").unwrap();
+    assert!(row.is_match(&run.stdout), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("s1: exited with status 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with("socklab> sockets\nno sockets\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_program_that_exits_early_is_reported_and_can_be_closed() {
+    let run = run_script(
+        "exec sh -c \"echo bye; echo oops >&2; exit 3\" as early\nexpect early \"bye\\n\"\nclose early\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in [
+        "early <- 4 bytes \"bye\\n\"",
+        "early <- stderr: 5 bytes \"oops\\n\"",
+        "early: exited with status 3",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "{line} missing in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+/// Regression: what a program answered printed after whichever command
+/// was running when the answer came (here `sleep`), so the transcript
+/// depended on its timing. An outside stream's data now prints after the
+/// command that waits for it.
+#[test]
+fn an_answer_prints_after_the_expect_that_waits_for_it_not_when_it_came() {
+    let run = run_script(
+        "exec python3 -u -c \"import sys; print(sys.stdin.readline().strip() + '!')\" as p\n\
+         send p \"hi\\n\"\n\
+         sleep 300ms\n\
+         expect p \"hi!\"\n\
+         close p\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expect_at = run.stdout.find("socklab> expect p").unwrap();
+    let answer_at = run.stdout.find("p <- 4 bytes \"hi!\\n\"").unwrap();
+    let close_at = run.stdout.find("socklab> close p").unwrap();
+    assert!(
+        expect_at < answer_at && answer_at < close_at,
+        "{}",
+        run.stdout
+    );
+}
