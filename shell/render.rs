@@ -417,6 +417,16 @@ fn program_event(ev: &Event, format: Format) -> String {
     }
 }
 
+/// `text` cut to at most `max` characters, an ellipsis marking the cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// How a program ended, in words.
 pub fn exit_text(status: Option<std::process::ExitStatus>) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -603,7 +613,7 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                     None => s.local.map_or("-".into(), |a| addr(&a)),
                 },
                 match &s.program {
-                    Some((_, cmd)) => cmd.clone(),
+                    Some((_, cmd)) => shorten(cmd, 32),
                     None => s.peer.map_or("-".into(), |a| addr(&a)),
                 },
                 state,
