@@ -244,11 +244,7 @@ pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
                 "{name} -> uploaded {:?}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
                 r.name,
                 r.size,
-                if r.resumed_from > 0 {
-                    format!(" (resumed at byte {})", r.resumed_from)
-                } else {
-                    String::new()
-                },
+                resumed(r.resumed_from),
                 timing(r.elapsed, r.sent),
                 digest_hex(&r.digest)
             ));
@@ -360,11 +356,7 @@ pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
         "{name} <- downloaded {:?}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
         r.name,
         r.size,
-        if r.resumed_from > 0 {
-            format!(" (resumed at byte {})", r.resumed_from)
-        } else {
-            String::new()
-        },
+        resumed(r.resumed_from),
         timing(r.elapsed, r.received),
         digest_hex(&r.digest),
         s.tmp().path(&r.path)
@@ -475,4 +467,13 @@ pub async fn compare(s: &mut Session, mut a: Args) -> CmdResult {
             y.len()
         ),
     ))
+}
+
+/// " (resumed at byte N)" for a transfer that went on from byte N.
+fn resumed(from: u64) -> String {
+    if from > 0 {
+        format!(" (resumed at byte {from})")
+    } else {
+        String::new()
+    }
 }

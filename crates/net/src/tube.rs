@@ -153,6 +153,66 @@ impl Background {
     }
 }
 
+/// Who reads a socket (a background task, or commands), and that task
+/// while there is one. Shared by tubes and UDP sockets.
+pub(crate) struct Reader {
+    /// Watched (a background task reads) or manual.
+    mode: Mutex<Mode>,
+    /// The background task, until stopped.
+    task: Mutex<Option<Background>>,
+}
+
+impl Reader {
+    /// Read on request until a task starts.
+    pub(crate) fn new() -> Reader {
+        Reader {
+            mode: Mutex::new(Mode::Manual),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// Who reads.
+    pub(crate) fn mode(&self) -> Mode {
+        *lock(&self.mode)
+    }
+
+    /// Makes it watched, then starts the task `start` returns (watched
+    /// first, so a task that gives up at once leaves it manual).
+    pub(crate) fn start(&self, start: impl FnOnce() -> Result<Background>) -> Result<()> {
+        *lock(&self.mode) = Mode::Watched;
+        match start() {
+            Ok(bg) => {
+                *lock(&self.task) = Some(bg);
+                Ok(())
+            }
+            Err(e) => {
+                *lock(&self.mode) = Mode::Manual;
+                Err(e)
+            }
+        }
+    }
+
+    /// The task gave up by itself: read on request from now on.
+    fn gave_up(&self) {
+        *lock(&self.mode) = Mode::Manual;
+    }
+
+    /// Whether a task was started and not stopped.
+    pub(crate) fn started(&self) -> bool {
+        lock(&self.task).is_some()
+    }
+
+    /// Stops the task, if any, and waits until it has ended; read on
+    /// request from then on.
+    pub(crate) async fn stop(&self) {
+        let bg = lock(&self.task).take();
+        if let Some(bg) = bg {
+            bg.stop().await;
+        }
+        *lock(&self.mode) = Mode::Manual;
+    }
+}
+
 /// How incoming bytes are cut into messages, and the half message so far.
 struct Framer {
     framing: Framing,
@@ -187,7 +247,7 @@ pub(crate) struct Tube {
     /// What moves the bytes.
     wire: Arc<dyn Wire>,
     /// Who reads: a background reader (events) or commands.
-    mode: Mutex<Mode>,
+    reader: Reader,
     /// What the readers have published.
     progress: watch::Sender<Progress>,
     /// Bytes written.
@@ -198,8 +258,6 @@ pub(crate) struct Tube {
     inbox: Inbox,
     /// Which directions are shut.
     halves: Mutex<Halves>,
-    /// The background reader, while there is one.
-    background: Mutex<Option<Background>>,
     /// The other end is outside the lab (a program, a peer that is no
     /// socket of this lab): what it sends comes on its own schedule, not
     /// settled by a command of the lab.
@@ -213,7 +271,7 @@ impl Tube {
             name,
             wire,
             outside,
-            mode: Mutex::new(Mode::Manual),
+            reader: Reader::new(),
             progress: watch::Sender::new(Progress::default()),
             bytes_out: AtomicU64::new(0),
             framer: Mutex::new(Framer {
@@ -222,13 +280,12 @@ impl Tube {
             }),
             inbox: Inbox::default(),
             halves: Mutex::new(Halves::Open),
-            background: Mutex::new(None),
         }
     }
 
     /// Who reads it.
     pub(crate) fn mode(&self) -> Mode {
-        *lock(&self.mode)
+        self.reader.mode()
     }
 
     /// What the readers have published so far.
@@ -389,7 +446,7 @@ impl Tube {
                 // and the socket is read on request from now on. Stopped
                 // and counted in one publication, so a waiter that sees the
                 // bytes sees the stop too.
-                *lock(&self.mode) = Mode::Manual;
+                self.reader.gave_up();
                 self.progress.send_modify(|p| {
                     p.bytes_in += n as u64;
                     p.watched = false;
@@ -413,38 +470,38 @@ impl Tube {
         }
     }
 
-    fn mark_watched(&self) {
-        *lock(&self.mode) = Mode::Watched;
-        self.progress.send_modify(|p| p.watched = true);
-    }
-
     /// Starts a background reader on a task: from now on every read is an
     /// event.
     pub(crate) fn start_reader(self: &Arc<Self>, events: mpsc::Sender<Event>) {
-        self.mark_watched();
         let tube = self.clone();
-        let bg = Background::spawn(move |cancel| async move {
-            loop {
-                let got = tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    r = read_chunk(&*tube.wire) => match r {
-                        Ok(b) if b.is_empty() => Got::Eof,
-                        Ok(b) => Got::Bytes(b),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => Got::Error(e),
-                    },
-                };
-                let (evs, after) = tube.report(got);
-                for ev in evs {
-                    let _ = events.send(ev).await;
-                }
-                if !tube.publish(after) {
-                    return;
-                }
-            }
-            tube.progress.send_modify(|p| p.watched = false);
+        let _ = self.reader.start(|| {
+            self.progress.send_modify(|p| p.watched = true);
+            Ok(Background::spawn(move |cancel| async move {
+                tube.read_loop(&events, &cancel).await;
+            }))
         });
-        *lock(&self.background) = Some(bg);
+    }
+
+    async fn read_loop(&self, events: &mpsc::Sender<Event>, cancel: &CancellationToken) {
+        loop {
+            let got = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = read_chunk(&*self.wire) => match r {
+                    Ok(b) if b.is_empty() => Got::Eof,
+                    Ok(b) => Got::Bytes(b),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Got::Error(e),
+                },
+            };
+            let (evs, after) = self.report(got);
+            for ev in evs {
+                let _ = events.send(ev).await;
+            }
+            if !self.publish(after) {
+                return;
+            }
+        }
+        self.progress.send_modify(|p| p.watched = false);
     }
 
     /// Starts a background reader on an OS thread of its own (a blocking
@@ -463,33 +520,34 @@ impl Tube {
         };
         let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| NetError::os("pipe")(e.into()))?;
-        self.mark_watched();
-        let cancel = CancellationToken::new();
-        let stop = cancel.clone();
         let tube = self.clone();
-        // An OS thread of its own (not the runtime's blocking pool, which
-        // file transfers need); the slot caps how many there are.
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name(format!("read {}", self.name))
-            .spawn(move || {
-                tube.thread_read_loop(&*source, &wake_rx, &events, &stop);
-                // The descriptor is let go of before the stop is awaited
-                // as done, so a close that follows really closes it.
-                drop(source);
-                drop(slot);
-                let _ = done_tx.send(());
+        self.reader.start(|| {
+            self.progress.send_modify(|p| p.watched = true);
+            let cancel = CancellationToken::new();
+            let stop = cancel.clone();
+            // An OS thread of its own (not the runtime's blocking pool, which
+            // file transfers need); the slot caps how many there are.
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("read {}", self.name))
+                .spawn(move || {
+                    tube.thread_read_loop(&*source, &wake_rx, &events, &stop);
+                    // The descriptor is let go of before the stop is awaited
+                    // as done, so a close that follows really closes it.
+                    drop(source);
+                    drop(slot);
+                    let _ = done_tx.send(());
+                })
+                .map_err(NetError::os("thread"))?;
+            let task = tokio::spawn(async move {
+                let _ = done_rx.await;
+            });
+            Ok(Background {
+                cancel,
+                task,
+                wake: Some(wake_tx),
             })
-            .map_err(NetError::os("thread"))?;
-        let task = tokio::spawn(async move {
-            let _ = done_rx.await;
-        });
-        *lock(&self.background) = Some(Background {
-            cancel,
-            task,
-            wake: Some(wake_tx),
-        });
-        Ok(())
+        })
     }
 
     /// Blocks in poll(2) until the stream is readable or the wake pipe is
@@ -536,19 +594,15 @@ impl Tube {
         self.progress.send_modify(|p| p.watched = false);
     }
 
-    /// Whether a background reader is attached.
+    /// Whether a background reader was started and not stopped.
     pub(crate) fn has_reader(&self) -> bool {
-        lock(&self.background).is_some()
+        self.reader.started()
     }
 
     /// Stops the background reader, if any, and waits until it has ended;
     /// the tube is read on request from then on.
     pub(crate) async fn stop_reader(&self) {
-        let bg = lock(&self.background).take();
-        if let Some(bg) = bg {
-            bg.stop().await;
-        }
-        *lock(&self.mode) = Mode::Manual;
+        self.reader.stop().await;
     }
 
     // ----- commands --------------------------------------------------------

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use socket2::SockRef;
@@ -18,8 +18,7 @@ use crate::error::{NetError, Result};
 use crate::event::Event;
 use crate::inbox::Inbox;
 use crate::model::{reaches, Family, Mode};
-use crate::settle::lock;
-use crate::tube::Background;
+use crate::tube::{Background, Reader};
 
 /// The largest datagram socklab reads (the largest a UDP/IP packet can carry).
 const DATAGRAM_MAX: usize = 65_535;
@@ -56,7 +55,7 @@ pub(crate) struct UdpSock {
     /// Its family.
     pub(crate) family: Family,
     /// Who reads: a background reader (events) or commands.
-    mode: Mutex<Mode>,
+    reader: Reader,
     /// What the readers have published.
     progress: watch::Sender<UdpProgress>,
     /// Bytes sent.
@@ -65,8 +64,6 @@ pub(crate) struct UdpSock {
     datagrams_out: AtomicU64,
     /// Received data no `expect` consumed yet.
     inbox: Inbox,
-    /// The background reader, while there is one.
-    background: Mutex<Option<Background>>,
 }
 
 impl UdpSock {
@@ -86,12 +83,11 @@ impl UdpSock {
             name,
             socket: Arc::new(socket),
             family,
-            mode: Mutex::new(Mode::Manual),
+            reader: Reader::new(),
             progress: watch::Sender::new(UdpProgress::default()),
             bytes_out: AtomicU64::new(0),
             datagrams_out: AtomicU64::new(0),
             inbox: Inbox::default(),
-            background: Mutex::new(None),
         })
     }
 
@@ -117,7 +113,7 @@ impl UdpSock {
 
     /// Who reads it.
     pub(crate) fn mode(&self) -> Mode {
-        *lock(&self.mode)
+        self.reader.mode()
     }
 
     /// What the readers have published.
@@ -216,25 +212,23 @@ impl UdpSock {
 
     /// Starts a background reader: every datagram is an event.
     pub(crate) fn start_reader(self: &Arc<Self>, events: mpsc::Sender<Event>) {
-        *lock(&self.mode) = Mode::Watched;
-        self.progress.send_modify(|p| p.watched = true);
         let me = self.clone();
-        let bg = Background::spawn(move |cancel| async move { me.read_loop(events, cancel).await });
-        *lock(&self.background) = Some(bg);
+        let _ = self.reader.start(|| {
+            self.progress.send_modify(|p| p.watched = true);
+            Ok(Background::spawn(move |cancel| async move {
+                me.read_loop(events, cancel).await;
+            }))
+        });
     }
 
-    /// Whether a background reader is attached.
+    /// Whether a background reader was started and not stopped.
     pub(crate) fn has_reader(&self) -> bool {
-        lock(&self.background).is_some()
+        self.reader.started()
     }
 
     /// Stops the background reader; reads happen on request from then on.
     pub(crate) async fn stop_reader(&self) {
-        let bg = lock(&self.background).take();
-        if let Some(bg) = bg {
-            bg.stop().await;
-        }
-        *lock(&self.mode) = Mode::Manual;
+        self.reader.stop().await;
         self.progress.send_modify(|p| p.watched = false);
     }
 }
