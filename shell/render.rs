@@ -348,6 +348,9 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
             format!("{socket} !! {error}; no longer read in the background (recv, or close it)")
         }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
+        Event::Reset { socket } => format!(
+            "{socket} <- reset by the peer (RST): data in flight is lost; Python raises ConnectionResetError"
+        ),
         Event::Failed { socket, error } => {
             let mut s = format!("{socket} !! {error}");
             if let Some(h) = explain_io(error) {
@@ -653,7 +656,7 @@ pub fn explain_io(e: &io::Error) -> Option<&'static str> {
         libc::EADDRINUSE => "another socket already holds this address and port (or old connections on it linger in TIME_WAIT); pick another port, or set reuseaddr on before bind",
         libc::EADDRNOTAVAIL => "this machine has no such address to bind or connect from; use 127.0.0.1, or an address `ifconfig` lists",
         libc::ECONNREFUSED => "nothing listens on that port: the peer's kernel answered the SYN with a reset",
-        libc::ECONNRESET => "the peer reset the connection (it closed with data unread, or crashed); data in flight is lost",
+        libc::ECONNRESET => "the peer reset the connection (it closed with data unread, or crashed); data in flight is lost; Python raises ConnectionResetError",
         libc::EPIPE => "the connection is closed for writing (the peer reset it, or we shut down writing)",
         libc::ETIMEDOUT => "no answer came: the peer or the network dropped the packets",
         libc::EHOSTUNREACH | libc::ENETUNREACH => "no route to that address from this machine",

@@ -9,8 +9,9 @@ use crate::parse::TokenKind;
 use crate::render;
 use crate::session::Session;
 
-/// `send NAME DATA`
+/// `send NAME DATA [timeout DUR]`
 pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
+    let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
     let data = a.token("the data to send")?;
     a.done()?;
@@ -23,10 +24,26 @@ pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
         _ => bytes,
     };
     let lab = s.lab.clone();
-    let n = within(s.wait_limit, format!("send {name}"), async {
+    let sent = || s.lab.info(&name).map_or(0, |i| i.bytes_out);
+    let before = sent();
+    let n = within(limit, format!("send {name}"), async {
         Ok(lab.send(&name, &bytes).await?)
     })
-    .await?;
+    .await
+    .map_err(|e| {
+        if e.exit != Exit::TempFail {
+            return e;
+        }
+        // What really went before the wait gave up (the lecture's lesson:
+        // report the bytes really sent).
+        let went = sent().saturating_sub(before);
+        let total = bytes.len();
+        CmdError {
+            message: format!("{}: {went} of {total} bytes were sent", e.message),
+            ..e
+        }
+        .hint("the peer is not reading: its receive buffer and our send buffer are full, so the rest waits (sendall blocks)")
+    })?;
     s.say(format!(
         "{name} -> {}",
         render::payload(&bytes, n, s.format())

@@ -102,7 +102,14 @@ pub enum Event {
         /// The connection's name.
         socket: Arc<str>,
     },
-    /// A watched connection failed (a reset, most often).
+    /// A watched connection was reset by its peer (RST: the peer closed
+    /// with data unread, set SO_LINGER 0, or crashed); Python raises
+    /// `ConnectionResetError`.
+    Reset {
+        /// The connection's name.
+        socket: Arc<str>,
+    },
+    /// A watched connection failed (other than a reset).
     Failed {
         /// The connection's name.
         socket: Arc<str>,
@@ -156,6 +163,7 @@ impl Event {
             | Event::Message { socket, .. }
             | Event::FrameError { socket, .. }
             | Event::PeerClosed { socket }
+            | Event::Reset { socket }
             | Event::Stderr { socket, .. }
             | Event::Started { socket, .. }
             | Event::Exited { socket, .. }

@@ -71,6 +71,9 @@ pub(crate) struct Progress {
     pub(crate) eof: bool,
     /// Reading failed (a reset, most often).
     pub(crate) failed: bool,
+    /// The failure was a reset: the peer sent RST (Python's
+    /// `ConnectionResetError`), not a FIN.
+    pub(crate) reset: bool,
     /// `close` closed it.
     pub(crate) closed: bool,
 }
@@ -234,8 +237,11 @@ enum After {
     Broken(usize),
     /// End of stream.
     Eof,
-    /// The read failed.
-    Failed,
+    /// The read failed (`reset`: the peer sent RST).
+    Failed {
+        /// A reset, not another error.
+        reset: bool,
+    },
     /// Nothing happened (a spurious wake-up).
     Nothing,
 }
@@ -313,7 +319,9 @@ impl Tube {
     pub(crate) fn state_words(&self) -> Vec<&'static str> {
         let p = self.progress();
         let mut parts = Vec::new();
-        if p.failed {
+        if p.reset {
+            parts.push("reset by peer");
+        } else if p.failed {
             parts.push("failed");
         } else if p.eof {
             parts.push("peer closed");
@@ -418,12 +426,18 @@ impl Tube {
                 });
                 (events, After::Eof)
             }
+            Got::Error(error) if is_reset(&error) => {
+                let reset = Event::Reset {
+                    socket: self.name.clone(),
+                };
+                (vec![reset], After::Failed { reset: true })
+            }
             Got::Error(error) => {
                 let failed = Event::Failed {
                     socket: self.name.clone(),
                     error,
                 };
-                (vec![failed], After::Failed)
+                (vec![failed], After::Failed { reset: false })
             }
         }
     }
@@ -460,9 +474,10 @@ impl Tube {
                 });
                 false
             }
-            After::Failed => {
+            After::Failed { reset } => {
                 self.progress.send_modify(|p| {
                     p.failed = true;
+                    p.reset = reset;
                     p.watched = false;
                 });
                 false
@@ -672,7 +687,11 @@ impl Tube {
                 Ok(ReadOutcome::Data(buf.freeze()))
             }
             Err(err) => {
-                self.progress.send_modify(|p| p.failed = true);
+                let reset = is_reset(&err);
+                self.progress.send_modify(|p| {
+                    p.failed = true;
+                    p.reset = reset;
+                });
                 Err(NetError::os("recv")(err))
             }
         }
@@ -688,11 +707,13 @@ impl Tube {
         &self,
         mut find: impl FnMut(&[u8]) -> Option<usize>,
     ) -> Result<Bytes> {
-        let ended = || {
-            NetError::state(
-                &self.name,
-                "got end-of-stream (the peer closed) before the expected data came",
-            )
+        let ended = |p: &Progress| {
+            let what = if p.reset {
+                "was reset by the peer (RST) before the expected data came"
+            } else {
+                "got end-of-stream (the peer closed) before the expected data came"
+            };
+            NetError::state(&self.name, what)
         };
         let mut rx = self.progress.subscribe();
         loop {
@@ -702,7 +723,7 @@ impl Tube {
             if self.mode() == Mode::Watched {
                 let p = rx.borrow_and_update().clone();
                 if p.eof || p.failed {
-                    return Err(ended());
+                    return Err(ended(&p));
                 }
                 if rx.changed().await.is_err() {
                     return Err(NetError::state(&self.name, "is closed"));
@@ -710,7 +731,7 @@ impl Tube {
                 continue;
             }
             match self.recv(READ_CHUNK).await? {
-                ReadOutcome::Eof => return Err(ended()),
+                ReadOutcome::Eof => return Err(ended(&self.progress())),
                 ReadOutcome::Data(b) => self.inbox.push(&b),
             }
         }
@@ -745,6 +766,11 @@ impl Tube {
     pub(crate) fn mark_closed(&self) {
         self.progress.send_modify(|p| p.closed = true);
     }
+}
+
+/// Whether a read error is the peer's reset (RST).
+fn is_reset(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionReset
 }
 
 /// One read of at most [`READ_CHUNK`] bytes from a wire; empty at end of
