@@ -348,6 +348,9 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
             format!("{socket} !! {error}; no longer read in the background (recv, or close it)")
         }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
+        Event::Dropped { socket, datagrams } => format!(
+            "{socket} !! {datagrams} datagram(s) not shown: they came faster than they could be printed (the session's memory budget for events is spent); UDP has no flow control"
+        ),
         Event::Reset { socket } => format!(
             "{socket} <- reset by the peer (RST): data in flight is lost; Python raises ConnectionResetError"
         ),

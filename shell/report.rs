@@ -146,34 +146,51 @@ impl Printer {
 pub struct Held {
     /// The events, per stream, in arrival order.
     by_stream: BTreeMap<String, VecDeque<Event>>,
+    /// Payload bytes held, all streams together.
+    bytes: usize,
 }
 
 /// How many events one stream holds; past it, the oldest go.
 const HELD_MAX: usize = 10_000;
+/// How many payload bytes all outside streams hold together (a quarter of
+/// the session's event budget); past it, the oldest of the stream that
+/// grew go.
+const HELD_BYTES: usize = socklab_net::EVENT_BUDGET / 4;
 
 impl Held {
-    /// Holds an event of an outside stream. Returns the oldest held event
-    /// of that stream when the bound is reached (to print now).
-    pub fn hold(&mut self, ev: Event) -> Option<Event> {
+    /// Holds an event of an outside stream. Returns the oldest held events
+    /// of that stream that no longer fit (to print now): under a flood, the
+    /// bound beats the order.
+    pub fn hold(&mut self, ev: Event) -> Vec<Event> {
+        self.bytes += payload_len(&ev);
         let held = self.by_stream.entry(ev.socket().to_string()).or_default();
         held.push_back(ev);
-        if held.len() > HELD_MAX {
-            return held.pop_front();
+        let mut out = Vec::new();
+        while held.len() > HELD_MAX || (self.bytes > HELD_BYTES && held.len() > 1) {
+            let Some(old) = held.pop_front() else {
+                break;
+            };
+            self.bytes -= payload_len(&old);
+            out.push(old);
         }
-        None
+        out
     }
 
     /// The events held for `stream`, in arrival order.
     pub fn release(&mut self, stream: &str) -> Vec<Event> {
-        self.by_stream
+        let out: Vec<Event> = self
+            .by_stream
             .remove(stream)
             .map(Vec::from)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.bytes -= out.iter().map(payload_len).sum::<usize>();
+        out
     }
 
     /// Everything held, stream by stream in name order (the end of a
     /// script).
     pub fn release_all(&mut self) -> Vec<Event> {
+        self.bytes = 0;
         std::mem::take(&mut self.by_stream)
             .into_values()
             .flatten()
@@ -187,7 +204,9 @@ impl Held {
 /// into reads is timing, not content.
 #[derive(Default)]
 pub struct Pending {
-    items: Vec<PendingItem>,
+    items: VecDeque<PendingItem>,
+    /// Payload bytes of the events kept whole (messages, datagrams).
+    bytes: usize,
 }
 
 enum PendingItem {
@@ -203,6 +222,21 @@ enum PendingItem {
 const PENDING_SHOWN: usize = 4096;
 /// Past this many pending items, older ones are printed at once.
 const PENDING_MAX: usize = 10_000;
+/// Past this many payload bytes kept whole, older items are printed at
+/// once: a quarter of the session's event budget, so readers waiting for
+/// the budget always get some back.
+const PENDING_BYTES: usize = socklab_net::EVENT_BUDGET / 4;
+
+/// The payload bytes an event carries.
+fn payload_len(ev: &Event) -> usize {
+    match ev {
+        Event::Data { data, .. }
+        | Event::Message { data, .. }
+        | Event::Datagram { data, .. }
+        | Event::Stderr { data, .. } => data.len(),
+        _ => 0,
+    }
+}
 
 impl Pending {
     /// Adds an event.
@@ -212,7 +246,7 @@ impl Pending {
                 socket: s,
                 shown,
                 total,
-            }) = self.items.last_mut()
+            }) = self.items.back_mut()
             {
                 if s == socket {
                     let room = PENDING_SHOWN.saturating_sub(shown.len());
@@ -223,22 +257,29 @@ impl Pending {
             }
             let mut shown = BytesMut::new();
             shown.extend_from_slice(&data[..data.len().min(PENDING_SHOWN)]);
-            self.items.push(PendingItem::Data {
+            self.items.push_back(PendingItem::Data {
                 socket: socket.clone(),
                 shown,
                 total: data.len(),
             });
         } else {
-            self.items.push(PendingItem::Other(ev));
+            self.bytes += payload_len(&ev);
+            self.items.push_back(PendingItem::Other(ev));
         }
-        if self.items.len() > PENDING_MAX {
-            let first = self.items.remove(0);
+        while self.items.len() > PENDING_MAX || self.bytes > PENDING_BYTES {
+            let Some(first) = self.items.pop_front() else {
+                break;
+            };
+            if let PendingItem::Other(ev) = &first {
+                self.bytes -= payload_len(ev);
+            }
             print_item(first, printer);
         }
     }
 
     /// Prints and forgets everything pending.
     pub fn flush(&mut self, printer: &Printer) {
+        self.bytes = 0;
         for item in self.items.drain(..) {
             print_item(item, printer);
         }

@@ -123,7 +123,7 @@ impl Script<'_> {
                     Some(r) = reports.recv() => match r {
                         Report::Line(l) => session.job_lines.hold(l),
                         Report::Event(ev) if session.lab.is_outside(ev.socket()) => {
-                            if let Some(old) = held.hold(ev) {
+                            for old in held.hold(ev) {
                                 session.printer.print(&Report::Event(old));
                             }
                         }
@@ -211,7 +211,7 @@ impl Script<'_> {
         let mut pending = Pending::default();
         let mut take = |r: Report| match r {
             Report::Event(ev) if lab.is_outside(ev.socket()) => {
-                if let Some(old) = held.hold(ev) {
+                for old in held.hold(ev) {
                     pending.push(old, &printer);
                 }
             }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::budget::{Budget, Payload};
 
 /// What a file server did with one client.
 #[derive(Debug)]
@@ -33,7 +35,7 @@ pub enum Event {
         /// The connection's name.
         socket: Arc<str>,
         /// What the read returned.
-        data: Bytes,
+        data: Payload,
     },
     /// `trace` (capture): one segment crossed the loopback interface.
     Segment {
@@ -77,7 +79,7 @@ pub enum Event {
         /// The framing that cut it (`line`, `len`).
         framing: &'static str,
         /// The message, without its framing.
-        data: Bytes,
+        data: Payload,
     },
     /// A watched connection's bytes broke its framing (a line too long, a
     /// frame too large, a message cut off by the close); reading stops.
@@ -94,7 +96,7 @@ pub enum Event {
         /// The sender.
         from: SocketAddr,
         /// The datagram.
-        data: Bytes,
+        data: Payload,
     },
     /// A watched connection read end-of-stream: the peer closed (or shut
     /// down) its sending side.
@@ -121,7 +123,7 @@ pub enum Event {
         /// The program's name in the lab.
         socket: Arc<str>,
         /// What it wrote (one read).
-        data: Bytes,
+        data: Payload,
     },
     /// A `listen … exec` server started a program for a client.
     Started {
@@ -138,6 +140,14 @@ pub enum Event {
         socket: Arc<str>,
         /// How it ended (`None`: the OS could not say).
         status: Option<std::process::ExitStatus>,
+    },
+    /// A watched UDP socket dropped datagrams: the session's memory budget
+    /// for events was spent (the person reads slower than they come).
+    Dropped {
+        /// The socket's name.
+        socket: Arc<str>,
+        /// How many datagrams were dropped since the last report.
+        datagrams: u64,
     },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
@@ -164,10 +174,36 @@ impl Event {
             | Event::FrameError { socket, .. }
             | Event::PeerClosed { socket }
             | Event::Reset { socket }
+            | Event::Dropped { socket, .. }
             | Event::Stderr { socket, .. }
             | Event::Started { socket, .. }
             | Event::Exited { socket, .. }
             | Event::Failed { socket, .. } => socket,
         }
+    }
+}
+
+/// Where background tasks send their events, and the budget the bytes
+/// they carry are counted against.
+#[derive(Clone)]
+pub(crate) struct Sink {
+    /// The session's event channel.
+    events: mpsc::Sender<Event>,
+    /// The session's memory budget for event payloads.
+    pub(crate) budget: Budget,
+}
+
+impl Sink {
+    /// A sink over `events`, with `budget`.
+    pub(crate) fn new(events: mpsc::Sender<Event>, budget: Budget) -> Sink {
+        Sink { events, budget }
+    }
+
+    /// Sends an event (waits while the channel is full).
+    ///
+    /// # Errors
+    /// Nobody receives any more.
+    pub(crate) async fn send(&self, ev: Event) -> Result<(), mpsc::error::SendError<Event>> {
+        self.events.send(ev).await
     }
 }

@@ -19,11 +19,12 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
-use crate::event::Event;
+use crate::budget::Payload;
+use crate::event::{Event, Sink};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Tube, Wire, READ_CHUNK};
 
@@ -164,7 +165,7 @@ impl Program {
     pub(crate) fn start(
         name: Arc<str>,
         command: Command,
-        events: mpsc::Sender<Event>,
+        events: Sink,
     ) -> Result<Program> {
         let mut child = command.spawn().map_err(NetError::os("exec"))?;
         let pid = child.id().unwrap_or(0);
@@ -250,7 +251,7 @@ struct Watcher {
     /// stream, so "peer closed" comes before "exited".
     tube: Option<Arc<Tube>>,
     /// Where the events go.
-    events: mpsc::Sender<Event>,
+    events: Sink,
 }
 
 impl Watcher {
@@ -308,7 +309,7 @@ fn end(child: &mut Child, pid: Option<u32>, ask: Stop) {
 }
 
 /// Reads a program's stderr until EOF, one event per read.
-async fn report_stderr(stderr: Option<ChildStderr>, name: &Arc<str>, events: &mpsc::Sender<Event>) {
+async fn report_stderr(stderr: Option<ChildStderr>, name: &Arc<str>, events: &Sink) {
     let Some(mut err) = stderr else {
         return;
     };
@@ -316,10 +317,11 @@ async fn report_stderr(stderr: Option<ChildStderr>, name: &Arc<str>, events: &mp
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         match poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut err), cx, &mut buf)).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {
+            Ok(n) => {
+                let charge = events.budget.take(n).await;
                 let ev = Event::Stderr {
                     socket: name.clone(),
-                    data: buf.freeze(),
+                    data: Payload::new(buf.freeze(), charge),
                 };
                 let _ = events.send(ev).await;
             }
@@ -332,7 +334,7 @@ async fn report_stderr(stderr: Option<ChildStderr>, name: &Arc<str>, events: &mp
 pub(crate) async fn start_client(
     name: &Arc<str>,
     command: &Command,
-    events: &mpsc::Sender<Event>,
+    events: &Sink,
 ) -> Option<Child> {
     match command.spawn() {
         Ok(child) => {
@@ -363,7 +365,7 @@ pub(crate) async fn serve_client(
     name: Arc<str>,
     stream: TcpStream,
     mut child: Child,
-    events: &mpsc::Sender<Event>,
+    events: &Sink,
     stop: CancellationToken,
 ) {
     let (stdin, stdout) = (child.stdin.take(), child.stdout.take());

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex};
 use socket2::Socket;
 use tokio::sync::mpsc;
 
+use crate::budget::{Budget, EVENT_BUDGET};
 use crate::conn::Conn;
 use crate::error::{NetError, Result};
-use crate::event::Event;
+use crate::event::{Event, Sink};
 use crate::exec::Program;
 use crate::listener::{Adopt, Listener, Service};
 use crate::model::{Family, Mode, Role, SocketInfo};
@@ -270,7 +271,7 @@ struct Inner {
     /// Numbers unnamed sockets (`s1`, `s2`, …).
     next_auto: AtomicU64,
     /// Where background events go.
-    events: mpsc::Sender<Event>,
+    events: Sink,
     /// Closed connections, newest last.
     departed: Mutex<VecDeque<Departed>>,
     /// `trace`, when on.
@@ -292,7 +293,7 @@ impl Adopt for Lab {
         self.insert(entry)
     }
 
-    fn events(&self) -> mpsc::Sender<Event> {
+    fn events(&self) -> Sink {
         self.inner.events.clone()
     }
 }
@@ -309,7 +310,7 @@ impl Lab {
                 sockets: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(1),
                 next_auto: AtomicU64::new(1),
-                events: tx,
+                events: Sink::new(tx, Budget::new(EVENT_BUDGET)),
                 departed: Mutex::new(VecDeque::new()),
                 tracer: Mutex::new(None),
                 closed_addrs: Mutex::new(HashMap::new()),

@@ -30,6 +30,7 @@
 //! priority sees every event an operation caused before the operation
 //! completes. This is what makes a session's transcript deterministic.
 
+mod budget;
 mod conn;
 mod error;
 mod event;
@@ -49,6 +50,7 @@ pub mod transfer;
 mod tube;
 mod udp;
 
+pub use budget::{Payload, EVENT_BUDGET};
 pub use error::{NetError, Result};
 pub use event::{Event, Transfer};
 pub use exec::Command;

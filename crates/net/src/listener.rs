@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::{Accepts, Conn};
 use crate::error::{NetError, Result};
-use crate::event::{Event, Transfer};
+use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
 use crate::model::{reaches, Family};
@@ -79,7 +79,7 @@ pub(crate) trait Adopt: Send + Sync + 'static {
     /// The name is taken.
     fn adopt(&self, conn: Arc<Conn>, order: u64, k: u64) -> Result<()>;
     /// Where background events go.
-    fn events(&self) -> mpsc::Sender<Event>;
+    fn events(&self) -> Sink;
 }
 
 /// A server that reports its clients as events and lets the lab read
@@ -259,7 +259,7 @@ impl Listener {
     async fn next_client(
         &self,
         slots: Option<&Arc<Semaphore>>,
-        events: &mpsc::Sender<Event>,
+        events: &Sink,
         cancel: &CancellationToken,
     ) -> Option<(TcpStream, SocketAddr, u64, Option<OwnedSemaphorePermit>)> {
         let mut backoff = Duration::from_millis(10);

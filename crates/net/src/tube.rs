@@ -19,12 +19,13 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use socklab_frame::Framing;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
-use crate::event::Event;
+use crate::budget::{Charge, Payload};
+use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
 use crate::model::{Mode, ReadOutcome};
 use crate::settle::lock;
@@ -222,6 +223,25 @@ struct Framer {
     partial: BytesMut,
 }
 
+/// One event of a read, before its payload is charged to the budget.
+enum Piece {
+    /// Bytes as they came (raw framing).
+    Data(Bytes),
+    /// One whole message.
+    Message(&'static str, Bytes),
+    /// An event without payload.
+    Event(Event),
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Data(b) | Piece::Message(_, b) => b.len(),
+            Piece::Event(_) => 0,
+        }
+    }
+}
+
 /// What one background read found.
 enum Got {
     Bytes(Bytes),
@@ -353,39 +373,54 @@ impl Tube {
 
     /// What one read becomes: the bytes as they came (raw), or every whole
     /// message now buffered. `true` means the stream broke its framing.
-    fn cut(&self, chunk: Bytes) -> (Vec<Event>, bool) {
+    fn cut(&self, chunk: Bytes) -> (Vec<Piece>, bool) {
         let mut framer = lock(&self.framer);
         let framing = framer.framing;
         if framing == Framing::Raw {
-            let data = Event::Data {
-                socket: self.name.clone(),
-                data: chunk,
-            };
-            return (vec![data], false);
+            return (vec![Piece::Data(chunk)], false);
         }
         framer.partial.extend_from_slice(&chunk);
         let mut out = Vec::new();
         loop {
             match framing.decode(&framer.partial) {
                 Ok(Some((msg, used))) => {
-                    out.push(Event::Message {
-                        socket: self.name.clone(),
-                        framing: framing.name(),
-                        data: Bytes::copy_from_slice(msg),
-                    });
+                    out.push(Piece::Message(framing.name(), Bytes::copy_from_slice(msg)));
                     framer.partial.advance(used);
                 }
                 Ok(None) => return (out, false),
                 Err(e) => {
-                    out.push(Event::FrameError {
+                    out.push(Piece::Event(Event::FrameError {
                         socket: self.name.clone(),
                         error: e.to_string(),
-                    });
+                    }));
                     framer.partial.clear();
                     return (out, true);
                 }
             }
         }
+    }
+
+    /// The events of a read's pieces, each payload carrying its part of
+    /// `charge` (taken for all of them).
+    fn events(&self, pieces: Vec<Piece>, mut charge: Charge) -> Vec<Event> {
+        pieces
+            .into_iter()
+            .map(|p| {
+                let part = charge.split(p.len());
+                match p {
+                    Piece::Data(b) => Event::Data {
+                        socket: self.name.clone(),
+                        data: Payload::new(b, part),
+                    },
+                    Piece::Message(framing, b) => Event::Message {
+                        socket: self.name.clone(),
+                        framing,
+                        data: Payload::new(b, part),
+                    },
+                    Piece::Event(ev) => ev,
+                }
+            })
+            .collect()
     }
 
     /// At end of stream: bytes of a message that never completed.
@@ -404,42 +439,61 @@ impl Tube {
 
     // ----- background reading --------------------------------------------
 
-    /// The events one read raises, in order, and what to publish after
-    /// they are sent. Shared by the task and the thread reader.
-    fn report(&self, got: Got) -> (Vec<Event>, After) {
+    /// The events one read raises, in order (payloads not yet charged),
+    /// and what to publish after they are sent. Shared by the task and the
+    /// thread reader.
+    fn report(&self, got: Got) -> (Vec<Piece>, After) {
         match got {
             Got::Bytes(b) if b.is_empty() => (Vec::new(), After::Nothing),
             Got::Bytes(b) => {
                 let n = b.len();
-                let (events, broken) = self.cut(b.clone());
+                let (pieces, broken) = self.cut(b.clone());
                 let after = if broken {
                     After::Broken(n)
                 } else {
                     After::Data(b)
                 };
-                (events, after)
+                (pieces, after)
             }
             Got::Eof => {
-                let mut events: Vec<Event> = self.leftover().into_iter().collect();
-                events.push(Event::PeerClosed {
+                let mut pieces: Vec<Piece> = self.leftover().into_iter().map(Piece::Event).collect();
+                pieces.push(Piece::Event(Event::PeerClosed {
                     socket: self.name.clone(),
-                });
-                (events, After::Eof)
+                }));
+                (pieces, After::Eof)
             }
             Got::Error(error) if is_reset(&error) => {
                 let reset = Event::Reset {
                     socket: self.name.clone(),
                 };
-                (vec![reset], After::Failed { reset: true })
+                (vec![Piece::Event(reset)], After::Failed { reset: true })
             }
             Got::Error(error) => {
                 let failed = Event::Failed {
                     socket: self.name.clone(),
                     error,
                 };
-                (vec![failed], After::Failed { reset: false })
+                (vec![Piece::Event(failed)], After::Failed { reset: false })
             }
         }
+    }
+
+    /// Sends a read's events, their payloads charged to the budget first
+    /// (waiting while it is spent: the peer is then slowed by flow
+    /// control). `false` when stopped meanwhile (nothing is published).
+    async fn deliver(&self, pieces: Vec<Piece>, sink: &Sink, cancel: &CancellationToken) -> bool {
+        let need: usize = pieces.iter().map(Piece::len).sum();
+        let charge = tokio::select! {
+            _ = cancel.cancelled() => return false,
+            c = sink.budget.take(need) => c,
+        };
+        for ev in self.events(pieces, charge) {
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                _ = sink.send(ev) => {}
+            }
+        }
+        true
     }
 
     /// Publishes what a read's events stand for (after they were sent, so
@@ -487,7 +541,7 @@ impl Tube {
 
     /// Starts a background reader on a task: from now on every read is an
     /// event.
-    pub(crate) fn start_reader(self: &Arc<Self>, events: mpsc::Sender<Event>) {
+    pub(crate) fn start_reader(self: &Arc<Self>, events: Sink) {
         let tube = self.clone();
         let _ = self.reader.start(|| {
             self.progress.send_modify(|p| p.watched = true);
@@ -497,7 +551,7 @@ impl Tube {
         });
     }
 
-    async fn read_loop(&self, events: &mpsc::Sender<Event>, cancel: &CancellationToken) {
+    async fn read_loop(&self, events: &Sink, cancel: &CancellationToken) {
         loop {
             let got = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -508,9 +562,9 @@ impl Tube {
                     Err(e) => Got::Error(e),
                 },
             };
-            let (evs, after) = self.report(got);
-            for ev in evs {
-                let _ = events.send(ev).await;
+            let (pieces, after) = self.report(got);
+            if !self.deliver(pieces, events, cancel).await {
+                break;
             }
             if !self.publish(after) {
                 return;
@@ -527,7 +581,7 @@ impl Tube {
     /// thread.
     pub(crate) fn start_thread_reader(
         self: &Arc<Self>,
-        events: mpsc::Sender<Event>,
+        events: Sink,
         slot: OwnedSemaphorePermit,
     ) -> Result<()> {
         let Some(source) = self.wire.pollable() else {
@@ -536,6 +590,7 @@ impl Tube {
         let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| NetError::os("pipe")(e.into()))?;
         let tube = self.clone();
+        let runtime = tokio::runtime::Handle::current();
         self.reader.start(|| {
             self.progress.send_modify(|p| p.watched = true);
             let cancel = CancellationToken::new();
@@ -546,7 +601,7 @@ impl Tube {
             std::thread::Builder::new()
                 .name(format!("read {}", self.name))
                 .spawn(move || {
-                    tube.thread_read_loop(&*source, &wake_rx, &events, &stop);
+                    tube.thread_read_loop(&runtime, &*source, &wake_rx, &events, &stop);
                     // The descriptor is let go of before the stop is awaited
                     // as done, so a close that follows really closes it.
                     drop(source);
@@ -571,9 +626,10 @@ impl Tube {
     /// waits in poll, never in read.
     fn thread_read_loop(
         &self,
+        runtime: &tokio::runtime::Handle,
         source: &dyn AsFd,
         wake: &OwnedFd,
-        events: &mpsc::Sender<Event>,
+        events: &Sink,
         cancel: &CancellationToken,
     ) {
         let mut buf = vec![0u8; READ_CHUNK];
@@ -598,9 +654,9 @@ impl Tube {
                     Err(e) => Got::Error(e.into()),
                 },
             };
-            let (evs, after) = self.report(got);
-            for ev in evs {
-                let _ = events.blocking_send(ev);
+            let (pieces, after) = self.report(got);
+            if !runtime.block_on(self.deliver(pieces, events, cancel)) {
+                break;
             }
             if !self.publish(after) {
                 return;

@@ -11,11 +11,12 @@ use bytes::Bytes;
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{NetError, Result};
-use crate::event::Event;
+use crate::budget::Payload;
+use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
 use crate::model::{reaches, Family, Mode};
 use crate::tube::{Background, Reader};
@@ -211,7 +212,7 @@ impl UdpSock {
     }
 
     /// Starts a background reader: every datagram is an event.
-    pub(crate) fn start_reader(self: &Arc<Self>, events: mpsc::Sender<Event>) {
+    pub(crate) fn start_reader(self: &Arc<Self>, events: Sink) {
         let me = self.clone();
         let _ = self.reader.start(|| {
             self.progress.send_modify(|p| p.watched = true);
@@ -290,7 +291,8 @@ fn recv_trunc(udp: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)
 }
 
 impl UdpSock {
-    async fn read_loop(&self, events: mpsc::Sender<Event>, cancel: CancellationToken) {
+    async fn read_loop(&self, events: Sink, cancel: CancellationToken) {
+        let mut dropped = 0u64;
         loop {
             let got = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -300,13 +302,27 @@ impl UdpSock {
                 Ok(d) => {
                     let n = d.data.len() as u64;
                     let data = d.data.clone();
-                    let _ = events
-                        .send(Event::Datagram {
-                            socket: self.name.clone(),
-                            from: d.from,
-                            data: d.data,
-                        })
-                        .await;
+                    // A datagram is shown only while the budget has room;
+                    // past it, it is dropped from view (and counted), so a
+                    // flood cannot grow memory. It still counts as received.
+                    match events.budget.try_take(data.len()) {
+                        Some(charge) => {
+                            if dropped > 0 {
+                                let ev = Event::Dropped {
+                                    socket: self.name.clone(),
+                                    datagrams: std::mem::take(&mut dropped),
+                                };
+                                let _ = events.send(ev).await;
+                            }
+                            let ev = Event::Datagram {
+                                socket: self.name.clone(),
+                                from: d.from,
+                                data: Payload::new(d.data, charge),
+                            };
+                            let _ = events.send(ev).await;
+                        }
+                        None => dropped += 1,
+                    }
                     // Published after the event was sent.
                     self.inbox.push(&data);
                     self.progress.send_modify(|p| {
