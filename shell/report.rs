@@ -138,10 +138,13 @@ impl Printer {
 }
 
 /// What streams whose other end is outside the lab (a program, a peer
-/// that is no socket of this lab) sent, held in a script until a command
-/// waits on that stream (expect, recv, close): the outside world answers
-/// on its own schedule, and a transcript must not depend on whether the
-/// answer came before or after the command that sent the question ended.
+/// that is no socket of this lab) reported, in a script. The outside world
+/// answers on its own schedule, so a transcript must not depend on when an
+/// answer came or how the kernel cut it into reads: their data is shown by
+/// the command that takes it (`expect` says what it took, `recv` what it
+/// read), not as events; their other events (stderr, end of stream, reset,
+/// exit) are held until `close` on that stream, which settles them, or the
+/// end of the script.
 #[derive(Default)]
 pub struct Held {
     /// The events, per stream, in arrival order.
@@ -162,6 +165,10 @@ impl Held {
     /// of that stream that no longer fit (to print now): under a flood, the
     /// bound beats the order.
     pub fn hold(&mut self, ev: Event) -> Vec<Event> {
+        if matches!(ev, Event::Data { .. } | Event::Message { .. }) {
+            // Shown by the command that takes it (its budget comes back now).
+            return Vec::new();
+        }
         self.bytes += payload_len(&ev);
         let held = self.by_stream.entry(ev.socket().to_string()).or_default();
         held.push_back(ev);

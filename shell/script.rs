@@ -39,7 +39,7 @@ struct Script<'a> {
     lineno: usize,
     /// The exit status so far (the first failure's).
     status: i32,
-    /// What outside streams sent that no command waited for yet.
+    /// What outside streams reported that no `close` settled yet.
     held: Held,
 }
 
@@ -72,15 +72,24 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
             break;
         }
     }
-    // What outside streams sent that no command waited for, stream by
+    // What outside streams reported that no `close` settled, stream by
     // stream, before the session ends.
     let mut rest = Pending::default();
     for ev in script.held.release_all() {
         rest.push(ev, &script.session.printer);
     }
     rest.flush(&script.session.printer);
-    driver::close(rt, &script.session);
-    script.status
+    // Nobody prints from here on: with the receivers gone, a reader that
+    // would wait for room on a full channel stops at once.
+    let Script {
+        session,
+        reports,
+        status,
+        ..
+    } = script;
+    drop(reports);
+    driver::close(rt, &session);
+    status
 }
 
 impl Script<'_> {
@@ -237,9 +246,9 @@ impl Script<'_> {
                 }
             }
         });
-        // What the outside peer of the stream the command waited on sent
-        // comes first: it arrived before the events the command caused.
-        if let Some(stream) = session.waited.take() {
+        // What the outside peer of a stream the command closed reported
+        // comes first: it arrived before the events the close caused.
+        if let Some(stream) = session.closed_stream.take() {
             let mut answered = Pending::default();
             for ev in held.release(&stream) {
                 answered.push(ev, &printer);

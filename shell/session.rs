@@ -29,10 +29,9 @@ pub struct Session {
     pub quit: bool,
     /// On a terminal (lines print as they come) rather than a script.
     pub interactive: bool,
-    /// The stream the command that just ran waited on for data (expect,
-    /// recv, close): in a script, what that stream's outside peer sent is
-    /// printed after it.
-    pub waited: Option<String>,
+    /// The stream the command that just ran closed: in a script, what that
+    /// stream's outside peer reported is printed after it.
+    pub closed_stream: Option<String>,
     /// `{tmp}`: a directory of this session's own, removed when it ends.
     tmp: OnceLock<Option<tempfile::TempDir>>,
 }
@@ -55,7 +54,7 @@ impl Session {
             wait_limit,
             quit: false,
             interactive: wait_limit.is_none(),
-            waited: None,
+            closed_stream: None,
             tmp: OnceLock::new(),
         }
     }

@@ -75,40 +75,54 @@ fn a_program_that_exits_early_is_reported_and_can_be_closed() {
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let after_close = run
+        .stdout
+        .split("socklab> close early")
+        .nth(1)
+        .unwrap_or_default();
     for line in [
-        "early <- 4 bytes \"bye\\n\"",
         "early <- stderr: 5 bytes \"oops\\n\"",
+        "early <- peer closed (EOF)",
         "early: exited with status 3",
     ] {
         assert!(
-            run.stdout.contains(line),
-            "{line} missing in:\n{}",
+            after_close.contains(line),
+            "{line} missing after close in:\n{}",
             run.stdout
         );
     }
+    assert!(
+        run.stdout.contains("early: matched \"bye\\n\""),
+        "{}",
+        run.stdout
+    );
 }
 
 /// Regression: what a program answered printed after whichever command
-/// was running when the answer came (here `sleep`), so the transcript
-/// depended on its timing. An outside stream's data now prints after the
-/// command that waits for it.
+/// was running when the answer came (here `sleep`), and how the kernel cut
+/// it into reads showed too, so the transcript depended on timing. An
+/// outside stream's data is now shown by the `expect` that takes it, and
+/// its end (EOF, exit) by the `close` that settles it.
 #[test]
-fn an_answer_prints_after_the_expect_that_waits_for_it_not_when_it_came() {
-    let run = run_script(
+fn an_outside_answer_is_shown_by_the_expect_that_takes_it_and_its_end_by_close() {
+    let script =
         "exec python3 -u -c \"import sys; print(sys.stdin.readline().strip() + '!')\" as p\n\
          send p \"hi\\n\"\n\
          sleep 300ms\n\
          expect p \"hi!\"\n\
-         close p\n",
-        &[],
-    );
+         close p\n";
+    let run = run_script(script, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let expect_at = run.stdout.find("socklab> expect p").unwrap();
-    let answer_at = run.stdout.find("p <- 4 bytes \"hi!\\n\"").unwrap();
-    let close_at = run.stdout.find("socklab> close p").unwrap();
-    assert!(
-        expect_at < answer_at && answer_at < close_at,
-        "{}",
-        run.stdout
-    );
+    let tail = run
+        .stdout
+        .split("socklab> sleep 300ms\n")
+        .nth(1)
+        .unwrap_or_default();
+    let want = "socklab> expect p \"hi!\"\n\
+                p: matched \"hi!\" (3 bytes taken)\n\
+                socklab> close p\n\
+                p: closed\n\
+                p <- peer closed (EOF)\n\
+                p: exited with status 0\n";
+    assert!(tail.starts_with(want), "{}", run.stdout);
 }

@@ -44,7 +44,8 @@ fn a_flood_of_framed_messages_during_sleep_stays_within_the_budget() {
         }
     };
     let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    peer.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    peer.set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     stdin
         .write_all(b"accept srv\nframe srv.1 len\nsleep 6s\n")
         .unwrap();
@@ -110,8 +111,42 @@ fn a_send_that_gives_up_says_how_many_bytes_really_went() {
         &[],
     );
     assert_eq!(run.code, 75, "{}", run.stdout);
-    let re = regex::Regex::new(r"send c: gave up after 500ms: (\d+) of 67108864 bytes were sent").unwrap();
-    let caps = re.captures(&run.stderr).unwrap_or_else(|| panic!("{}", run.stderr));
+    let re = regex::Regex::new(r"send c: gave up after 500ms: (\d+) of 67108864 bytes were sent")
+        .unwrap();
+    let caps = re
+        .captures(&run.stderr)
+        .unwrap_or_else(|| panic!("{}", run.stderr));
     let went: u64 = caps[1].parse().unwrap();
     assert!(went > 0 && went < 67_108_864, "{went}");
+}
+
+/// Review of issue 9: a program flooding its stdout filled the event
+/// channel, and the end of the script waited forever for its reader to
+/// stop. The end of a script now stops readers whatever the channel holds.
+#[test]
+fn a_flooding_program_does_not_keep_the_script_from_ending() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"exec yes as y\nframe y line\nsleep 200ms\n")
+        .unwrap();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.is_some(), "socklab did not end within 60 s");
 }

@@ -211,8 +211,8 @@ fn socklab_client_talks_to_the_lectures_python_server() {
     assert!(
         shell
             .stdout
-            .contains(r#"cli <- 24 bytes "Welcome to study socket!""#),
-        "socklab should show the server's greeting as received data:\n{report}"
+            .contains(r#"cli: matched "Welcome to study socket!" (24 bytes taken)"#),
+        "socklab should show the server's greeting as what expect took (a peer outside the lab: its data is shown by the command that takes it):\n{report}"
     );
     assert!(
         server.status.success(),

@@ -55,7 +55,6 @@ pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
 pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
-    s.waited = Some(name.clone());
     let max = match a.peek() {
         Some(_) => {
             let t = a.token("a size")?;
@@ -88,7 +87,6 @@ type Matcher = Box<dyn FnMut(&[u8]) -> Option<usize> + Send>;
 pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
-    s.waited = Some(name.clone());
     let pat = a.token("the text or /regex/ to wait for")?;
     a.done()?;
     let (shown, matcher): (String, Matcher) = match &pat.kind {

@@ -367,7 +367,7 @@ pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
 /// `close NAME`
 pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
-    s.waited = Some(name.clone());
+    s.closed_stream = Some(name.clone());
     a.done()?;
     let lab = s.lab.clone();
     let info = within(s.wait_limit, format!("close {name}"), async {

@@ -112,6 +112,9 @@ pub(crate) struct Accepts {
     recent: Mutex<VecDeque<SocketAddr>>,
     /// Clients of this lab that connected while the server was busy.
     queued: AtomicU64,
+    /// An iterative server's client being served (the next waits in the
+    /// backlog until it is done).
+    serving: Mutex<Option<SocketAddr>>,
     /// Bumped with every report, so waiters can settle on it.
     changed: watch::Sender<u64>,
 }
@@ -122,6 +125,7 @@ impl Default for Accepts {
             announced: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             queued: AtomicU64::new(0),
+            serving: Mutex::new(None),
             changed: watch::Sender::new(0),
         }
     }
@@ -155,6 +159,26 @@ impl Accepts {
     /// A receiver that changes with every report.
     pub(crate) fn watch(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// An iterative server serves `client` now (set before its accept is
+    /// reported, so a client that connects next knows it must wait).
+    pub(crate) fn serve(&self, client: SocketAddr) {
+        *lock(&self.serving) = Some(client);
+    }
+
+    /// The client an iterative server serves now.
+    pub(crate) fn serving(&self) -> Option<SocketAddr> {
+        *lock(&self.serving)
+    }
+
+    /// The server is done with `client` (its connection closed or was
+    /// taken): the next client may be served.
+    pub(crate) fn done_with(&self, client: SocketAddr) {
+        let mut serving = lock(&self.serving);
+        if *serving == Some(client) {
+            *serving = None;
+        }
     }
 
     /// A client of the lab waits in the backlog.
@@ -278,6 +302,24 @@ impl Conn {
                 Err::<(), _>(io::ErrorKind::WouldBlock.into())
             });
         }
+    }
+
+    /// Whether this connection ended, or will end when closed now, with a
+    /// reset rather than a FIN: it was reset by its peer, it has data it
+    /// never read (the kernel answers a close with RST then), or SO_LINGER
+    /// is 0 (an abortive close).
+    pub(crate) fn ends_in_reset(&self) -> bool {
+        if self.tube.progress().reset {
+            return true;
+        }
+        let Some(stream) = self.wire.stream() else {
+            return false;
+        };
+        let unread = sys::inq(stream.as_raw_fd()).unwrap_or(0) > 0;
+        let abortive = SockRef::from(&*stream)
+            .linger()
+            .is_ok_and(|l| l.is_some_and(|d| d.is_zero()));
+        unread || abortive
     }
 
     /// After our FIN: waits until the peer's kernel acknowledged it (we

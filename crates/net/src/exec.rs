@@ -22,8 +22,8 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{NetError, Result};
 use crate::budget::Payload;
+use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Tube, Wire, READ_CHUNK};
@@ -57,14 +57,17 @@ impl fmt::Display for Command {
 }
 
 impl Command {
-    /// Starts the program with its three standard streams piped. It dies
-    /// with this process (PR_SET_PDEATHSIG) and when its handle is dropped.
+    /// Starts the program with its three standard streams piped, in a
+    /// process group of its own (so ending it ends what it started: a
+    /// pipeline, a shell's children). It dies with this process
+    /// (PR_SET_PDEATHSIG) and when its handle is dropped.
     fn spawn(&self) -> io::Result<Child> {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
         // SAFETY: the closure runs in the child between fork and exec and
         // only makes one system call (prctl), which is async-signal-safe;
@@ -162,11 +165,7 @@ impl Program {
     ///
     /// # Errors
     /// The program cannot be started (not found, not executable).
-    pub(crate) fn start(
-        name: Arc<str>,
-        command: Command,
-        events: Sink,
-    ) -> Result<Program> {
+    pub(crate) fn start(name: Arc<str>, command: Command, events: Sink) -> Result<Program> {
         let mut child = command.spawn().map_err(NetError::os("exec"))?;
         let pid = child.id().unwrap_or(0);
         let wire = Arc::new(PipeWire {
@@ -225,10 +224,16 @@ impl Program {
         result
     }
 
+    /// Asks for the program (and its process group) to be killed now,
+    /// without waiting.
+    pub(crate) fn signal_kill(&self) {
+        self.stop.send_replace(Stop::Kill);
+    }
+
     /// Kills the program at once and waits until it is reaped (the end of
     /// a session).
     pub(crate) async fn kill(&self) {
-        self.stop.send_replace(Stop::Kill);
+        self.signal_kill();
         let _ = self.wait_exit(SETTLE_LIMIT).await;
         self.tube.close().await;
     }
@@ -260,13 +265,16 @@ impl Watcher {
         let stderr = report_stderr(self.stderr, &self.name, &self.events);
         tokio::pin!(stderr);
         let mut stderr_done = false;
+        let mut asking = true;
         let status = loop {
             tokio::select! {
                 s = child.wait() => break s.ok(),
                 () = &mut stderr, if !stderr_done => stderr_done = true,
-                r = stop.changed() => {
+                r = stop.changed(), if asking => {
+                    // Nobody can ask any more once the sender is gone: kill.
                     let ask = if r.is_ok() { *stop.borrow_and_update() } else { Stop::Kill };
-                    end(&mut child, pid, ask);
+                    asking = r.is_ok();
+                    end(pid, ask);
                 }
             }
         };
@@ -291,20 +299,17 @@ impl Watcher {
     }
 }
 
-/// Sends a program the signal `ask` stands for.
-fn end(child: &mut Child, pid: Option<u32>, ask: Stop) {
-    match ask {
-        Stop::Run => {}
-        Stop::Term => {
-            // The child is not reaped yet (only this task waits for it), so
-            // the pid is still its own.
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-        }
-        Stop::Kill => {
-            let _ = child.start_kill();
-        }
+/// Sends a program's process group the signal `ask` stands for. The child
+/// is not reaped yet (only its watcher waits for it), so its pid, which is
+/// its group's id, is still its own.
+fn end(pid: Option<u32>, ask: Stop) {
+    let signal = match ask {
+        Stop::Run => return,
+        Stop::Term => Signal::SIGTERM,
+        Stop::Kill => Signal::SIGKILL,
+    };
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), signal);
     }
 }
 
@@ -376,14 +381,29 @@ pub(crate) async fn serve_client(
         tube: None,
         events: events.clone(),
     };
-    let relay = relay(stream, stdin, stdout);
+    let (mut from_client, mut to_client) = stream.into_split();
+    // The client's bytes to the program's stdin; the client's EOF closes it.
+    let upstream = async {
+        if let Some(mut stdin) = stdin {
+            let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
+            let _ = stdin.shutdown().await;
+        }
+    };
+    // The program's stdout to the client; its EOF shuts the client's side.
+    let downstream = async {
+        if let Some(mut stdout) = stdout {
+            let _ = tokio::io::copy(&mut stdout, &mut to_client).await;
+        }
+        let _ = to_client.shutdown().await;
+    };
     let watch = watcher.run(child, stop_rx);
-    tokio::pin!(relay, watch);
-    // Once the client is gone, the program has GRACE to end by itself,
-    // then it is asked to (SIGTERM), then made to (SIGKILL).
+    tokio::pin!(upstream, downstream, watch);
+    // Once the client's side has ended, the program has GRACE to end by
+    // itself, then it is asked to (SIGTERM), then made to (SIGKILL). Once
+    // it has ended, what it wrote still goes to the client (within GRACE).
     let mut asks = [Stop::Term, Stop::Kill].into_iter();
     let mut deadline: Option<tokio::time::Instant> = None;
-    let mut killed = false;
+    let (mut up, mut down, mut exited, mut killed) = (false, false, false, false);
     loop {
         let grace = async {
             match deadline {
@@ -392,11 +412,29 @@ pub(crate) async fn serve_client(
             }
         };
         tokio::select! {
-            _ = &mut watch => return,
-            () = &mut relay, if deadline.is_none() => {
+            _ = &mut watch, if !exited => {
+                exited = true;
+                if down {
+                    return;
+                }
                 deadline = Some(tokio::time::Instant::now() + GRACE);
             }
+            () = &mut downstream, if !down => {
+                down = true;
+                if exited {
+                    return;
+                }
+            }
+            () = &mut upstream, if !up => {
+                up = true;
+                if !exited {
+                    deadline = Some(tokio::time::Instant::now() + GRACE);
+                }
+            }
             () = grace => {
+                if exited {
+                    return;
+                }
                 stop_tx.send_replace(asks.next().unwrap_or(Stop::Kill));
                 deadline = Some(tokio::time::Instant::now() + GRACE);
             }
@@ -406,24 +444,4 @@ pub(crate) async fn serve_client(
             }
         }
     }
-}
-
-/// Copies between a client and a program until both directions ended:
-/// the client's EOF closes the program's stdin, the program's EOF shuts
-/// the client's write side.
-async fn relay(stream: TcpStream, stdin: Option<ChildStdin>, stdout: Option<ChildStdout>) {
-    let (mut from_client, mut to_client) = stream.into_split();
-    let upstream = async {
-        if let Some(mut stdin) = stdin {
-            let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
-            let _ = stdin.shutdown().await;
-        }
-    };
-    let downstream = async {
-        if let Some(mut stdout) = stdout {
-            let _ = tokio::io::copy(&mut stdout, &mut to_client).await;
-        }
-        let _ = to_client.shutdown().await;
-    };
-    tokio::join!(upstream, downstream);
 }

@@ -261,6 +261,8 @@ struct Departed {
     peer: SocketAddr,
     bytes_out: u64,
     name: Arc<str>,
+    /// It ended with a reset (sent or received), not a FIN.
+    reset: bool,
 }
 
 struct Inner {
@@ -278,6 +280,9 @@ struct Inner {
     tracer: Mutex<Option<Arc<Tracer>>>,
     /// The local address each closed socket had, by name (the latest).
     closed_addrs: Mutex<HashMap<Arc<str>, SocketAddr>>,
+    /// Names of outside streams that `close` took out of the lab (their
+    /// last events may still be on their way).
+    closed_outside: Mutex<VecDeque<Arc<str>>>,
 }
 
 /// Every socket and program of one session, by name. Cheap to clone
@@ -314,6 +319,7 @@ impl Lab {
                 departed: Mutex::new(VecDeque::new()),
                 tracer: Mutex::new(None),
                 closed_addrs: Mutex::new(HashMap::new()),
+                closed_outside: Mutex::new(VecDeque::new()),
             }),
         };
         (lab, rx)
@@ -354,10 +360,23 @@ impl Lab {
 
     /// Whether `name` is a stream whose other end is outside the lab (see
     /// [`SocketInfo::outside`]); `false` for anything else, or no such name.
+    /// A stream closed a moment ago counts as it was: its last events
+    /// (end of stream, exit) arrive after `close` took it out of the lab.
     pub fn is_outside(&self, name: &str) -> bool {
-        self.get(name)
-            .and_then(|e| e.tube())
-            .is_ok_and(|t| t.outside)
+        match self.get(name) {
+            Ok(e) => e.tube().is_ok_and(|t| t.outside),
+            Err(_) => lock(&self.inner.closed_outside)
+                .iter()
+                .any(|n| &**n == name),
+        }
+    }
+
+    fn remember_outside(&self, name: &Arc<str>) {
+        let mut closed = lock(&self.inner.closed_outside);
+        if closed.len() >= DEPARTED_MAX {
+            closed.pop_front();
+        }
+        closed.push_back(name.clone());
     }
 
     /// A snapshot of one socket.
@@ -505,6 +524,7 @@ impl Lab {
             peer: c.peer,
             bytes_out: c.tube.bytes_out(),
             name: c.tube.name.clone(),
+            reset: c.ends_in_reset(),
         });
         if departed.len() > DEPARTED_MAX {
             departed.pop_front();

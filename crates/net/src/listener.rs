@@ -91,8 +91,6 @@ pub(crate) struct EventServer {
     pub(crate) accepts: Arc<Accepts>,
     /// Accepted connections handed to `accept` callers.
     claimed: AtomicU64,
-    /// Iterative: the client being served (the next waits in the backlog).
-    pub(crate) serving: Mutex<Option<SocketAddr>>,
 }
 
 /// A server whose clients are file transfers (`serve files`, `serve raw`).
@@ -134,7 +132,6 @@ impl Service {
             how,
             accepts: Arc::default(),
             claimed: AtomicU64::new(0),
-            serving: Mutex::new(None),
         })
     }
 
@@ -325,7 +322,7 @@ impl Listener {
             if server.how == ServeMode::Iterative {
                 // Busy (with whom) before anyone can see the accept, so a
                 // client that connects next knows it waits in the backlog.
-                *lock(&server.serving) = Some(peer);
+                server.accepts.serve(peer);
             }
             // The accept is reported before anyone can find the child (a
             // connect settling on it) and before its data can be.
@@ -349,13 +346,16 @@ impl Listener {
             if server.how == ServeMode::Iterative {
                 // Serve this client until the server side closes it (the
                 // lecture's loop: accept, send, recv, close); the next
-                // client waits in the backlog meanwhile.
+                // client waits in the backlog meanwhile. Only its progress
+                // is kept: the connection itself belongs to the lab (a
+                // transfer may take it).
                 let mut rx = child.tube.watch_progress();
+                drop(child);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = rx.wait_for(|p| p.closed || p.failed) => {}
                 }
-                *lock(&server.serving) = None;
+                server.accepts.done_with(peer);
             }
         }
     }

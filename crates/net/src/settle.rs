@@ -2,11 +2,11 @@
 //! lab publishes makes a condition true. The one wait every settling
 //! operation uses.
 //!
-//! Two kinds of things are published: a socket's progress (a tube's bytes
-//! read, a datagram count) on a `watch` channel of its own, and the lab's
-//! generation, bumped whenever a socket joins the lab or a server reports a
-//! client. Either way the waiter holds a `watch::Receiver` and re-checks its
-//! condition after every change; nothing here polls or sleeps.
+//! What is waited on is always published on a `watch` channel: a socket's
+//! progress (a tube's bytes read, a datagram count), a server's reports
+//! (accepts announced, clients finished), a program's exit. The waiter
+//! holds a `watch::Receiver` and re-checks its condition after every
+//! change; nothing here polls or sleeps.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;

@@ -84,6 +84,9 @@ pub(crate) struct View {
     pub(crate) listeners: Vec<(Arc<str>, SocketAddr)>,
     /// Connections the lab closed, newest last: local, peer, name.
     pub(crate) departed: Vec<(SocketAddr, SocketAddr, Arc<str>)>,
+    /// Connections (local, peer) that ended with a reset, sent or
+    /// received: they went from where they were straight to CLOSED.
+    pub(crate) resets: Vec<(SocketAddr, SocketAddr)>,
 }
 
 /// One live connection, as `trace` sees it.
@@ -286,9 +289,15 @@ impl Tracer {
         for (key, name, before, after, first) in now {
             if report && before != after {
                 let closer = matches!(before, TcpState::Established);
+                let path = if after == TcpState::Close && view.resets.contains(&key) {
+                    // A reset skips the orderly goodbye.
+                    vec![before, after]
+                } else {
+                    tcp::path(before, after, closer)
+                };
                 events.push(Event::States {
                     socket: name.clone(),
-                    path: tcp::path(before, after, closer),
+                    path,
                 });
             }
             if after != TcpState::Close {

@@ -23,8 +23,8 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{NetError, Result};
 use crate::budget::{Charge, Payload};
+use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
 use crate::model::{Mode, ReadOutcome};
@@ -456,7 +456,8 @@ impl Tube {
                 (pieces, after)
             }
             Got::Eof => {
-                let mut pieces: Vec<Piece> = self.leftover().into_iter().map(Piece::Event).collect();
+                let mut pieces: Vec<Piece> =
+                    self.leftover().into_iter().map(Piece::Event).collect();
                 pieces.push(Piece::Event(Event::PeerClosed {
                     socket: self.name.clone(),
                 }));
@@ -773,11 +774,13 @@ impl Tube {
         };
         let mut rx = self.progress.subscribe();
         loop {
+            // Marked seen before the inbox is looked at: a push published
+            // after this wakes the wait below.
+            let p = rx.borrow_and_update().clone();
             if let Some(m) = self.inbox.take_match(&mut find) {
                 return Ok(m);
             }
             if self.mode() == Mode::Watched {
-                let p = rx.borrow_and_update().clone();
                 if p.eof || p.failed {
                     return Err(ended(&p));
                 }

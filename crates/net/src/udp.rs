@@ -14,8 +14,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{NetError, Result};
 use crate::budget::Payload;
+use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
 use crate::model::{reaches, Family, Mode};
@@ -191,11 +191,13 @@ impl UdpSock {
     ) -> Result<Bytes> {
         let mut rx = self.progress.subscribe();
         loop {
+            // Marked seen before the inbox is looked at: a push published
+            // after this wakes the wait below.
+            rx.borrow_and_update();
             if let Some(m) = self.inbox.take_match(&mut find) {
                 return Ok(m);
             }
             if self.mode() == Mode::Watched {
-                rx.borrow_and_update();
                 if rx.changed().await.is_err() {
                     return Err(NetError::state(&self.name, "is closed"));
                 }
@@ -243,9 +245,10 @@ async fn recv_one(udp: &UdpSocket, max: usize) -> Result<Datagram> {
     loop {
         match got {
             Ok((size, from)) => {
-                buf.truncate(size.min(max));
+                // Exactly the datagram's bytes: the buffer has room for the
+                // largest, and an event must not keep all of it.
                 return Ok(Datagram {
-                    data: Bytes::from(buf),
+                    data: Bytes::copy_from_slice(&buf[..size.min(max)]),
                     from,
                     size,
                 });

@@ -286,3 +286,104 @@ async fn thread_mode_still_reads_on_its_own_threads() {
     ));
     lab.close_all().await;
 }
+
+/// Whether a process whose command line contains `needle` still runs.
+fn any_process_with(needle: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+}
+
+/// Review of issue 9: a program's own children (a pipeline) outlived
+/// `close`, reparented to init; the program now has a process group of its
+/// own and close ends the group.
+#[tokio::test]
+async fn close_ends_what_the_program_started_too() {
+    let (lab, _rx) = Lab::new(64);
+    lab.exec(cmd("sh", &["-c", "sleep 3131 | cat"]), Some("pipe"))
+        .unwrap();
+    lab.close("pipe").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while any_process_with("sleep 3131") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !any_process_with("sleep 3131"),
+        "the pipeline outlived close"
+    );
+}
+
+/// Review of issue 9: `listen … exec` dropped what the program wrote last
+/// when the program exited before the copy to the client was done.
+#[tokio::test]
+async fn listen_exec_delivers_all_a_program_wrote_before_it_exited() {
+    let (lab, _rx) = Lab::new(1024);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let cmdline = "head -c 200000 /dev/zero | tr '\\0' x";
+    lab.serve_exec(any, 16, Some("gen"), cmd("sh", &["-c", cmdline]))
+        .unwrap();
+    let to = lab.connect_addr_of("gen").unwrap();
+    lab.dial(to, Some("c"), None).await.unwrap();
+    let mut total = 0usize;
+    let got = lab
+        .expect("c", |b| {
+            total = b.len();
+            (total >= 200_000).then_some(200_000)
+        })
+        .await;
+    assert!(got.is_ok(), "only {total} of 200000 bytes arrived");
+    lab.close_all().await;
+}
+
+/// Review of issue 9: a client of a `listen … exec` server whose program
+/// never reads made `close` wait for its whole limit; the program now gets
+/// its grace period from the moment the client's side ends.
+#[tokio::test]
+async fn closing_a_client_ends_a_program_that_ignores_its_input() {
+    let (lab, mut rx) = Lab::new(64);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    lab.serve_exec(any, 16, Some("s"), cmd("sleep", &["3141"]))
+        .unwrap();
+    let to = lab.connect_addr_of("s").unwrap();
+    lab.dial(to, Some("c"), None).await.unwrap();
+    lab.close("c").await.unwrap();
+    let evs = events_until(&mut rx, is_exit).await;
+    let signal = evs.iter().find_map(|e| match e {
+        Event::Exited { status, .. } => status.and_then(|s| s.signal()),
+        _ => None,
+    });
+    assert_eq!(signal, Some(libc::SIGTERM));
+    assert!(!any_process_with("sleep 3141"));
+    lab.close_all().await;
+}
+
+/// Review of issue 9: a transfer could not take a connection of an
+/// iterative server (its accept loop kept the connection), and the server
+/// then never took its next client.
+#[tokio::test]
+async fn a_connection_of_an_iterative_server_can_be_taken_and_the_next_is_served() {
+    let (lab, _rx) = Lab::new(64);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    lab.serve(any, 16, Some("it"), ServeMode::Iterative)
+        .unwrap();
+    let to = lab.connect_addr_of("it").unwrap();
+    lab.dial(to, Some("a"), None).await.unwrap();
+    let stream = lab.take_stream("it.1").await.unwrap();
+    assert!(!lab.exists("it.1"));
+    drop(stream);
+    lab.dial(to, Some("b"), None).await.unwrap();
+    let b = lab.info("b").unwrap();
+    assert_eq!(b.state, "connected", "b should be served, not queued");
+    assert!(lab.exists("it.2"));
+    lab.close_all().await;
+}

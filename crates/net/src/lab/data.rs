@@ -178,6 +178,9 @@ impl Lab {
         if let Some(local) = info.local {
             self.remember_addr(&e.name, local);
         }
+        if info.outside {
+            self.remember_outside(&e.name);
+        }
         let kind = std::mem::replace(&mut *lock(&e.kind), Kind::Busy);
         match kind {
             Kind::Conn(c) => self.close_conn(&c).await?,
@@ -203,7 +206,11 @@ impl Lab {
             settle_peer(&peer.tube, |p| p.eof || p.failed).await?;
         }
         // Published after the peer reported the close, so an iterative
-        // server's next accept (which waits for it) comes after that event.
+        // server's next accept (which waits for it) comes after that event;
+        // a connect that follows is served, not queued.
+        if let Some(parent) = &c.parent {
+            parent.done_with(c.peer);
+        }
         c.tube.mark_closed();
         // A file or exec server of this lab reports the end of this client.
         let server = self.listeners().into_iter().find(|l| l.listens_at(c.peer));
@@ -247,12 +254,20 @@ impl Lab {
                 Kind::Fresh(_) | Kind::Busy => {}
             }
         }
+        let mut programs = Vec::new();
         for kind in kinds {
             match kind {
                 Kind::Conn(c) => c.tube.close().await,
-                Kind::Program(p) => p.kill().await,
+                Kind::Program(p) => programs.push(p),
                 _ => {}
             }
+        }
+        // Every program is told at once, then each is waited for.
+        for p in &programs {
+            p.signal_kill();
+        }
+        for p in programs {
+            p.kill().await;
         }
         all.len()
     }

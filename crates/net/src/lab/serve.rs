@@ -165,14 +165,29 @@ impl Lab {
     /// # Errors
     /// Not a connection, or busy elsewhere.
     pub async fn take_stream(&self, name: &str) -> Result<TcpStream> {
-        let c = self.get(name)?.conn()?;
+        let e = self.get(name)?;
+        let c = e.conn()?;
         c.tube.stop_reader().await;
-        let e = lock(&self.inner.sockets)
-            .remove(name)
-            .ok_or_else(|| NetError::NoSuchSocket(name.to_string()))?;
-        drop(std::mem::replace(&mut *lock(&e.kind), Kind::Busy));
-        let c = Arc::try_unwrap(c).map_err(|_| NetError::state(name, "is in use"))?;
-        c.into_stream()
+        let Kind::Conn(owned) = std::mem::replace(&mut *lock(&e.kind), Kind::Busy) else {
+            return Err(NetError::state(name, "is busy"));
+        };
+        drop(owned);
+        match Arc::try_unwrap(c) {
+            Ok(c) => {
+                lock(&self.inner.sockets).remove(name);
+                // Gone from the lab: an iterative server serving it moves on.
+                if let Some(parent) = &c.parent {
+                    parent.done_with(c.peer);
+                }
+                c.tube.mark_closed();
+                c.into_stream()
+            }
+            Err(c) => {
+                // Still held elsewhere: it stays in the lab as it was.
+                *lock(&e.kind) = Kind::Conn(c);
+                Err(NetError::state(name, "is in use"))
+            }
+        }
     }
 
     /// After a transfer from `local` to `server` has ended on this side:

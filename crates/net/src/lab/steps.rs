@@ -269,14 +269,11 @@ impl Lab {
         let Some(accepts) = l.accepts() else {
             return Ok(());
         };
-        if let Service::Events(server) = &l.service {
-            let serving = *lock(&server.serving);
-            if serving.is_some_and(|s| s != local) {
-                // An iterative server serving someone else: this client waits
-                // in the backlog, handshake done, not accepted.
-                accepts.queue();
-                return Ok(());
-            }
+        if accepts.serving().is_some_and(|s| s != local) {
+            // An iterative server serving someone else: this client waits
+            // in the backlog, handshake done, not accepted.
+            accepts.queue();
+            return Ok(());
         }
         let what = || format!("waiting for the listener on {peer} to accept");
         wait_until(what, SETTLE_LIMIT, accepts.watch(), |_| {

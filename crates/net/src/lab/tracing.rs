@@ -66,6 +66,9 @@ impl Lab {
                     }
                 }
                 Kind::Conn(c) => {
+                    if c.tube.progress().reset {
+                        view.resets.push((c.local, c.peer));
+                    }
                     view.ports.push(c.local.port());
                     view.conns.push(ConnView {
                         name: c.tube.name.clone(),
@@ -78,7 +81,14 @@ impl Lab {
                 Kind::Program(_) | Kind::Udp(_) | Kind::Busy => {}
             }
         }
-        view.departed = lock(&self.inner.departed)
+        let departed = lock(&self.inner.departed);
+        view.resets.extend(
+            departed
+                .iter()
+                .filter(|d| d.reset)
+                .map(|d| (d.local, d.peer)),
+        );
+        view.departed = departed
             .iter()
             .map(|d| (d.local, d.peer, d.name.clone()))
             .collect();
