@@ -348,6 +348,10 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
             format!("{socket} !! {error}; no longer read in the background (recv, or close it)")
         }
         Event::PeerClosed { socket } => format!("{socket} <- peer closed (EOF)"),
+        Event::Retired { socket, listener } => format!(
+            "{socket}: closed by socklab: its client left and nothing was left to read ({listener} keeps at most {} such connections open)",
+            socklab_net::KEEP_DEPARTED
+        ),
         Event::Dropped { socket, datagrams } => format!(
             "{socket} !! {datagrams} datagram(s) not shown: they came faster than they could be printed (the session's memory budget for events is spent); UDP has no flow control"
         ),

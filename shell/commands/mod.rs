@@ -173,9 +173,12 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "close",
         aliases: &[],
-        usage: "close NAME",
-        summary: "close a socket",
-        help: "A connection sends FIN (or a reset, if data we never read is still queued).",
+        usage: "close NAME\nclose SERVER.*",
+        summary: "close a socket (or every connection a server accepted)",
+        help: "A connection sends FIN (or a reset, if data we never read is still queued).\n\
+               SERVER.* closes every connection SERVER accepted, all at once (without waiting, for each, for the kernel to\n\
+               finish the goodbye). A server that many clients visit closes by itself the connections whose client left with\n\
+               nothing unread, past the 64 most recent.",
         run: |s, a| Box::pin(sockets::close(s, a)),
     },
     Command {

@@ -366,6 +366,12 @@ pub async fn shutdown(s: &mut Session, mut a: Args) -> CmdResult {
 
 /// `close NAME`
 pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
+    if let Some(prefix) = a.peek_word().and_then(|w| w.strip_suffix(".*")) {
+        let prefix = prefix.to_string();
+        let t = a.token("a socket name")?;
+        a.done()?;
+        return close_children(s, &prefix, t.span).await;
+    }
     let name = socket_arg(s, &mut a)?;
     s.closed_stream = Some(name.clone());
     a.done()?;
@@ -380,6 +386,45 @@ pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     };
     s.say(format!("{name}: {what}"));
     Ok(())
+}
+
+/// `close NAME.*`: every connection `NAME` accepted, at once.
+async fn close_children(s: &mut Session, server: &str, at: crate::parse::Span) -> CmdResult {
+    let prefix = format!("{server}.");
+    let names: Vec<String> = s
+        .lab
+        .names()
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|k| k.parse::<u64>().is_ok())
+        })
+        .collect();
+    if names.is_empty() {
+        return Err(CmdError::at(
+            at,
+            format!("{server} has no accepted connections open"),
+        ));
+    }
+    let lab = s.lab.clone();
+    let results = within(s.wait_limit, format!("close {server}.*"), async {
+        Ok(lab.close_many(&names).await)
+    })
+    .await?;
+    let mut failed = None;
+    for (name, r) in names.iter().zip(results) {
+        match r {
+            Ok(_) => s.say(format!("{name}: closed")),
+            Err(e) => {
+                s.say(format!("{name}: not closed: {e}"));
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// `watch NAME on|off`

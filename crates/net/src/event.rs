@@ -149,6 +149,16 @@ pub enum Event {
         /// How many datagrams were dropped since the last report.
         datagrams: u64,
     },
+    /// A server's connection whose client had left, with nothing left to
+    /// read, was closed by socklab: a server keeps at most
+    /// `KEEP_DEPARTED` such connections open (its descriptors are not
+    /// held forever).
+    Retired {
+        /// The connection's name (`srv.1`).
+        socket: Arc<str>,
+        /// Its server.
+        listener: Arc<str>,
+    },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
         /// The listener's name.
@@ -175,6 +185,7 @@ impl Event {
             | Event::PeerClosed { socket }
             | Event::Reset { socket }
             | Event::Dropped { socket, .. }
+            | Event::Retired { socket, .. }
             | Event::Stderr { socket, .. }
             | Event::Started { socket, .. }
             | Event::Exited { socket, .. }

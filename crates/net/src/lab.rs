@@ -280,6 +280,10 @@ struct Inner {
     tracer: Mutex<Option<Arc<Tracer>>>,
     /// The local address each closed socket had, by name (the latest).
     closed_addrs: Mutex<HashMap<Arc<str>, SocketAddr>>,
+    /// Connections by (local, peer) address: the name that holds each.
+    conn_index: Mutex<HashMap<(SocketAddr, SocketAddr), Arc<str>>>,
+    /// The names of listeners (checked on use).
+    listener_names: Mutex<Vec<Arc<str>>>,
     /// Names of outside streams that `close` took out of the lab (their
     /// last events may still be on their way).
     closed_outside: Mutex<VecDeque<Arc<str>>>,
@@ -301,6 +305,11 @@ impl Adopt for Lab {
     fn events(&self) -> Sink {
         self.inner.events.clone()
     }
+
+    fn retire(&self, conn: Arc<Conn>, listener: Arc<str>) {
+        let lab = self.clone();
+        tokio::spawn(async move { lab.retire_conn(conn, listener).await });
+    }
 }
 
 impl Lab {
@@ -320,6 +329,8 @@ impl Lab {
                 tracer: Mutex::new(None),
                 closed_addrs: Mutex::new(HashMap::new()),
                 closed_outside: Mutex::new(VecDeque::new()),
+                conn_index: Mutex::new(HashMap::new()),
+                listener_names: Mutex::new(Vec::new()),
             }),
         };
         (lab, rx)
@@ -428,12 +439,35 @@ impl Lab {
     }
 
     fn insert(&self, entry: Arc<Entry>) -> Result<()> {
-        let mut map = lock(&self.inner.sockets);
-        if map.contains_key(&entry.name) {
-            return Err(NetError::NameTaken(entry.name.to_string()));
+        {
+            let mut map = lock(&self.inner.sockets);
+            if map.contains_key(&entry.name) {
+                return Err(NetError::NameTaken(entry.name.to_string()));
+            }
+            map.insert(entry.name.clone(), entry.clone());
         }
-        map.insert(entry.name.clone(), entry);
+        self.index(&entry);
         Ok(())
+    }
+
+    /// Records where a connection or a listener can be found without
+    /// looking at every entry (a server with thousands of clients). The
+    /// index only points at names: what a name holds is checked on use,
+    /// so an entry that left needs no unindexing.
+    fn index(&self, entry: &Entry) {
+        // Read under the entry's lock, indexed after it is let go of: the
+        // index is taken before entries' locks elsewhere.
+        let conn = match &*lock(&entry.kind) {
+            Kind::Conn(c) => Some((c.local, c.peer)),
+            Kind::Listener(_) => None,
+            _ => return,
+        };
+        match conn {
+            Some(key) => {
+                lock(&self.inner.conn_index).insert(key, entry.name.clone());
+            }
+            None => lock(&self.inner.listener_names).push(entry.name.clone()),
+        }
     }
 
     /// Adds a new entry named `name` in creation order.
@@ -446,10 +480,17 @@ impl Lab {
     // ----- finding ---------------------------------------------------------
 
     fn listeners(&self) -> Vec<Arc<Listener>> {
-        lock(&self.inner.sockets)
-            .values()
-            .filter_map(|e| e.listener())
-            .collect()
+        let mut names = lock(&self.inner.listener_names);
+        let sockets = lock(&self.inner.sockets);
+        let mut found = Vec::new();
+        names.retain(|n| match sockets.get(n).and_then(|e| e.listener()) {
+            Some(l) if !found.iter().any(|f: &Arc<Listener>| Arc::ptr_eq(f, &l)) => {
+                found.push(l);
+                true
+            }
+            _ => false,
+        });
+        found
     }
 
     /// Whether connecting to `to` reaches a listener of this lab whose
@@ -463,12 +504,18 @@ impl Lab {
 
     /// The lab's connection from `local` to `peer`.
     fn find_conn(&self, local: SocketAddr, peer: SocketAddr) -> Option<Arc<Conn>> {
-        lock(&self.inner.sockets)
-            .values()
-            .find_map(|e| match &*lock(&e.kind) {
+        let mut index = lock(&self.inner.conn_index);
+        let name = index.get(&(local, peer))?.clone();
+        let found = lock(&self.inner.sockets)
+            .get(&name)
+            .and_then(|e| match &*lock(&e.kind) {
                 Kind::Conn(c) if c.local == local && c.peer == peer => Some(c.clone()),
                 _ => None,
-            })
+            });
+        if found.is_none() {
+            index.remove(&(local, peer));
+        }
+        found
     }
 
     /// The watched connection of this lab at the other end of `c`.

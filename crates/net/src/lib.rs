@@ -56,7 +56,7 @@ pub use event::{Event, Transfer};
 pub use exec::Command;
 pub use files::FileService;
 pub use lab::Lab;
-pub use listener::{ServeMode, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
+pub use listener::{ServeMode, KEEP_DEPARTED, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
 pub use model::{Family, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use socklab_frame::Framing;

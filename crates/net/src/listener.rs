@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -80,7 +80,16 @@ pub(crate) trait Adopt: Send + Sync + 'static {
     fn adopt(&self, conn: Arc<Conn>, order: u64, k: u64) -> Result<()>;
     /// Where background events go.
     fn events(&self) -> Sink;
+    /// Closes `conn`, a client of `listener` that left with nothing left to
+    /// read (the server keeps too many such).
+    fn retire(&self, conn: Arc<Conn>, listener: Arc<str>);
 }
+
+/// How many accepted connections whose client left (end of stream read,
+/// nothing left unread) an event server keeps open; older ones are closed
+/// by socklab, so a server that many clients visit does not hold a
+/// descriptor for each forever. A learner's few stay until `close`.
+pub const KEEP_DEPARTED: usize = 64;
 
 /// A server that reports its clients as events and lets the lab read
 /// them (`listen PORT`).
@@ -91,6 +100,8 @@ pub(crate) struct EventServer {
     pub(crate) accepts: Arc<Accepts>,
     /// Accepted connections handed to `accept` callers.
     claimed: AtomicU64,
+    /// Accepted connections whose client left, oldest first.
+    departed: Arc<Mutex<VecDeque<Weak<Conn>>>>,
 }
 
 /// A server whose clients are file transfers (`serve files`, `serve raw`).
@@ -132,6 +143,7 @@ impl Service {
             how,
             accepts: Arc::default(),
             claimed: AtomicU64::new(0),
+            departed: Arc::default(),
         })
     }
 
@@ -224,7 +236,7 @@ impl Listener {
         let bg = Background::spawn(move |cancel| async move {
             match &me.service {
                 Service::Manual => {}
-                Service::Events(_) => me.events_loop(&*lab, &cancel).await,
+                Service::Events(_) => me.events_loop(&lab, &cancel).await,
                 Service::Files(_) => me.files_loop(&*lab, &cancel).await,
                 Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
             }
@@ -301,7 +313,7 @@ impl Listener {
         Arc::from(format!("{}.{k}", self.name))
     }
 
-    async fn events_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+    async fn events_loop(&self, lab: &Arc<dyn Adopt>, cancel: &CancellationToken) {
         let Service::Events(server) = &self.service else {
             return;
         };
@@ -343,6 +355,7 @@ impl Listener {
                 }
             };
             server.accepts.announce(peer);
+            self.watch_departure(&child, server, lab, cancel);
             if server.how == ServeMode::Iterative {
                 // Serve this client until the server side closes it (the
                 // lecture's loop: accept, send, recv, close); the next
@@ -358,6 +371,52 @@ impl Listener {
                 server.accepts.done_with(peer);
             }
         }
+    }
+
+    /// When `child`'s client leaves (end of stream, or a failure), counts
+    /// it among the server's departed connections, and past
+    /// [`KEEP_DEPARTED`] closes the oldest that has nothing left unread.
+    fn watch_departure(
+        &self,
+        child: &Arc<Conn>,
+        server: &EventServer,
+        lab: &Arc<dyn Adopt>,
+        cancel: &CancellationToken,
+    ) {
+        let mut rx = child.tube.watch_progress();
+        let (weak, departed) = (Arc::downgrade(child), server.departed.clone());
+        let (lab, listener, cancel) = (lab.clone(), self.name.clone(), cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = rx.wait_for(|p| p.eof || p.failed || p.closed) => {
+                    if r.map(|p| p.closed).unwrap_or(true) {
+                        return;
+                    }
+                }
+            }
+            let retire = {
+                let mut departed = lock(&departed);
+                departed.push_back(weak);
+                departed.retain(|w| w.strong_count() > 0);
+                let mut out = Vec::new();
+                while departed.len() > KEEP_DEPARTED {
+                    let Some(oldest) = departed.pop_front() else {
+                        break;
+                    };
+                    match oldest.upgrade() {
+                        Some(c) if c.tube.unmatched(1).is_empty() => out.push(c),
+                        // Data nobody took stays available: keep it.
+                        Some(_) => {}
+                        None => {}
+                    }
+                }
+                out
+            };
+            for c in retire {
+                lab.retire(c, listener.clone());
+            }
+        });
     }
 
     async fn files_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {

@@ -10,6 +10,7 @@ use socklab_frame::Framing;
 use super::{check_family, Kind, Lab};
 use crate::conn::{settle_close, Conn};
 use crate::error::{NetError, Result};
+use crate::event::Event;
 use crate::model::{ReadOutcome, SocketInfo};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Progress, Tube};
@@ -171,6 +172,23 @@ impl Lab {
     /// # Errors
     /// No such socket.
     pub async fn close(&self, name: &str) -> Result<SocketInfo> {
+        self.close_with(name, true).await
+    }
+
+    /// Closes many sockets (`close srv.*`), one after another in the order
+    /// given (so what their peers report comes in that order), each as
+    /// `close` does but without waiting for the kernel's part of each
+    /// goodbye (which reads the kernel's socket table: too slow for
+    /// thousands). Returns what each close gave.
+    pub async fn close_many(&self, names: &[String]) -> Vec<Result<SocketInfo>> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(self.close_with(name, false).await);
+        }
+        out
+    }
+
+    async fn close_with(&self, name: &str, kernel: bool) -> Result<SocketInfo> {
         let e = lock(&self.inner.sockets)
             .remove(name)
             .ok_or_else(|| NetError::NoSuchSocket(name.to_string()))?;
@@ -183,7 +201,7 @@ impl Lab {
         }
         let kind = std::mem::replace(&mut *lock(&e.kind), Kind::Busy);
         match kind {
-            Kind::Conn(c) => self.close_conn(&c).await?,
+            Kind::Conn(c) => self.close_conn(&c, kernel).await?,
             Kind::Program(p) => p.close().await?,
             Kind::Listener(l) => l.stop().await,
             Kind::Udp(u) => u.stop_reader().await,
@@ -195,7 +213,7 @@ impl Lab {
     /// Closes a connection and settles what the close causes in the lab:
     /// the peer's report, a file or exec server's report, the kernel's
     /// goodbye, and an iterative server's next accept.
-    async fn close_conn(&self, c: &Conn) -> Result<()> {
+    async fn close_conn(&self, c: &Conn, kernel: bool) -> Result<()> {
         let announced = c.parent.as_ref().map(|p| p.announced());
         let kernel_before = c.kernel_state();
         c.tube.stop_reader().await;
@@ -217,7 +235,7 @@ impl Lab {
         if let Some(server) = server {
             server.settle_finished(c.local, SETTLE_LIMIT).await?;
         }
-        if let Some(before) = kernel_before {
+        if let (Some(before), true) = (kernel_before, kernel) {
             settle_close(before, c.local, c.peer).await;
         }
         // An iterative server now takes the next client from its backlog;
@@ -232,6 +250,37 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Closes a connection a server accepted whose client left, when the
+    /// server keeps too many such: it leaves the lab, and an event says so.
+    pub(crate) async fn retire_conn(&self, c: Arc<Conn>, listener: Arc<str>) {
+        let still_ours = {
+            let mut sockets = lock(&self.inner.sockets);
+            let ours = sockets
+                .get(&c.tube.name)
+                .is_some_and(|e| matches!(&*lock(&e.kind), Kind::Conn(k) if Arc::ptr_eq(k, &c)));
+            if ours {
+                sockets.remove(&c.tube.name);
+            }
+            ours
+        };
+        if !still_ours {
+            return;
+        }
+        self.remember_addr(&c.tube.name, c.local);
+        c.tube.stop_reader().await;
+        self.remember_departed(&c);
+        c.tube.close().await;
+        if let Some(parent) = &c.parent {
+            parent.done_with(c.peer);
+        }
+        c.tube.mark_closed();
+        let ev = Event::Retired {
+            socket: c.tube.name.clone(),
+            listener,
+        };
+        let _ = self.inner.events.send(ev).await;
     }
 
     /// Closes every socket and ends every program without settling

@@ -146,6 +146,7 @@ impl Lab {
         let l = Listener::new(e.name.clone(), e.order.0, listener, Service::Manual);
         *kind = Kind::Listener(Arc::new(l));
         drop(kind);
+        self.index(&e);
         Ok(e.info())
     }
 
@@ -251,6 +252,7 @@ impl Lab {
         let c = Arc::new(Conn::new(e.name.clone(), stream, None, outside)?);
         let (local, peer) = (c.local, c.peer);
         *lock(&e.kind) = Kind::Conn(c);
+        self.index(&e);
         self.settle_accept(local, peer).await?;
         Ok(e.info())
     }
