@@ -2,6 +2,7 @@
 
 mod cli;
 mod exec;
+mod faults_shell;
 mod jobs;
 mod python;
 mod repl;
