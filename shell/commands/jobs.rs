@@ -53,13 +53,14 @@ pub async fn spawn(s: &mut Session, mut a: Args) -> CmdResult {
     let foreground = !s.interactive && !background;
     s.say(spawned_text(&job, &workloads, mode, foreground));
     if foreground {
-        follow(
-            s,
-            &job.name,
-            job.workers.len(),
-            s.wait_limit.map(|w| w.max(Duration::from_secs(600))),
-        )
-        .await?;
+        let limit = s.wait_limit.map(|w| w.max(Duration::from_secs(600)));
+        follow(s, &job.name, job.workers.len(), limit).await?;
+        // Every end line was printed; the job publishes its end just after
+        // sending them (and reaping its processes). Wait for that, so the
+        // next command finds the job ended on every run, not only on most.
+        s.jobs
+            .wait(&job.name, limit.unwrap_or(Duration::from_secs(600)))
+            .await?;
     }
     Ok(())
 }
