@@ -293,6 +293,37 @@ impl Args {
         self.line.get(first.span.start..)
     }
 
+    /// Takes a `/REGEX/` that starts at the next token and may contain
+    /// blanks: it ends at the first `/` not escaped by a backslash that is
+    /// followed by a blank or the end of the line. Returns the regex's text
+    /// (without the slashes) and where it is; `None`, taking nothing, when
+    /// the next token is not a word starting with `/` or no such closing
+    /// `/` follows.
+    pub fn slashed(&mut self) -> Option<(String, Span)> {
+        let first = self.toks.first()?;
+        if !first.word()?.starts_with('/') {
+            return None;
+        }
+        let start = first.span.start;
+        let body = self.line.get(start..)?.trim_end_matches(['\r', '\n']);
+        let bytes = body.as_bytes();
+        let mut i = 1;
+        let close = loop {
+            match bytes.get(i)? {
+                b'\\' => i += 2,
+                b'/' if matches!(bytes.get(i + 1), None | Some(b' ' | b'\t')) => break i,
+                _ => i += 1,
+            }
+        };
+        let span = Span {
+            start,
+            end: start + close + 1,
+        };
+        let text = body.get(1..close)?.to_string();
+        self.toks.retain(|t| t.span.start >= span.end);
+        Some((text, span))
+    }
+
     /// Finds `kw VALUE` among the remaining tokens (bare words only), takes
     /// both, and returns the value token. `kw` at the very end without a
     /// value is an error.

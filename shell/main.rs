@@ -31,8 +31,9 @@ use crate::args::{Exit, Fatal};
     about,
     after_help = "On a terminal, socklab is an interactive shell (type `help`).\n\
                   With FILE, or with standard input not a terminal, it runs a session script and prints its transcript.\n\
-                  Exit status: 0 ok; 64 usage; 65 data (expect failed); 66 no input; 69 unavailable (refused);\n\
-                  71 OS error; 74 I/O error; 75 timed out; 130 interrupted."
+                  Exit status: 0 ok; 64 usage; 65 data (expect saw the end of the stream first, or a `!` line succeeded);\n\
+                  66 no input; 69 unavailable (refused); 71 OS error; 74 I/O error; 75 timed out (every wait);\n\
+                  130 interrupted (Ctrl-C); 129 SIGHUP and 143 SIGTERM (after the same clean-up as Ctrl-D)."
 )]
 struct Cli {
     /// A session file to run (its first line may be `#!`). Without it:
@@ -42,8 +43,8 @@ struct Cli {
     /// first failure).
     #[arg(long)]
     keep_going: bool,
-    /// In a script, how long a waiting command (accept, recv, expect,
-    /// connect, send) waits when it names no timeout.
+    /// In a script, how long a waiting command (connect, accept, recv,
+    /// expect, wait, send, …) waits when it names no timeout.
     #[arg(long, default_value = "10s", value_parser = wait_arg)]
     wait: Duration,
 }
@@ -82,7 +83,10 @@ fn main() -> ExitCode {
     // A worker process of `spawn` is this program re-executed: be one, exit.
     socklab_tasks::worker_main_if_requested();
     close_inherited_fds();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(usage_error(&e)),
+    };
     let status = match run(&cli) {
         Ok(status) => status,
         Err(e) => {
@@ -91,6 +95,20 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+/// Prints what clap says about the command line; returns the exit status:
+/// 0 for `--help` and `--version` (what was asked for was printed), 64
+/// (usage) for a wrong command line, as `--help` promises.
+fn usage_error(e: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        _ => Exit::Usage as u8,
+    }
 }
 
 /// Starts the runtime and runs the REPL or the script; returns the exit
@@ -130,6 +148,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             },
         ),
     };
+    // A SIGTERM or SIGHUP that is ending the session exits with its own
+    // status once its clean-up is done.
+    driver::await_ending(&rt);
     rt.shutdown_background();
     Ok(status)
 }

@@ -660,7 +660,7 @@ pub fn info_value(v: &socklab_net::tcp::InfoValue) -> String {
 /// One line on what an OS error means for the learner.
 pub fn explain_io(e: &io::Error) -> Option<&'static str> {
     let hint = match e.raw_os_error()? {
-        libc::EADDRINUSE => "another socket already holds this address and port (or old connections on it linger in TIME_WAIT); pick another port, or set reuseaddr on before bind",
+        libc::EADDRINUSE => "another socket already holds this address and port, or old connections on it linger in TIME_WAIT; pick another port, or close the socket that holds it (SO_REUSEADDR, on before bind, gets past TIME_WAIT only)",
         libc::EADDRNOTAVAIL => "this machine has no such address to bind or connect from; use 127.0.0.1, or an address `ifconfig` lists",
         libc::ECONNREFUSED => "nothing listens on that port: the peer's kernel answered the SYN with a reset",
         libc::ECONNRESET => "the peer reset the connection (it closed with data unread, or crashed); data in flight is lost; Python raises ConnectionResetError",
@@ -681,6 +681,18 @@ pub fn explain_io(e: &io::Error) -> Option<&'static str> {
     Some(hint)
 }
 
+/// The hint for "Address already in use" on a socket whose SO_REUSEADDR is
+/// `reuseaddr` (`name` is the socket, to name it in a command).
+pub fn address_in_use(name: &str, reuseaddr: bool) -> String {
+    if reuseaddr {
+        "SO_REUSEADDR is on already, so what holds this address and port is a socket bound or listening on it, or an old connection in TIME_WAIT whose own socket did not have SO_REUSEADDR (Linux needs it on both); pick another port, or close that socket (`sockets` lists this shell's)".to_string()
+    } else {
+        format!(
+            "another socket already holds this address and port (or old connections on it linger in TIME_WAIT); pick another port, or `set {name} reuseaddr on` before bind to get past TIME_WAIT"
+        )
+    }
+}
+
 /// The hint for a lab error, if it carries an OS error with one. Some
 /// errors mean different things for different calls.
 pub fn explain(e: &NetError) -> Option<&'static str> {
@@ -691,6 +703,9 @@ pub fn explain(e: &NetError) -> Option<&'static str> {
         ),
         (NetError::Os { op: "recvfrom" | "recv" | "send", .. }, Some(libc::ECONNREFUSED)) => Some(
             "nothing listens on that UDP port: its kernel answered an earlier datagram with ICMP port-unreachable, which only a connected UDP socket hears",
+        ),
+        (NetError::Os { op: "setsockopt", .. }, Some(libc::EINVAL)) => Some(
+            "the kernel refused this value for the option: it is out of the option's range (`help set` lists them)",
         ),
         _ => explain_io(io),
     }

@@ -96,21 +96,32 @@ impl Script<'_> {
     /// Waits for the next line of input; `None` at its end, or when the run
     /// must stop (Ctrl-C, a line that cannot be read).
     fn next_line(&mut self, lines: &mut mpsc::Receiver<Input>) -> Option<String> {
-        let next = self.wait_for_input(lines);
-        self.lineno += 1;
-        let (label, lineno) = (&self.opts.label, self.lineno);
-        let (status, why) = match next {
-            None => (Exit::Interrupted, "interrupted (Ctrl-C)".to_string()),
-            Some(None) => return None,
-            Some(Some(Ok(bytes))) => match String::from_utf8(bytes) {
-                Ok(l) => return Some(l),
-                Err(_) => (Exit::Data, "the line is not UTF-8 text".to_string()),
-            },
-            Some(Some(Err(e))) => (Exit::Io, format!("cannot read: {e}")),
-        };
-        eprintln!("{label}:{lineno}: error: {why}");
-        self.status = status as i32;
-        None
+        // Bounded by the input: each turn takes one line of it.
+        loop {
+            let next = self.wait_for_input(lines);
+            self.lineno += 1;
+            let (label, lineno) = (&self.opts.label, self.lineno);
+            let (status, why) = match next {
+                None => (Exit::Interrupted, "interrupted (Ctrl-C)".to_string()),
+                Some(None) => return None,
+                Some(Some(Ok(bytes))) => match String::from_utf8(bytes) {
+                    Ok(l) => return Some(l),
+                    Err(_) => (Exit::Data, "the line is not UTF-8 text".to_string()),
+                },
+                Some(Some(Err(e))) => (Exit::Io, format!("cannot read: {e}")),
+            };
+            eprintln!("{label}:{lineno}: error: {why}");
+            // With --keep-going, a line that is not text is one failed
+            // line: the run goes on with the next.
+            if status == Exit::Data && self.opts.keep_going {
+                if self.status == 0 {
+                    self.status = status as i32;
+                }
+                continue;
+            }
+            self.status = status as i32;
+            return None;
+        }
     }
 
     /// While waiting for the next line, events (an outside client, data

@@ -38,8 +38,8 @@ fn a_bad_option_is_a_usage_error() {
     let out = socklab(&["--no-such-flag"]);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "clap reports usage errors with status 2"
+        Some(64),
+        "a wrong command line is a usage error (64), as --help says"
     );
     let out = socklab(&["--wait", "forever", "x.sock"]);
     assert_ne!(out.status.code(), Some(0));

@@ -49,6 +49,15 @@ fn a_flood_of_framed_messages_during_sleep_stays_within_the_budget() {
     stdin
         .write_all(b"accept srv\nframe srv.1 len\nsleep 6s\n")
         .unwrap();
+    // The flood starts once the framing is set (bytes before it would be
+    // cut as raw reads, and the first frame's middle would then break it).
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "socklab ended early");
+        if line.starts_with("srv.1: len") {
+            break;
+        }
+    }
     // Drain socklab's output on a thread, so its stdout never blocks it.
     let drain = std::thread::spawn(move || {
         let mut n = 0u64;

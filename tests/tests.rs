@@ -3,6 +3,7 @@
 mod cli;
 mod exec;
 mod faults;
+mod faults_shell;
 mod jobs;
 mod python;
 mod repl;

@@ -1,11 +1,13 @@
 //! Data over sockets: `send`, `recv`, `expect`, `frame`, and UDP's
 //! `sendto`/`recvfrom`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use socklab_net::{Framing, ReadOutcome};
 
 use super::common::{data_of, socket_arg, target, within};
 use crate::args::{number_of, Args, CmdError, CmdResult, Exit};
-use crate::parse::TokenKind;
 use crate::render;
 use crate::session::Session;
 
@@ -67,7 +69,26 @@ pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
     let got = within(limit, format!("recv {name}"), async {
         Ok(lab.recv(&name, max).await?)
     })
-    .await?;
+    .await
+    .map_err(|e| {
+        if e.exit != Exit::TempFail {
+            return e;
+        }
+        // recv returns at the first byte: running out of time means none
+        // came. Say from whom it was awaited, and what came before.
+        let hint = match s.lab.info(&name) {
+            Ok(i) => format!(
+                "nothing arrived: recv waited for {} to send ({name} has received {} in all)",
+                i.peer.map_or("the peer".to_string(), |p| format!(
+                    "the peer {}",
+                    render::addr(&p)
+                )),
+                render::payload(&[], i.bytes_in as usize, s.format())
+            ),
+            Err(_) => "nothing arrived".to_string(),
+        };
+        e.hint(hint)
+    })?;
     match got {
         ReadOutcome::Data(d) => s.say(format!(
             "{name} <- recv({max}): {}",
@@ -85,13 +106,26 @@ type Matcher = Box<dyn FnMut(&[u8]) -> Option<usize> + Send>;
 
 /// `expect NAME TEXT|/REGEX/ [timeout DUR]`
 pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
-    let limit = a.timeout()?.or(s.wait_limit);
+    // `timeout DUR` before the name or the pattern is taken first; after
+    // them it is looked for only once the /regex/ (which may contain the
+    // word) is taken.
+    let mut early = match a.peek_word() {
+        Some("timeout") => a.timeout()?,
+        _ => None,
+    };
     let name = socket_arg(s, &mut a)?;
-    let pat = a.token("the text or /regex/ to wait for")?;
-    a.done()?;
-    let (shown, matcher): (String, Matcher) = match &pat.kind {
-        TokenKind::Word(w) if w.len() >= 2 && w.starts_with('/') && w.ends_with('/') => {
-            let re = regex::bytes::Regex::new(&w[1..w.len() - 1]).map_err(|e| {
+    if a.peek_word() == Some("timeout") {
+        early = early.or(a.timeout()?);
+    }
+    let regex = a.slashed();
+    let limit = early.or(a.timeout()?).or(s.wait_limit);
+    // Where the last match began (a regex's match may start after bytes it
+    // skips).
+    let began = Arc::new(AtomicUsize::new(0));
+    let (shown, matcher, is_regex): (String, Matcher, bool) = match regex {
+        Some((text, span)) => {
+            a.done()?;
+            let re = regex::bytes::Regex::new(&text).map_err(|e| {
                 // The regex crate explains on several lines; the last says what is wrong.
                 let why = e.to_string();
                 let why = why
@@ -100,14 +134,23 @@ pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
                     .unwrap_or("")
                     .trim_start_matches("error: ")
                     .to_string();
-                CmdError::at(pat.span, format!("bad regular expression: {why}"))
+                CmdError::at(span, format!("bad regular expression: {why}"))
             })?;
+            let at = began.clone();
             (
-                w.clone(),
-                Box::new(move |b: &[u8]| re.find(b).map(|m| m.end())),
+                format!("/{text}/"),
+                Box::new(move |b: &[u8]| {
+                    re.find(b).map(|m| {
+                        at.store(m.start(), Ordering::SeqCst);
+                        m.end()
+                    })
+                }),
+                true,
             )
         }
-        _ => {
+        None => {
+            let pat = a.token("the text or /regex/ to wait for")?;
+            a.done()?;
             let needle = pat.bytes();
             if needle.is_empty() {
                 return Err(CmdError::at(pat.span, "expect needs something to wait for"));
@@ -119,31 +162,50 @@ pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
                         .position(|w| w == needle.as_slice())
                         .map(|i| i + needle.len())
                 }),
+                false,
             )
         }
     };
     let lab = s.lab.clone();
     let what = format!("expect {name} {shown}");
     let got = within(limit, what.clone(), async {
+        // What the lab says here (the stream ended before a match) is about
+        // the data: 65. Running out of time is 75, as for every wait.
         lab.expect(&name, matcher)
             .await
             .map_err(|e| CmdError::new(Exit::Data, e.to_string()))
     })
     .await
-    .map_err(|mut e| {
-        if e.exit == Exit::TempFail {
-            e.exit = Exit::Data;
-            let seen = s.lab.unmatched(&name, 200).unwrap_or_default();
-            e = e.hint(if seen.is_empty() {
-                "nothing arrived since the last match".to_string()
-            } else {
-                format!("arrived since the last match: {}", render::quote(&seen, 80))
-            });
+    .map_err(|e| {
+        if e.exit != Exit::TempFail {
+            return e;
         }
-        e
+        let seen = s.lab.unmatched(&name, 1 << 20).unwrap_or_default();
+        let hint = if seen.is_empty() {
+            format!("nothing arrived on {name} since the last match")
+        } else {
+            let from = seen.len().saturating_sub(80);
+            format!(
+                "{} arrived on {name} since the last match, none of it a match; {}: {}",
+                render::payload(&[], seen.len(), s.format()),
+                if from == 0 {
+                    "all of it"
+                } else {
+                    "the last 80"
+                },
+                render::quote(&seen[from..], 80)
+            )
+        };
+        e.hint(hint)
     })?;
+    let matched = if is_regex {
+        let from = began.load(Ordering::SeqCst).min(got.len());
+        format!(": {}", render::quote(&got[from..], 100))
+    } else {
+        String::new()
+    };
     s.say(format!(
-        "{name}: matched {shown} ({} taken)",
+        "{name}: matched {shown}{matched} ({} taken)",
         render::payload(&[], got.len(), s.format())
     ));
     Ok(())
@@ -177,6 +239,7 @@ pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
     let to = target(s, &mut a).await?;
     a.done()?;
     let bytes = data_of(&data)?;
+    let unbound = super::sockets::is_unbound(s, &name);
     let lab = s.lab.clone();
     let n = within(s.wait_limit, format!("sendto {name}"), async {
         Ok(lab.sendto(&name, to, &bytes).await?)
@@ -188,6 +251,18 @@ pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
         render::addr(&to),
         render::payload(&bytes, n, s.format())
     ));
+    if let (true, Ok(Some(local))) = (unbound, s.lab.info(&name).map(|i| i.local)) {
+        s.say(format!(
+            "   note: {name} was not bound, so sendto bound it first, as the OS does: to {} (any address, a free port); replies come back there",
+            render::addr(&local)
+        ));
+        if local.ip().is_unspecified() {
+            s.say(format!(
+                "   note: {} is every interface of this machine: other machines can send to it",
+                local.ip()
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -53,13 +53,14 @@ pub async fn spawn(s: &mut Session, mut a: Args) -> CmdResult {
     let foreground = !s.interactive && !background;
     s.say(spawned_text(&job, &workloads, mode, foreground));
     if foreground {
-        follow(
-            s,
-            &job.name,
-            job.workers.len(),
-            s.wait_limit.map(|w| w.max(Duration::from_secs(600))),
-        )
-        .await?;
+        let limit = s.wait_limit.map(|w| w.max(Duration::from_secs(600)));
+        follow(s, &job.name, job.workers.len(), limit).await?;
+        // Every end line was printed; the job publishes its end just after
+        // sending them (and reaping its processes). Wait for that, so the
+        // next command finds the job ended on every run, not only on most.
+        s.jobs
+            .wait(&job.name, limit.unwrap_or(Duration::from_secs(600)))
+            .await?;
     }
     Ok(())
 }
@@ -166,11 +167,20 @@ async fn follow(s: &mut Session, job: &str, workers: usize, limit: Option<Durati
     let job_lines = s.job_lines.clone();
     let _following = job_lines.following();
     let mut seq = Sequencer::new(job, workers);
+    // Workers whose end line an earlier command printed (a foreground
+    // `spawn`, an earlier `wait`) have nothing more to send: the job may
+    // not have published its end yet, but no line of theirs will come.
+    for (worker, taken) in s.jobs.ends_taken(job)?.into_iter().enumerate() {
+        if taken {
+            seq.mark_ended(worker);
+        }
+    }
     let deadline = limit.map(|l| tokio::time::Instant::now() + l);
     loop {
         // Lines of this job that arrived earlier (a background job now
         // waited) come first, in arrival order.
         for line in job_lines.take(job) {
+            s.jobs.took(&line);
             for out in seq.push(line) {
                 say_line(s, out);
             }
@@ -189,12 +199,33 @@ async fn follow(s: &mut Session, job: &str, workers: usize, limit: Option<Durati
             for out in seq.flush() {
                 say_line(s, out);
             }
-            return Err(CmdError::new(
-                Exit::TempFail,
-                format!("{job} did not finish in time"),
-            ));
+            return Err(not_finished(s, job, limit));
         }
     }
+}
+
+/// A job that did not end in time: what it did meanwhile.
+fn not_finished(s: &Session, job: &str, limit: Option<Duration>) -> CmdError {
+    let after = limit.map_or(String::new(), |l| {
+        format!(" within {}", super::common::show_duration(l))
+    });
+    let mut e = CmdError::new(Exit::TempFail, format!("{job} did not finish{after}"));
+    if let Ok(info) = s.jobs.info(job) {
+        let running: Vec<String> = info
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Running)
+            .map(|w| {
+                let s = if w.lines == 1 { "" } else { "s" };
+                format!("{} ({} line{s} so far)", w.workload.name(), w.lines)
+            })
+            .collect();
+        e = e.hint(format!(
+            "still running: {}; `wait {job}` again, or `kill {job}`",
+            running.join(", ")
+        ));
+    }
+    e
 }
 
 fn say_line(s: &Session, l: Line) {

@@ -46,7 +46,7 @@ pub static COMMANDS: &[Command] = &[
         usage: "set NAME OPTION VALUE",
         summary: "set a socket option (setsockopt)",
         help: "Options: reuseaddr, reuseport, nodelay, keepalive, v6only, broadcast (on|off); rcvbuf, sndbuf (bytes, like 64K);\n\
-               ttl (hops); linger (off, or a time like 5s; 0s makes close send a reset).\n\
+               ttl (hops, 1 to 255); linger (off, or a time like 5s; 0s makes close send a reset).\n\
                reuseaddr, reuseport and v6only matter only when set before bind.",
         run: |s, a| Box::pin(sockets::set(s, a)),
     },
@@ -159,7 +159,10 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "expect NAME TEXT|/REGEX/ [timeout DUR]",
         summary: "wait until NAME receives matching data; a script fails if it does not come",
-        help: "Looks at data received since the last match. /REGEX/ is a regular expression (write a space as \\s).",
+        help: "Looks at data received since the last match. /REGEX/ is a regular expression; it may contain spaces\n\
+               (/hello world/) and ends at the first / followed by a space or the end of the line (write \\/ for a\n\
+               slash there). What a regex matched is shown. In a script, no match in time fails with status 75\n\
+               (timed out) and says what arrived instead; the end of the stream before a match fails with 65 (data).",
         run: |s, a| Box::pin(data::expect(s, a)),
     },
     Command {

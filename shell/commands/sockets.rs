@@ -8,7 +8,9 @@ use std::net::Shutdown;
 use socklab_net::{Command, Family, Mode, OptKind, OptValue, Proto, Role, ServeMode, SockOpt};
 
 use super::common::{socket_arg, target, within};
-use crate::args::{duration_of, host_port, number_of, port_of, resolve, Args, CmdError, CmdResult};
+use crate::args::{
+    duration_of, host_port, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit,
+};
 use crate::parse::{Span, Token};
 use crate::render;
 use crate::session::Session;
@@ -52,7 +54,15 @@ pub async fn set(s: &mut Session, mut a: Args) -> CmdResult {
                 ))
             }
         },
-        OptKind::Int => OptValue::Int(number_of(&t, &format!("a value for {opt}"), 1..=(1 << 30))?),
+        OptKind::Int => {
+            // The TTL is one byte of the IP header: 1 to 255 hops.
+            let range = if opt == SockOpt::Ttl {
+                1..=255
+            } else {
+                1..=(1 << 30)
+            };
+            OptValue::Int(number_of(&t, &format!("a value for {opt}"), range)?)
+        }
         OptKind::Linger => {
             if w.eq_ignore_ascii_case("off") {
                 OptValue::Linger(None)
@@ -94,10 +104,14 @@ pub async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     let port = port_of(&pt)?;
     let addr = resolve(&host, port).await?;
-    let info = s
-        .lab
-        .bind(&name, addr)
-        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+    let info = s.lab.bind(&name, addr).map_err(|e| {
+        // Whether SO_REUSEADDR would help depends on whether it is on.
+        let reuse = matches!(
+            s.lab.get_opt(&name, SockOpt::ReuseAddr),
+            Ok(OptValue::Bool(true))
+        );
+        in_use_hint(e, &name, reuse).os_at(pt.span)
+    })?;
     let local = info.local.unwrap_or(addr);
     s.say(format!(
         "{name}: bound to {}{}",
@@ -122,9 +136,19 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
                 None => 128,
             };
             a.done()?;
+            let unbound = is_unbound(s, &name);
             let info = s.lab.listen(&name, backlog)?;
             let at = info.local.map(|l| render::addr(&l)).unwrap_or_default();
             s.say(format!("{name}: listening on {at} (backlog {backlog}); clients wait in the queue until `accept {name}`"));
+            if let (true, Some(local)) = (unbound, info.local) {
+                s.say(format!(
+                    "   note: {name} was not bound, so listen bound it first, as the OS does: to {} (any address, a free port)",
+                    render::addr(&local)
+                ));
+            }
+            if let Some(local) = info.local {
+                note_exposure(s, local);
+            }
             return Ok(());
         }
     }
@@ -166,7 +190,7 @@ async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
             let info = s
                 .lab
                 .serve_exec(addr, backlog, name.as_deref(), command)
-                .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+                .map_err(|e| in_use_hint(e, "", true).os_at(pt.span))?;
             let local = info.local.unwrap_or(addr);
             s.say(format!(
                 "{}: listening on {}{}; each client ({}.1, {}.2, …) is wired to its own `{shown}`: its bytes are the program's stdin, the program's stdout goes back",
@@ -182,13 +206,26 @@ async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
             let info = s
                 .lab
                 .serve(addr, backlog, name.as_deref(), how)
-                .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+                .map_err(|e| in_use_hint(e, "", true).os_at(pt.span))?;
             say_server(s, &info, how, port);
             info
         }
     };
     note_exposure(s, info.local.unwrap_or(addr));
     Ok(())
+}
+
+/// A lab error as a command error; "Address already in use" gets the hint
+/// that fits the socket: SO_REUSEADDR is advice only when it is off (`listen
+/// PORT` servers have it on; `name` is empty then).
+fn in_use_hint(e: socklab_net::NetError, name: &str, reuseaddr: bool) -> CmdError {
+    let in_use = e.os_error().and_then(std::io::Error::raw_os_error) == Some(libc::EADDRINUSE);
+    let c = CmdError::from(e);
+    if in_use {
+        c.hint(render::address_in_use(name, reuseaddr))
+    } else {
+        c
+    }
 }
 
 /// What a new event server says of itself.
@@ -211,8 +248,16 @@ fn say_server(s: &Session, info: &socklab_net::SocketInfo, how: ServeMode, port:
     }
 }
 
+/// Whether socket `name` has no local address yet (an implicit bind is
+/// still to come).
+pub(super) fn is_unbound(s: &Session, name: &str) -> bool {
+    s.lab
+        .info(name)
+        .is_ok_and(|i| i.local.is_none_or(|l| l.port() == 0))
+}
+
 /// A server reachable from other machines says so.
-fn note_exposure(s: &Session, local: std::net::SocketAddr) {
+pub(super) fn note_exposure(s: &Session, local: std::net::SocketAddr) {
     if !local.ip().is_loopback() {
         let what = if local.ip().is_unspecified() {
             "every interface of this machine"
@@ -280,7 +325,16 @@ pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
     let info = within(limit, format!("accept {name}"), async {
         Ok(lab.accept(&name, conn.as_deref()).await?)
     })
-    .await?;
+    .await
+    .map_err(|e| {
+        if e.exit != Exit::TempFail {
+            return e;
+        }
+        let so_far = s.lab.info(&name).map_or(0, |i| i.accepted);
+        e.hint(format!(
+            "no client came: accept waited for a client to connect to {name} ({so_far} accepted before); `connect {name}` makes one"
+        ))
+    })?;
     let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
     if info.mode == Mode::Watched {
         s.say(format!(
@@ -319,7 +373,10 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
         let lab = s.lab.clone();
         // The connect enforces the limit itself, and keeps the socket (still
         // connecting, SYN_SENT) when it runs out, as a real one would.
-        let info = lab.connect(&name, to, limit).await?;
+        let info = lab
+            .connect(&name, to, limit)
+            .await
+            .map_err(|e| connect_timed_out(e, to))?;
         say_connected(s, &info);
         return Ok(());
     }
@@ -327,9 +384,26 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let to = target(s, &mut a).await?;
     a.done()?;
     let lab = s.lab.clone();
-    let info = lab.dial(to, name.as_deref(), limit).await?;
+    let info = lab
+        .dial(to, name.as_deref(), limit)
+        .await
+        .map_err(|e| connect_timed_out(e, to))?;
     say_connected(s, &info);
     Ok(())
+}
+
+/// A connect that ran out of time says which side it waited for.
+fn connect_timed_out(e: socklab_net::NetError, to: std::net::SocketAddr) -> CmdError {
+    let handshake =
+        matches!(&e, socklab_net::NetError::Timeout { what, .. } if what.starts_with("connect to"));
+    let c = CmdError::from(e);
+    if !handshake {
+        return c;
+    }
+    c.hint(format!(
+        "no answer to our SYN came from {}: its listen queue is full, or it (or the network) drops packets; the socket stays in SYN_SENT",
+        render::addr(&to)
+    ))
 }
 
 /// `shutdown NAME read|write|both`

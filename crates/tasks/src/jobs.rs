@@ -8,7 +8,7 @@ mod thread;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -222,6 +222,9 @@ struct Slot {
     tid: AtomicU32,
     lines: AtomicU64,
     state: Mutex<WorkerState>,
+    /// Set when the consumer says it took this worker's end line (see
+    /// [`Jobs::took`]): no line of the worker can come after it.
+    end_taken: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -437,7 +440,26 @@ impl Registry {
 #[derive(Debug)]
 pub struct Jobs {
     tx: mpsc::Sender<Line>,
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
+}
+
+/// Kills every job of a [`Jobs`] from elsewhere (a task that ends the
+/// session on a signal while the owner of `Jobs` is busy). It neither
+/// keeps the jobs alive nor stops them when dropped.
+#[derive(Debug, Clone)]
+pub struct Killer {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Killer {
+    /// As [`Jobs::kill_all`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Jobs::kill_all`].
+    pub async fn kill_all(&self) -> Result<Vec<JobInfo>> {
+        kill_all(&self.registry).await
+    }
 }
 
 impl Jobs {
@@ -447,7 +469,7 @@ impl Jobs {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let jobs = Jobs {
             tx,
-            registry: Mutex::default(),
+            registry: Arc::default(),
         };
         (jobs, rx)
     }
@@ -599,6 +621,7 @@ impl Jobs {
                     tid: AtomicU32::new(0),
                     lines: AtomicU64::new(0),
                     state: Mutex::new(WorkerState::Running),
+                    end_taken: AtomicBool::new(false),
                 })
                 .collect(),
             cancel: Cancel::default(),
@@ -652,6 +675,41 @@ impl Jobs {
         Ok(lock(&self.registry).find(job)?.job.clone())
     }
 
+    /// Records that the consumer of the channel took `line` off it (and
+    /// printed it, or dropped it for good). Taking a worker's end line is
+    /// what counts: it is the worker's last line, so a consumer that later
+    /// follows the job again knows to expect nothing more of that worker,
+    /// even while the job has not yet published its end (see
+    /// [`Jobs::ends_taken`]). Lines of unknown jobs are ignored.
+    pub fn took(&self, line: &Line) {
+        if !matches!(line.kind, LineKind::End(_)) {
+            return;
+        }
+        let registry = lock(&self.registry);
+        if let Ok(e) = registry.find(&line.job) {
+            if let Some(slot) = e.job.workers.get(line.worker) {
+                slot.end_taken.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// For each worker of `job`, in spawn order, whether its end line was
+    /// taken ([`Jobs::took`]): once all were, no line of the job is left to
+    /// come.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskError::NoSuchJob`].
+    pub fn ends_taken(&self, job: &str) -> Result<Vec<bool>> {
+        Ok(lock(&self.registry)
+            .find(job)?
+            .job
+            .workers
+            .iter()
+            .map(|w| w.end_taken.load(Ordering::SeqCst))
+            .collect())
+    }
+
     /// Waits until every worker of `job` has ended (a process worker also
     /// reaped), at most `limit`. When it returns, every line of the job,
     /// end lines included, has been sent on the channel.
@@ -693,34 +751,13 @@ impl Jobs {
     ///
     /// The first [`TaskError::Timeout`]; every job was still told to stop.
     pub async fn kill_all(&self) -> Result<Vec<JobInfo>> {
-        let running: Vec<Arc<JobShared>> = {
-            let mut registry = lock(&self.registry);
-            registry
-                .jobs
-                .iter_mut()
-                .filter(|e| e.job.is_running())
-                .map(|e| {
-                    e.stop();
-                    e.job.clone()
-                })
-                .collect()
-        };
-        let deadline = tokio::time::Instant::now() + KILL_LIMIT;
-        let mut infos = Vec::with_capacity(running.len());
-        let mut first_error = None;
-        for job in running {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match wait_for(&job, left, "killing").await {
-                Ok(info) => infos.push(info),
-                Err(e) => {
-                    infos.push(job.info());
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(infos),
+        kill_all(&self.registry).await
+    }
+
+    /// A handle that kills every job of this registry from elsewhere.
+    pub fn killer(&self) -> Killer {
+        Killer {
+            registry: self.registry.clone(),
         }
     }
 
@@ -748,6 +785,39 @@ impl Drop for Jobs {
         for e in &mut lock(&self.registry).jobs {
             e.stop();
         }
+    }
+}
+
+/// Kills every running job of `registry`, as [`Jobs::kill_all`] says.
+async fn kill_all(registry: &Mutex<Registry>) -> Result<Vec<JobInfo>> {
+    let running: Vec<Arc<JobShared>> = {
+        let mut registry = lock(registry);
+        registry
+            .jobs
+            .iter_mut()
+            .filter(|e| e.job.is_running())
+            .map(|e| {
+                e.stop();
+                e.job.clone()
+            })
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + KILL_LIMIT;
+    let mut infos = Vec::with_capacity(running.len());
+    let mut first_error = None;
+    for job in running {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match wait_for(&job, left, "killing").await {
+            Ok(info) => infos.push(info),
+            Err(e) => {
+                infos.push(job.info());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(infos),
     }
 }
 

@@ -64,7 +64,9 @@ mod worker;
 mod workload;
 
 pub use error::{Result, TaskError};
-pub use jobs::{JobInfo, JobState, Jobs, Launcher, Mode, WorkerInfo, WorkerState, KILL_LIMIT};
+pub use jobs::{
+    JobInfo, JobState, Jobs, Killer, Launcher, Mode, WorkerInfo, WorkerState, KILL_LIMIT,
+};
 pub use line::{Ending, Line, LineKind};
 pub use measure::{
     cores, measure, spawn_costs, Compared, Cost, MeasureConfig, Measurement, Run, SpawnCostConfig,

@@ -96,6 +96,16 @@ impl Sequencer {
         self.release(false)
     }
 
+    /// Marks `worker` as ended before this sequencer saw any of its lines
+    /// (an earlier sequencer took its end line): it holds no round back,
+    /// and a line of it that still comes is handed straight back. An index
+    /// out of range is ignored.
+    pub fn mark_ended(&mut self, worker: usize) {
+        if let Some(held) = self.workers.get_mut(worker) {
+            held.ended = true;
+        }
+    }
+
     /// Releases every line still held, round by round, whether or not the
     /// round is complete: for when waiting for the rest makes no sense any
     /// more (a timeout, the channel closed).

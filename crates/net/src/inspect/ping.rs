@@ -343,27 +343,36 @@ fn choose<S>(
         }
         Err(e) => e,
     };
-    let dgram_why = format!(
-        "unprivileged ICMP socket refused{}: {dgram_err}",
-        group_note(&dgram_err)
-    );
+    // A refusal that led to another method is a reason, not an error: it
+    // is said in words, without the OS's "(os error N)".
+    let dgram_why = if is_permission(&dgram_err) {
+        format!(
+            "the unprivileged ICMP socket is not allowed here{}",
+            group_note(&dgram_err)
+        )
+    } else {
+        format!(
+            "the unprivileged ICMP socket is not available here ({})",
+            plain(&dgram_err)
+        )
+    };
     let raw_err = match open(IcmpKind::Raw) {
         Ok(s) => {
             return Ok(Choice::Icmp(
                 IcmpKind::Raw,
                 s,
                 format!(
-                    "ICMP echo through a raw socket: this process has root or CAP_NET_RAW \
-                     ({dgram_why})"
+                    "ICMP echo through a raw socket, which this process may open (it has root or \
+                     CAP_NET_RAW), because {dgram_why}"
                 ),
             ))
         }
         Err(e) => e,
     };
     let raw_why = if is_permission(&raw_err) {
-        format!("raw socket refused: {raw_err}: needs root or CAP_NET_RAW")
+        "a raw socket needs root or CAP_NET_RAW".to_string()
     } else {
-        format!("raw socket refused: {raw_err}")
+        format!("a raw socket is not available ({})", plain(&raw_err))
     };
     let needs = if is_permission(&dgram_err) && is_permission(&raw_err) {
         "ICMP needs privilege here"
@@ -381,6 +390,15 @@ fn choose<S>(
             format!("{reason}; using TCP connect to port {port}"),
         )),
         (_, None) => Err(PingError::NoMethod { reason }),
+    }
+}
+
+/// An OS error in words, without its "(os error N)".
+fn plain(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 
@@ -676,6 +694,41 @@ mod tests {
 
     /// The fallback, whatever this process may do: ICMP refused for lack of
     /// privilege.
+    /// Issue 10 item 3: a ping that works says which method it used and
+    /// why, in words: the refusal that led there is a reason, not an error
+    /// ("Permission denied (os error 13)" on a successful line misled).
+    #[test]
+    fn a_working_method_gives_its_reason_without_os_errors() {
+        let raw_only = |k| match k {
+            IcmpKind::Datagram => denied(k),
+            IcmpKind::Raw => Ok(()),
+        };
+        let unsupported = |_| Err::<(), _>(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+        let reasons = [
+            choose(Method::Auto, None, raw_only),
+            choose(Method::Auto, Some(22), denied),
+            choose(Method::Auto, Some(7), unsupported),
+        ]
+        .map(|c| match c.unwrap() {
+            Choice::Icmp(_, (), reason) | Choice::Tcp(_, reason) => reason,
+        });
+        for reason in &reasons {
+            assert!(!reason.contains("os error"), "{reason}");
+            assert!(!reason.contains("Permission denied"), "{reason}");
+        }
+        assert!(
+            reasons[0].starts_with("ICMP echo through a raw socket")
+                && reasons[0].contains("because the unprivileged ICMP socket is not allowed here"),
+            "{}",
+            reasons[0]
+        );
+        assert!(
+            reasons[2].contains("not available here (Address family"),
+            "{}",
+            reasons[2]
+        );
+    }
+
     #[test]
     fn fallback_when_icmp_is_denied() {
         match choose(Method::Auto, Some(22), denied).unwrap() {

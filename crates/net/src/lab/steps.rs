@@ -179,13 +179,18 @@ impl Lab {
                         format!("names its clients itself ({name}.1, {name}.2, …); drop the `as`"),
                     ));
                 }
-                let child = l
-                    .claim()
-                    .await
-                    .ok_or_else(|| NetError::state(name, "is closed"))?;
-                return self
-                    .info(&child)
-                    .map_err(|_| NetError::state(&child, "was accepted, and closed already"));
+                // The next client still open: one closed before anyone
+                // accepted it is skipped (each claim takes a client for
+                // good, so this ends).
+                loop {
+                    let child = l
+                        .claim()
+                        .await
+                        .ok_or_else(|| NetError::state(name, "is closed"))?;
+                    if let Ok(info) = self.info(&child) {
+                        return Ok(info);
+                    }
+                }
             }
             Service::Files(_) | Service::Exec(_) => {
                 return Err(NetError::state(
