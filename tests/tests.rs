@@ -2,6 +2,7 @@
 
 mod cli;
 mod exec;
+mod faults_transfer;
 mod jobs;
 mod python;
 mod repl;

@@ -67,9 +67,9 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{download, upload};
+pub use client::{download, download_within, upload, upload_within};
 pub use error::TransferError;
-pub use raw::{receive_raw, upload_raw};
+pub use raw::{receive_raw, upload_raw, upload_raw_within};
 pub use server::{list_offered, serve_connection};
 
 /// The largest piece of a file read, written or sent at once (64 KiB).

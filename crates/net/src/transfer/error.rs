@@ -135,13 +135,32 @@ pub enum TransferError {
         /// What this side was doing.
         stage: &'static str,
     },
-    /// Nothing moved on the connection for too long.
-    #[error("no progress for {after:?} while {stage}")]
+    /// Nothing moved on the connection for too long: says how long this
+    /// side waited, for what, and what had moved by then.
+    #[error("waited {after:?} while {stage}; {}", moved_words(*sent, *received))]
     Timeout {
-        /// What this side was doing.
+        /// What this side was doing ("reading the receiver's answer to
+        /// the header").
         stage: &'static str,
         /// How long it waited.
         after: Duration,
+        /// Bytes this side had sent on the connection.
+        sent: u64,
+        /// Bytes this side had received on the connection.
+        received: u64,
+    },
+    /// The peer moved bytes, but fewer than the rate floor asks for: a
+    /// trickle was cut.
+    #[error("too slow while {stage}: {moved} bytes moved in the last {window:?}, at least {floor} are due in every {window:?}")]
+    TooSlow {
+        /// What this side was doing.
+        stage: &'static str,
+        /// Bytes that moved in the last window.
+        moved: u64,
+        /// Bytes due per window.
+        floor: u64,
+        /// The window.
+        window: Duration,
     },
     /// The peer sent bytes that are not the message expected.
     #[error("the peer broke the protocol while {stage}: {source}")]
@@ -193,8 +212,30 @@ pub(super) fn cut_error(stage: &'static str, cut: Cut) -> TransferError {
     match cut {
         Cut::Eof => TransferError::Closed { stage },
         Cut::Io(source) => TransferError::Connection { stage, source },
-        Cut::Timeout(after) => TransferError::Timeout { stage, after },
+        Cut::Timeout(w) => TransferError::Timeout {
+            stage,
+            after: w.after,
+            sent: w.sent,
+            received: w.received,
+        },
+        Cut::TooSlow(slow) => TransferError::TooSlow {
+            stage,
+            moved: slow.moved,
+            floor: slow.floor.bytes,
+            window: slow.floor.window,
+        },
     }
+}
+
+/// What had moved on a connection when a wait gave up, in words: "sent 57
+/// bytes, got nothing back".
+fn moved_words(sent: u64, received: u64) -> String {
+    let got = if received == 0 {
+        "got nothing back".to_owned()
+    } else {
+        format!("received {received} bytes")
+    };
+    format!("sent {sent} bytes, {got}")
 }
 
 /// A failed message read, as an error.
