@@ -101,7 +101,7 @@ pub(super) async fn cut_short(
         held: pos,
         digest: *hasher.clone().finalize().as_bytes(),
     };
-    let (kept, note) = match work.keep(&meta).await {
+    let (kept, note) = match work.keep(&meta, hasher).await {
         Ok(0) if !slot => (
             0,
             "; nothing kept (another transfer of this name holds its resume slot)".to_owned(),
