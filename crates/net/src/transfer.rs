@@ -70,7 +70,8 @@ mod tests;
 pub use client::{download, download_within, upload, upload_within};
 pub use error::TransferError;
 pub use raw::{receive_raw, upload_raw, upload_raw_within};
-pub use server::{list_offered, serve_connection};
+pub use server::{list_offered, serve_admitted, serve_connection, Admission};
+pub use wire::Floor;
 
 /// The largest piece of a file read, written or sent at once (64 KiB).
 pub const CHUNK: usize = 64 * 1024;
@@ -78,6 +79,17 @@ pub const CHUNK: usize = 64 * 1024;
 /// How long a side waits for a single read or write to make progress before
 /// it gives up (a peer that stalls): 60 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a receiver's client has to send its whole first message (a
+/// header or a request), however it trickles: 10 s.
+pub const DEFAULT_HEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The least a receiver's transfer must move once its first message is
+/// in: 16 KiB in every 10 s (a byte now and then does not hold a slot).
+pub const DEFAULT_FLOOR: Floor = Floor {
+    bytes: 16 * 1024,
+    window: Duration::from_secs(10),
+};
 
 /// The prefix of the receiver's working files. Names starting with it are
 /// refused for upload and never offered for download.
@@ -99,17 +111,28 @@ pub struct ReceiverConfig {
     /// How long one read or write may make no progress before the
     /// connection is given up (a cut upload keeps its bytes for a resume).
     pub idle_timeout: Duration,
+    /// How long a client has for its whole first message, however it
+    /// trickles ([`DEFAULT_HEADER_DEADLINE`]).
+    pub header_deadline: Duration,
+    /// The least a transfer must move per window once its first message is
+    /// in (`None`: no floor, only `idle_timeout`). A slower one is cut
+    /// (an upload keeps its bytes for a resume).
+    pub floor: Option<Floor>,
 }
 
 impl ReceiverConfig {
-    /// A receiver for `dir` that does not overwrite, has no size limit and
-    /// gives up on a peer silent for [`DEFAULT_IDLE_TIMEOUT`].
+    /// A receiver for `dir` that does not overwrite, has no size limit,
+    /// gives up on a peer silent for [`DEFAULT_IDLE_TIMEOUT`], wants the
+    /// first message within [`DEFAULT_HEADER_DEADLINE`] and the data at
+    /// [`DEFAULT_FLOOR`] at least.
     pub fn new(dir: impl Into<PathBuf>) -> ReceiverConfig {
         ReceiverConfig {
             dir: dir.into(),
             overwrite: false,
             max_size: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            header_deadline: DEFAULT_HEADER_DEADLINE,
+            floor: Some(DEFAULT_FLOOR),
         }
     }
 }

@@ -149,6 +149,13 @@ pub enum TransferError {
         /// Bytes this side had received on the connection.
         received: u64,
     },
+    /// Dropped while still sending its first message: more clients than
+    /// the receiver keeps waiting were doing so, and the oldest goes first.
+    #[error("dropped while still sending its first message: {waiting} clients were, the most this receiver keeps waiting; the oldest goes first")]
+    Crowded {
+        /// The most clients kept waiting for their first message.
+        waiting: usize,
+    },
     /// The peer moved bytes, but fewer than the rate floor asks for: a
     /// trickle was cut.
     #[error("too slow while {stage}: {moved} bytes moved in the last {window:?}, at least {floor} are due in every {window:?}")]

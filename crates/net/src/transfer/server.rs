@@ -1,10 +1,17 @@
 //! The receiver: one connection, one upload into its directory or one
 //! download from it.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -39,22 +46,148 @@ pub async fn serve_connection<S>(stream: S, cfg: &ReceiverConfig) -> Result<Serv
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let admission = Admission::new(usize::MAX >> 4, usize::MAX >> 4);
+    serve_admitted(stream, cfg, &admission).await
+}
+
+/// Who may be served by a receiver that many clients reach at once: at
+/// most `transfers` transfers run, and at most `waiting` clients are
+/// kept while they send their first message (issue 10 item 11).
+///
+/// A client takes a transfer slot only once its whole first message is
+/// in, so clients that trickle their header hold none; they are bounded
+/// apart, cheaply (a small buffer each, [`ReceiverConfig::header_deadline`]
+/// each), and when too many wait, the oldest is dropped
+/// ([`TransferError::Crowded`]) so a new client always gets its turn.
+pub struct Admission {
+    /// Transfer slots.
+    slots: Arc<Semaphore>,
+    /// How many transfers at once.
+    transfers: usize,
+    /// Clients still in their first message, oldest first.
+    waiting: Mutex<BTreeMap<u64, CancellationToken>>,
+    /// The most clients kept in their first message.
+    max_waiting: usize,
+    /// Numbers the waiting clients.
+    next: AtomicU64,
+}
+
+impl Admission {
+    /// At most `transfers` transfers at once, and `waiting` clients in
+    /// their first message.
+    pub fn new(transfers: usize, waiting: usize) -> Admission {
+        Admission {
+            slots: Arc::new(Semaphore::new(transfers.clamp(1, Semaphore::MAX_PERMITS))),
+            transfers,
+            waiting: Mutex::new(BTreeMap::new()),
+            max_waiting: waiting.max(1),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A client starts its first message: its number and the token that
+    /// drops it; the oldest waiting client is dropped if too many wait.
+    fn enter(&self) -> (u64, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        while waiting.len() >= self.max_waiting {
+            match waiting.pop_first() {
+                Some((_, oldest)) => oldest.cancel(),
+                None => break,
+            }
+        }
+        waiting.insert(id, token.clone());
+        (id, token)
+    }
+
+    /// A client's first message is in (or it failed).
+    fn leave(&self, id: u64) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.remove(&id);
+    }
+}
+
+/// [`serve_connection`] for a receiver with many clients: the first
+/// message is due within [`ReceiverConfig::header_deadline`] as a whole,
+/// a transfer slot of `admission` is taken only once it is in (a client
+/// that waits for one longer than the header deadline is told `busy`),
+/// and the rest runs under [`ReceiverConfig::floor`].
+///
+/// # Errors
+///
+/// As [`serve_connection`]; [`TransferError::Crowded`] for a client
+/// dropped to make room, [`TransferError::Timeout`] for a first message
+/// not whole in time.
+pub async fn serve_admitted<S>(
+    stream: S,
+    cfg: &ReceiverConfig,
+    admission: &Admission,
+) -> Result<Served, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let started = Instant::now();
     let mut conn = Conn::new(stream, cfg.idle_timeout);
-    let first = match conn.read_msg(Message::decode).await {
-        Ok(msg) => msg,
-        Err(ReadError::Wire(e)) => {
+    let (id, dropped) = admission.enter();
+    let first = tokio::select! {
+        _ = dropped.cancelled() => Err(()),
+        r = timeout(cfg.header_deadline, conn.read_msg(Message::decode)) => Ok(r),
+    };
+    admission.leave(id);
+    let first = match first {
+        Err(()) => {
+            return Err(TransferError::Crowded {
+                waiting: admission.max_waiting,
+            })
+        }
+        Ok(Err(_)) => {
+            let w = conn.waited(cfg.header_deadline);
+            return Err(TransferError::Timeout {
+                stage: "reading the first message (due whole within the header deadline)",
+                after: w.after,
+                sent: w.sent,
+                received: w.received,
+            });
+        }
+        Ok(Ok(Ok(msg))) => msg,
+        Ok(Ok(Err(ReadError::Wire(e)))) => {
             let refusal = Refusal::new(e.status(), e.to_string());
             return Ok(refuse(&mut conn, None, refusal).await);
         }
-        Err(ReadError::Cut(cut)) => return Err(cut_error("reading the first message", cut)),
+        Ok(Ok(Err(ReadError::Cut(cut)))) => {
+            return Err(cut_error("reading the first message", cut))
+        }
     };
+    let slot = match timeout(cfg.header_deadline, admission.slots.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            let reason = format!(
+                "the receiver is at its limit of {} transfers; try later",
+                admission.transfers
+            );
+            return Ok(refuse(&mut conn, None, Refusal::new(Status::Busy, reason)).await);
+        }
+    };
+    conn.set_floor(cfg.floor);
+    let served = serve_first(&mut conn, first, cfg, started).await;
+    drop(slot);
+    served
+}
+
+/// Serves the connection whose first message is `first`.
+async fn serve_first<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    first: Message,
+    cfg: &ReceiverConfig,
+    started: Instant,
+) -> Result<Served, TransferError> {
     match first {
-        Message::Header(header) => Ok(serve_upload(&mut conn, header, cfg, started).await),
-        Message::Request(request) => serve_download(&mut conn, request, cfg, started).await,
+        Message::Header(header) => Ok(serve_upload(conn, header, cfg, started).await),
+        Message::Request(request) => serve_download(conn, request, cfg, started).await,
         other => {
             let reason = format!("expected a header or a request, got a {}", other.kind());
-            Ok(refuse(&mut conn, None, Refusal::new(Status::BadHeader, reason)).await)
+            Ok(refuse(conn, None, Refusal::new(Status::BadHeader, reason)).await)
         }
     }
 }

@@ -1768,3 +1768,63 @@ async fn futures_poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> 
     })
     .await
 }
+
+/// Issue 10 item 11: a client that trickles its header is cut at the
+/// header deadline (the whole header is due, not each byte), and one that
+/// trickles its data is cut by the rate floor, which a byte now and then
+/// does not reset; the trickled data is kept for a resume.
+#[tokio::test]
+async fn trickles_are_cut_by_the_header_deadline_and_the_rate_floor() {
+    use std::time::Duration;
+    let dir = tempdir();
+    let mut cfg = ReceiverConfig::new(dir.path());
+    cfg.header_deadline = Duration::from_millis(300);
+    cfg.floor = Some(Floor {
+        bytes: 1000,
+        window: Duration::from_millis(300),
+    });
+    let header = header_bytes("t.bin", 100_000, 100_000);
+
+    let (addr, task) = serve_once(&cfg).await;
+    let mut hand = Hand::connect(addr).await;
+    let trickle = async {
+        for b in &header[..20] {
+            if hand.s.write_all(std::slice::from_ref(b)).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    };
+    let (_, served) = tokio::join!(trickle, task);
+    assert!(
+        matches!(served.expect("task"), Err(TransferError::Timeout { .. })),
+        "a trickled header is cut at the deadline"
+    );
+
+    let (addr, task) = serve_once(&cfg).await;
+    let mut hand = Hand::connect(addr).await;
+    hand.send(&header).await;
+    assert_eq!(hand.reply().await.status, Status::Ok);
+    let trickle = async {
+        for _ in 0..40 {
+            if hand.s.write_all(&[1]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    };
+    let (_, served) = tokio::join!(trickle, task);
+    match served.expect("task") {
+        Ok(Served::Refused {
+            status,
+            reason,
+            kept,
+            ..
+        }) => {
+            assert_eq!(status, Status::ShortData);
+            assert!(reason.contains("too slow"), "{reason}");
+            assert!(kept > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+}
