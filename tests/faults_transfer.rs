@@ -145,3 +145,59 @@ fn a_normal_upload_is_served_within_a_second_while_2000_clients_trickle() {
 fn tokio_util_free_stop() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
 }
+
+/// Issue 10 item 15: names with bidi controls, marks and separators
+/// (U+202E, U+2028, U+200F, U+061C) are shown escaped, once: in "saved
+/// as", in `files`, in the server's report, in received text; a refused
+/// name (here with an ESC in it) is escaped once, not twice.
+#[test]
+fn hidden_characters_in_names_and_text_are_escaped_once() {
+    let evil = "a\u{202E}b\u{2028}c\u{200F}d\u{061C}e.txt";
+    // A header for the 3-byte name "a", ESC, "b": refused for its name.
+    let refused_header = "534c4654010101000000000000000100000000000000010003611b62";
+    let script = format!(
+        "mkdir {{tmp}}/srv\n\
+         write {{tmp}}/src \"hello\"\n\
+         serve files {{tmp}}/srv 0 as files\n\
+         upload files {{tmp}}/src as \"{evil}\"\n\
+         files {{tmp}}/srv\n\
+         download files \"{evil}\" as \"{{tmp}}/{evil}\"\n\
+         socket tcp as bad\n\
+         connect bad files\n\
+         send bad hex:{refused_header}\n\
+         recv bad\n\
+         close bad\n\
+         listen 0 as echo\n\
+         connect echo as talk\n\
+         send talk \"x\u{202E}y\"\n"
+    );
+    let run = run_script(&script, &[]);
+    let out = format!("{}{}", run.stdout, run.stderr);
+    // The echo of the script's own lines shows them as typed; everything
+    // socklab says about them must be escaped.
+    let said: String = out
+        .lines()
+        .filter(|l| !l.starts_with("socklab> "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for c in ['\u{202E}', '\u{2028}', '\u{200F}', '\u{061C}', '\u{1b}'] {
+        assert!(!said.contains(c), "raw {c:?} in:\n{said}");
+    }
+    let shown = "a\\u{202e}b\\u{2028}c\\u{200f}d\\u{61c}e.txt";
+    assert!(said.contains(&format!("received \"{shown}\"")), "{said}");
+    assert!(
+        said.contains(&format!("saved as {{tmp}}/srv/{shown}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("saved as {{tmp}}/{shown}")),
+        "{said}"
+    );
+    assert!(
+        said.lines().any(|l| l.starts_with(shown)),
+        "files lists it:\n{said}"
+    );
+    assert!(said.contains("refused \"a\\u{1b}b\""), "{said}");
+    assert!(!said.contains("\\\\u{"), "escaped twice:\n{said}");
+    assert!(said.contains("\"x\\u{202e}y\""), "received text:\n{said}");
+}

@@ -257,8 +257,8 @@ pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
     match report {
         Ok(r) => {
             s.say(format!(
-                "{name} -> uploaded {:?}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
-                r.name,
+                "{name} -> uploaded {}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
+                transfer::quote_name(&r.name),
                 r.size,
                 resumed(r.resumed_from),
                 timing(r.elapsed, r.sent),
@@ -372,13 +372,13 @@ pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
     ends.settle(s).await?;
     let r = report.map_err(|e| transfer_error(e, s.tmp()))?;
     s.say(format!(
-        "{name} <- downloaded {:?}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
-        r.name,
+        "{name} <- downloaded {}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
+        transfer::quote_name(&r.name),
         r.size,
         resumed(r.resumed_from),
         timing(r.elapsed, r.received),
         digest_hex(&r.digest),
-        s.tmp().path(&r.path)
+        transfer::escape_shown(&s.tmp().path(&r.path))
     ));
     Ok(())
 }
@@ -430,15 +430,19 @@ pub async fn files(s: &mut Session, mut a: Args) -> CmdResult {
     })?;
     for entry in dir.flatten() {
         let meta = entry.metadata();
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let raw = entry.file_name().to_string_lossy().into_owned();
         let kind = match &meta {
             Ok(m) if m.is_dir() => "dir",
-            Ok(_) if name.starts_with(transfer::RESERVED_PREFIX) => "partial (kept to resume)",
+            Ok(_) if raw.starts_with(transfer::RESERVED_PREFIX) => "partial (kept to resume)",
             Ok(_) => "file",
             Err(_) => "?",
         };
         let size = meta.map(|m| m.len()).unwrap_or(0);
-        rows.push(vec![name, size.to_string(), kind.to_string()]);
+        rows.push(vec![
+            transfer::escape_shown(&raw),
+            size.to_string(),
+            kind.to_string(),
+        ]);
     }
     rows.sort();
     if rows.is_empty() {

@@ -172,8 +172,9 @@ pub enum Served {
     /// This side refused the request or the data, and told the peer (if the
     /// connection still allowed it) with the same status and reason.
     Refused {
-        /// The name the peer asked for, control characters escaped; `None`
-        /// if its first message could not be decoded.
+        /// The name the peer asked for, as it came (show it with
+        /// [`quote_name`]); `None` if its first message could not be
+        /// decoded.
         name: Option<String>,
         /// The status sent.
         status: Status,
@@ -212,7 +213,12 @@ impl fmt::Display for UploadReport {
     /// One line: `uploaded "hg.txt": 11 bytes in 0.003 s, 0.00 MiB/s,
     /// blake3 <64 hex>` (with `, resumed at N` after the size if it was).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "uploaded {:?}: {} bytes", self.name, self.size)?;
+        write!(
+            f,
+            "uploaded {}: {} bytes",
+            quote_name(&self.name),
+            self.size
+        )?;
         if self.resumed_from > 0 {
             write!(f, " (resumed at {}, sent {})", self.resumed_from, self.sent)?;
         }
@@ -258,9 +264,9 @@ impl fmt::Display for DownloadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "downloaded {:?} to {}: {} bytes",
-            self.name,
-            self.path.display(),
+            "downloaded {} to {}: {} bytes",
+            quote_name(&self.name),
+            escape_shown(&self.path.display().to_string()),
             self.size
         )?;
         if self.resumed_from > 0 {
@@ -357,16 +363,76 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
     }
 }
 
-/// Text from a peer made safe to print: control characters escaped.
+/// Text from a peer made safe to print: [`escape_shown`].
 fn printable(text: &str) -> String {
+    escape_shown(text)
+}
+
+/// Whether `c` must not reach a terminal raw in a name or text shown to a
+/// person (issue 10 item 15): a control character (C0, DEL, C1), a format
+/// character (Unicode category Cf: the bidirectional controls U+202A-U+202E,
+/// U+2066-U+2069, the marks U+200E, U+200F, U+061C, zero-width characters,
+/// the byte-order mark, …), or a line or paragraph separator (U+2028,
+/// U+2029). Any of them can reorder, hide or break the line it is in.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+/// Text shown to a person with every [`is_hidden`] character written as
+/// `\u{…}` (hex), everything else as it is. The one escaping of names and
+/// peer text for display: apply it once, to the raw text.
+pub fn escape_shown(text: &str) -> String {
+    use fmt::Write as _;
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if is_hidden(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }
     }
+    out
+}
+
+/// A name shown to a person, in double quotes: [`escape_shown`], with `"`
+/// and `\` escaped too so the quotes are unambiguous (`"hg.txt"`,
+/// `"a\u{202e}txt.exe"`). Apply it once, to the raw name.
+pub fn quote_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if is_hidden(c) => out.push_str(&escape_shown(c.encode_utf8(&mut [0; 4]))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 

@@ -13,13 +13,13 @@ use super::send::{accepted, open_source, read_reply, send_file, send_message, Ou
 use super::store::{available_space, Work};
 use super::wire::{Conn, ReadError};
 use super::{
-    check_dest, printable, split_dest, DownloadReport, UploadReport, DEFAULT_IDLE_TIMEOUT,
+    check_dest, quote_name, split_dest, DownloadReport, UploadReport, DEFAULT_IDLE_TIMEOUT,
 };
 
 /// Checks a name before it is sent.
 fn checked_name(name: &str) -> Result<(), TransferError> {
     check_name(name).map_err(|source| TransferError::BadName {
-        name: printable(name),
+        name: name.to_owned(),
         source,
     })
 }
@@ -315,7 +315,7 @@ impl<'a> Local<'a> {
             );
             conn.stop(Status::DigestMismatch, 0, &reason).await;
             return Err(TransferError::Stopped {
-                name: printable(self.name),
+                name: self.name.to_owned(),
                 path: self.path.to_owned(),
                 status: Status::DigestMismatch,
                 reason,
@@ -397,10 +397,10 @@ async fn read_download_header<S: AsyncRead + AsyncWrite>(
     };
     if header.name != name || header.offset != start {
         let what = format!(
-            "the header is for {:?} from byte {}, the request for {:?} from byte {start}",
-            printable(&header.name),
+            "the header is for {} from byte {}, the request for {} from byte {start}",
+            quote_name(&header.name),
             header.offset,
-            printable(name)
+            quote_name(name)
         );
         conn.stop(Status::BadHeader, 0, &what).await;
         return Err(TransferError::Unexpected {
@@ -443,7 +443,7 @@ async fn finish_download<S: AsyncRead + AsyncWrite>(
         }) => {
             conn.stop(status, kept, &reason).await;
             Err(TransferError::Stopped {
-                name: printable(inc.name),
+                name: inc.name.to_owned(),
                 path: inc.dest.to_owned(),
                 status,
                 reason,

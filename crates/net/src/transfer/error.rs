@@ -7,19 +7,20 @@ use std::time::Duration;
 
 use socklab_frame::{NameError, Reply, Status, WireError};
 
-use super::printable;
 use super::wire::{Cut, ReadError};
+use super::{escape_shown, printable, quote_name};
 
 /// Why a transfer failed.
 ///
-/// Names and reasons that came from the peer are stored with control
-/// characters escaped (`\n`, `\u{1b}`), so every message is safe to print.
+/// Names are stored as they are and shown with [`quote_name`] (escaped
+/// once, when shown); reasons that came from the peer are stored with
+/// [`escape_shown`] applied, so every message is safe to print.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// The peer refused the transfer or its result: its [`Reply`] status and
     /// reason ("receiver refused \"..\": bad name: file name '..' would leave
     /// the directory").
-    #[error("{peer} refused {name:?}: {status}: {reason}")]
+    #[error("{peer} refused {}: {status}: {reason}", quote_name(name))]
     Refused {
         /// Who refused: `"receiver"` (the server of an upload), `"server"`
         /// (the server of a download, refusing the request) or `"client"`
@@ -36,7 +37,7 @@ pub enum TransferError {
     },
     /// This side stopped receiving a file (download) and told the peer
     /// why: the digest did not match, the stream was cut, no space, …
-    #[error("download of {name:?} into {} failed: {status}: {reason}", path.display())]
+    #[error("download of {} into {} failed: {status}: {reason}", quote_name(name), escape_shown(&path.display().to_string()))]
     Stopped {
         /// The remote name.
         name: String,
@@ -51,7 +52,10 @@ pub enum TransferError {
     },
     /// The name to send is not one plain file name (checked before anything
     /// is sent).
-    #[error("{name:?} is not a file name the receiver can accept: {source}")]
+    #[error(
+        "{} is not a file name the receiver can accept: {source}",
+        quote_name(name)
+    )]
     BadName {
         /// The name, control characters escaped.
         name: String,
@@ -207,7 +211,7 @@ impl TransferError {
 pub(super) fn refused(peer: &'static str, name: &str, reply: Reply) -> TransferError {
     TransferError::Refused {
         peer,
-        name: printable(name),
+        name: name.to_owned(),
         status: reply.status,
         reason: printable(&reply.reason),
         offset: reply.offset,

@@ -21,7 +21,7 @@ use super::receive::{cut_cause, cut_short, receive_file, Incoming, Refusal, Verd
 use super::send::{accepted, read_reply, send_file, send_message, Outgoing};
 use super::store::{available_space, blocking, symlink_metadata, DiskFile, Work};
 use super::wire::{Conn, ReadError};
-use super::{printable, Offered, ReceiverConfig, Served, RESERVED_PREFIX};
+use super::{quote_name, Offered, ReceiverConfig, Served, RESERVED_PREFIX};
 
 /// Serves one connection of the transfer protocol: reads its first message
 /// and either receives an upload into `cfg.dir` or sends a file of
@@ -233,21 +233,26 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
     cfg: &ReceiverConfig,
     started: Instant,
 ) -> Served {
-    let shown = printable(&header.name);
+    let shown = quote_name(&header.name);
     let dest = cfg.dir.join(&header.name);
     if let Err(refusal) = check_upload(&header, &dest, cfg, &shown).await {
-        return refuse(conn, Some(shown), refusal).await;
+        return refuse(conn, Some(header.name.clone()), refusal).await;
     }
     let mut work = match Work::open(&cfg.dir, header.name.as_bytes()).await {
         Ok(work) => work,
         Err(e) => {
             let reason = format!("cannot create a working file in the receiving directory: {e}");
-            return refuse(conn, Some(shown), Refusal::new(Status::Internal, reason)).await;
+            return refuse(
+                conn,
+                Some(header.name.clone()),
+                Refusal::new(Status::Internal, reason),
+            )
+            .await;
         }
     };
     let (start, hasher) = match resume_point(&mut work, &header, cfg, &shown).await {
         Ok(ready) => ready,
-        Err(refusal) => return refuse(conn, Some(shown), refusal).await,
+        Err(refusal) => return refuse(conn, Some(header.name.clone()), refusal).await,
     };
     let inc = Incoming {
         name: &header.name,
@@ -272,7 +277,7 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
                 elapsed: started.elapsed(),
             }
         }
-        Verdict::Failed(refusal) => refuse(conn, Some(shown), refusal).await,
+        Verdict::Failed(refusal) => refuse(conn, Some(header.name.clone()), refusal).await,
     }
 }
 
@@ -298,20 +303,20 @@ async fn check_upload(
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
-            let reason = format!("cannot look at {shown:?} in the receiving directory: {e}");
+            let reason = format!("cannot look at {shown} in the receiving directory: {e}");
             return Err(Refusal::new(Status::Internal, reason));
         }
     };
     if meta.file_type().is_symlink() {
         Err(Refusal::new(
             Status::BadName,
-            format!("{shown:?} is a symbolic link in the receiving directory; refusing to write through it"),
+            format!("{shown} is a symbolic link in the receiving directory; refusing to write through it"),
         ))
     } else if !meta.is_file() {
         Err(Refusal::new(
             Status::Exists,
             format!(
-                "{shown:?} exists in the receiving directory and is {}",
+                "{shown} exists in the receiving directory and is {}",
                 super::kind_of(&meta)
             ),
         ))
@@ -319,7 +324,7 @@ async fn check_upload(
         Err(Refusal::new(
             Status::Exists,
             format!(
-                "{shown:?} exists in the receiving directory and this receiver does not overwrite"
+                "{shown} exists in the receiving directory and this receiver does not overwrite"
             ),
         ))
     } else {
@@ -347,7 +352,7 @@ async fn resume_point(
         Ok(Some((meta, hasher))) => (meta.held, hasher),
         Ok(None) => (0, blake3::Hasher::new()),
         Err(e) => {
-            let reason = format!("cannot read the partial upload kept for {shown:?}: {e}");
+            let reason = format!("cannot read the partial upload kept for {shown}: {e}");
             return Err(Refusal::new(Status::Internal, reason));
         }
     };
@@ -411,14 +416,14 @@ async fn serve_download<S: AsyncRead + AsyncWrite>(
     cfg: &ReceiverConfig,
     started: Instant,
 ) -> Result<Served, TransferError> {
-    let shown = printable(&request.name);
+    let shown = quote_name(&request.name);
     let (file, path) = match open_offered(&request.name, cfg, &shown).await {
         Ok(opened) => opened,
-        Err(refusal) => return Ok(refuse(conn, Some(shown), refusal).await),
+        Err(refusal) => return Ok(refuse(conn, Some(request.name.clone()), refusal).await),
     };
     let size = match offered_size(&file, &shown).await {
         Ok(size) => size,
-        Err(refusal) => return Ok(refuse(conn, Some(shown), refusal).await),
+        Err(refusal) => return Ok(refuse(conn, Some(request.name.clone()), refusal).await),
     };
     let start = request.resume_at(size);
     conn.reply(&Reply::new(Status::Ok, start, "sending"))
@@ -478,13 +483,13 @@ async fn open_offered(
             let (status, reason) = match (e.kind(), e.raw_os_error()) {
                 (io::ErrorKind::NotFound, _) => (
                     Status::NotFound,
-                    format!("no file {shown:?} in the served directory"),
+                    format!("no file {shown} in the served directory"),
                 ),
                 (_, Some(libc::ELOOP)) => (
                     Status::BadName,
-                    format!("{shown:?} is a symbolic link; links are not offered"),
+                    format!("{shown} is a symbolic link; links are not offered"),
                 ),
-                _ => (Status::Internal, format!("cannot open {shown:?}: {e}")),
+                _ => (Status::Internal, format!("cannot open {shown}: {e}")),
             };
             Err(Refusal::new(status, reason))
         }
@@ -497,13 +502,13 @@ async fn offered_size(file: &DiskFile, shown: &str) -> Result<u64, Refusal> {
     let meta = match file.metadata().await {
         Ok(meta) => meta,
         Err(e) => {
-            let reason = format!("cannot look at {shown:?}: {e}");
+            let reason = format!("cannot look at {shown}: {e}");
             return Err(Refusal::new(Status::Internal, reason));
         }
     };
     if !meta.is_file() {
         let reason = format!(
-            "{shown:?} is {}; only regular files are offered",
+            "{shown} is {}; only regular files are offered",
             super::kind_of(&meta)
         );
         return Err(Refusal::new(Status::NotFound, reason));
