@@ -23,7 +23,9 @@
 //! their BLAKE3) or, when that slot is busy or for raw receives, an
 //! anonymous `.socklab-tmp-<pid>-<random>`. `<key>` is 32 hex digits of the
 //! BLAKE3 of the destination name. Working files are created with
-//! `O_EXCL|O_NOFOLLOW`, mode 0600. A verified file is `fsync`ed, then
+//! `O_EXCL|O_NOFOLLOW`, mode 0600; a slot's `.part` that is not such a file
+//! of ours is replaced, never resumed from. A verified file is given mode
+//! 0600, `fsync`ed, then
 //! renamed to its name (overwrite) or hard-linked to it (no overwrite: fails
 //! if the name exists, so a concurrent finisher cannot be replaced). Names
 //! starting with `.socklab-` are reserved: never accepted, never offered.
@@ -34,9 +36,11 @@
 //! for [`ReceiverConfig::idle_timeout`]) keeps its bytes in the slot, flushed
 //! to disk, and the sidecar records them. The next upload of the same name,
 //! size and algorithm that allows a resume (`resume: true`) starts where
-//! they end; the receiver first re-reads them, checks them against the
-//! sidecar's BLAKE3 and feeds them to the hasher, so the final digest covers
-//! the whole file. A partial of another size, a changed one, or an upload
+//! they end, and the final digest covers the whole file. The hash state of
+//! a partial this process kept is remembered (in memory, while the `.part`
+//! file is unchanged), so a resume re-reads nothing; a partial it does not
+//! know is re-read once, checked against the sidecar's BLAKE3 and fed to
+//! the hasher. A partial of another size, a changed one, or an upload
 //! without resume discards it. Downloads resume the same way into the local
 //! directory's slot.
 //!
