@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use socklab_net::transfer::{digest_hex, Served};
+use socklab_net::transfer::{digest_hex, escape_shown, is_hidden, quote_name, Served};
 use socklab_net::{Event, Family, NetError, Role, SocketInfo, Transfer};
 use socklab_tasks::{Ending, Line, LineKind};
 
@@ -179,6 +179,9 @@ pub fn quote(data: &[u8], limit: usize) -> String {
             Some('\\') => out.push_str("\\\\"),
             Some('"') => out.push_str("\\\""),
             Some('\0') => out.push_str("\\0"),
+            Some(c) if is_hidden(c) && !c.is_control() => {
+                out.push_str(&escape_shown(c.encode_utf8(&mut [0; 4])))
+            }
             Some(c) if !c.is_control() => out.push(c),
             _ => {
                 for b in &rest[..len] {
@@ -469,19 +472,19 @@ pub fn served(server: &str, peer: &SocketAddr, outcome: &Transfer, tmp: Tmp<'_>)
     let from = addr(peer);
     match outcome {
         Transfer::Files(Ok(Served::Uploaded { name, size, digest, resumed_from, path, .. })) => {
-            let mut s = format!("{server}: received {name:?} from {from}: {size} bytes, blake3 {}", digest_hex(digest));
+            let mut s = format!("{server}: received {} from {from}: {size} bytes, blake3 {}", quote_name(name), digest_hex(digest));
             if *resumed_from > 0 {
                 let _ = write!(s, " (resumed: {resumed_from} bytes were kept from a cut upload)");
             }
-            let _ = write!(s, "; verified, saved as {}", tmp.path(path));
+            let _ = write!(s, "; verified, saved as {}", escape_shown(&tmp.path(path)));
             s
         }
         Transfer::Files(Ok(Served::Downloaded { name, size, offset, .. })) => {
             let from_byte = if *offset > 0 { format!(" from byte {offset}") } else { String::new() };
-            format!("{server}: sent {name:?} to {from}: {size} bytes{from_byte}; verified by the client")
+            format!("{server}: sent {} to {from}: {size} bytes{from_byte}; verified by the client", quote_name(name))
         }
         Transfer::Files(Ok(Served::Refused { name, status, reason, kept })) => {
-            let what = name.as_deref().map_or(String::new(), |n| format!(" {n:?}"));
+            let what = name.as_deref().map_or(String::new(), |n| format!(" {}", quote_name(n)));
             let mut s = format!("{server} !! refused{what} from {from}: {status}: {}", tmp.text(reason));
             if *kept > 0 {
                 let _ = write!(s, "; nothing under the final name");
@@ -492,7 +495,7 @@ pub fn served(server: &str, peer: &SocketAddr, outcome: &Transfer, tmp: Tmp<'_>)
         Transfer::Raw(Ok(r)) => format!(
             "{server}: saved {} bytes from {from} as {} (raw: whatever came before the close; nothing verified)",
             r.bytes,
-            tmp.path(&r.path)
+            escape_shown(&tmp.path(&r.path))
         ),
         Transfer::Raw(Err(e)) => format!("{server} !! {from}: {}", tmp.text(&e.to_string())),
     }

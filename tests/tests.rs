@@ -4,6 +4,7 @@ mod cli;
 mod exec;
 mod faults;
 mod faults_shell;
+mod faults_transfer;
 mod jobs;
 mod python;
 mod repl;

@@ -21,6 +21,11 @@ use crate::session::Session;
 fn transfer_error(e: TransferError, tmp: Tmp<'_>) -> CmdError {
     let exit = if e.status().is_some() {
         Exit::Data
+    } else if matches!(
+        e,
+        TransferError::Timeout { .. } | TransferError::TooSlow { .. }
+    ) {
+        Exit::TempFail
     } else {
         Exit::Io
     };
@@ -198,10 +203,20 @@ fn progress_bar(s: &Session, what: &str) -> Option<ProgressBar> {
     Some(pb)
 }
 
-/// `upload NAME FILE [as REMOTE_NAME] [resume]`, `upload --raw NAME FILE`
+/// How long a transfer waits for its peer without progress: `timeout DUR`,
+/// else the script's `--wait`, else [`transfer::DEFAULT_IDLE_TIMEOUT`].
+fn transfer_wait(s: &Session, a: &mut Args) -> CmdResult<Duration> {
+    Ok(a.timeout()?
+        .or(s.wait_limit)
+        .unwrap_or(transfer::DEFAULT_IDLE_TIMEOUT))
+}
+
+/// `upload NAME FILE [as REMOTE_NAME] [resume] [timeout DUR]`,
+/// `upload --raw NAME FILE [timeout DUR]`
 pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
     let raw = a.keyword_anywhere("--raw") || a.keyword_anywhere("raw");
     let resume = a.keyword_anywhere("resume");
+    let wait = transfer_wait(s, &mut a)?;
     let remote = a.as_name_raw()?;
     if let Some(r) = &remote {
         socklab_frame::check_name(r).map_err(|why| {
@@ -225,7 +240,7 @@ pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
     let ends = Ends::of(&stream);
     let pb = progress_bar(s, &format!("upload {}", s.tmp().path(&file)));
     if raw {
-        return upload_raw(s, &name, stream, &file, ends, pb).await;
+        return upload_raw(s, &name, stream, &file, wait, ends, pb).await;
     }
     let remote_name = match remote {
         Some(r) => r,
@@ -234,15 +249,16 @@ pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| CmdError::at(ft.span, "name it with `as NAME`"))?,
     };
-    let report = transfer::upload(stream, &file, &remote_name, resume, progress(&pb)).await;
+    let report =
+        transfer::upload_within(stream, &file, &remote_name, resume, wait, progress(&pb)).await;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
     match report {
         Ok(r) => {
             s.say(format!(
-                "{name} -> uploaded {:?}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
-                r.name,
+                "{name} -> uploaded {}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
+                transfer::quote_name(&r.name),
                 r.size,
                 resumed(r.resumed_from),
                 timing(r.elapsed, r.sent),
@@ -263,10 +279,11 @@ async fn upload_raw(
     name: &str,
     stream: TcpStream,
     file: &Path,
+    wait: Duration,
     ends: Ends,
     pb: Option<ProgressBar>,
 ) -> CmdResult {
-    let report = transfer::upload_raw(stream, file, progress(&pb)).await;
+    let report = transfer::upload_raw_within(stream, file, wait, progress(&pb)).await;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
@@ -322,9 +339,10 @@ fn progress(pb: &Option<ProgressBar>) -> impl FnMut(u64, u64) + '_ {
     }
 }
 
-/// `download NAME REMOTE_NAME [as LOCAL_FILE] [overwrite]`
+/// `download NAME REMOTE_NAME [as LOCAL_FILE] [overwrite] [timeout DUR]`
 pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
     let overwrite = a.keyword_anywhere("overwrite");
+    let wait = transfer_wait(s, &mut a)?;
     let local_file = a.option("as", "a local file")?;
     let (name, span) = a.word("a connection (or a file server of this shell)")?;
     let rt = a.token("the name of the file to fetch")?;
@@ -346,20 +364,21 @@ pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
     let (name, stream) = transfer_stream(s, name, span).await?;
     let ends = Ends::of(&stream);
     let pb = progress_bar(s, &format!("download {remote}"));
-    let report = transfer::download(stream, &remote, &dest, overwrite, progress(&pb)).await;
+    let report =
+        transfer::download_within(stream, &remote, &dest, overwrite, wait, progress(&pb)).await;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
     ends.settle(s).await?;
     let r = report.map_err(|e| transfer_error(e, s.tmp()))?;
     s.say(format!(
-        "{name} <- downloaded {:?}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
-        r.name,
+        "{name} <- downloaded {}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
+        transfer::quote_name(&r.name),
         r.size,
         resumed(r.resumed_from),
         timing(r.elapsed, r.received),
         digest_hex(&r.digest),
-        s.tmp().path(&r.path)
+        transfer::escape_shown(&s.tmp().path(&r.path))
     ));
     Ok(())
 }
@@ -411,15 +430,19 @@ pub async fn files(s: &mut Session, mut a: Args) -> CmdResult {
     })?;
     for entry in dir.flatten() {
         let meta = entry.metadata();
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let raw = entry.file_name().to_string_lossy().into_owned();
         let kind = match &meta {
             Ok(m) if m.is_dir() => "dir",
-            Ok(_) if name.starts_with(transfer::RESERVED_PREFIX) => "partial (kept to resume)",
+            Ok(_) if raw.starts_with(transfer::RESERVED_PREFIX) => "partial (kept to resume)",
             Ok(_) => "file",
             Err(_) => "?",
         };
         let size = meta.map(|m| m.len()).unwrap_or(0);
-        rows.push(vec![name, size.to_string(), kind.to_string()]);
+        rows.push(vec![
+            transfer::escape_shown(&raw),
+            size.to_string(),
+            kind.to_string(),
+        ]);
     }
     rows.sort();
     if rows.is_empty() {

@@ -198,7 +198,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "upload",
         aliases: &[],
-        usage: "upload NAME FILE [as REMOTE_NAME] [resume]\nupload --raw NAME FILE",
+        usage: "upload NAME FILE [as REMOTE_NAME] [resume] [timeout DUR]\nupload --raw NAME FILE [timeout DUR]",
         summary: "send a file to a file server, verified end to end (or raw, like the lecture)",
         help: "NAME is a connection to the server, or a `serve files` server of this shell (a connection is made).\n\
                The file is streamed with its name, size and BLAKE3 digest; the receiver checks both before it\n\
@@ -209,7 +209,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "download",
         aliases: &[],
-        usage: "download NAME REMOTE_NAME [as LOCAL_FILE] [overwrite]",
+        usage: "download NAME REMOTE_NAME [as LOCAL_FILE] [overwrite] [timeout DUR]",
         summary: "fetch a file a file server offers, verified, written atomically",
         help: "An interrupted download resumes by itself next time.",
         run: |s, a| Box::pin(files::download(s, a)),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use tokio::net::TcpStream;
 
 use crate::event::Transfer;
+pub(crate) use crate::transfer::Admission;
 use crate::transfer::{self, ReceiverConfig};
 
 /// What a file server does with each connection.
@@ -24,10 +25,17 @@ pub enum FileService {
     },
 }
 
-/// Serves one client as `service` says; what happened, for the report.
-pub(crate) async fn serve_one(stream: TcpStream, service: &FileService) -> Transfer {
+/// Serves one client as `service` says (a `Files` client admitted by
+/// `admission`); what happened, for the report.
+pub(crate) async fn serve_one(
+    stream: TcpStream,
+    service: &FileService,
+    admission: &Admission,
+) -> Transfer {
     match service {
-        FileService::Files(cfg) => Transfer::Files(transfer::serve_connection(stream, cfg).await),
+        FileService::Files(cfg) => {
+            Transfer::Files(transfer::serve_admitted(stream, cfg, admission).await)
+        }
         FileService::Raw { dest, overwrite } => {
             Transfer::Raw(transfer::receive_raw(stream, dest, *overwrite).await)
         }

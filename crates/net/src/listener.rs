@@ -24,9 +24,18 @@ use crate::tube::Background;
 
 /// The most clients a `mode thread` server reads at once (a thread each).
 pub const MAX_THREAD_CLIENTS: usize = 512;
-/// How many transfers one file server runs at once; more clients wait in
-/// the accept queue.
+/// How many transfers one file server runs at once. A `serve files` client
+/// takes a slot only once its first message is whole (one that waits for
+/// a slot longer than the header deadline is told `busy`); `serve raw`
+/// clients wait in the accept queue.
 pub const MAX_TRANSFERS: usize = 64;
+/// How many `serve files` clients are kept while they send their first
+/// message (each has the header deadline for it); past this, the oldest
+/// is dropped, so a trickling crowd cannot keep a new client out.
+pub const MAX_HEADER_CLIENTS: usize = 4096;
+/// How long a stopping file server waits for its clients' transfers to
+/// end (they are cancelled; a cancelled transfer removes what it wrote).
+const FILES_STOP_WAIT: Duration = Duration::from_secs(5);
 /// How many programs one `listen … exec` server runs at once.
 pub const MAX_PROGRAMS: usize = 64;
 /// How many finished clients a file or exec server remembers, to settle
@@ -424,29 +433,47 @@ impl Listener {
             return;
         };
         let events = lab.events();
+        // `serve files`: a slot is taken after the header (Admission), so
+        // accepting is never held up by clients that trickle. `serve raw`
+        // has no header: a slot before the accept.
+        let admission = Arc::new(files::Admission::new(MAX_TRANSFERS, MAX_HEADER_CLIENTS));
         let slots = Arc::new(Semaphore::new(MAX_TRANSFERS));
+        let gate = match server.service {
+            FileService::Files(_) => None,
+            FileService::Raw { .. } => Some(&slots),
+        };
         let clients = tokio_util::task::TaskTracker::new();
-        while let Some((stream, peer, _, slot)) =
-            self.next_client(Some(&slots), &events, cancel).await
-        {
+        while let Some((stream, peer, _, slot)) = self.next_client(gate, &events, cancel).await {
             let service = server.service.clone();
             let events = events.clone();
             let name = self.name.clone();
             let reports = server.reports.clone();
+            let admission = admission.clone();
+            let stop = cancel.clone();
             clients.spawn(async move {
-                let outcome: Transfer = files::serve_one(stream, &service).await;
-                // Reported before the settling waiter can see it.
-                let served = Event::Served {
-                    server: name,
-                    peer,
-                    outcome: Box::new(outcome),
+                let served = async {
+                    let outcome: Transfer = files::serve_one(stream, &service, &admission).await;
+                    // Reported before the settling waiter can see it.
+                    let served = Event::Served {
+                        server: name,
+                        peer,
+                        outcome: Box::new(outcome),
+                    };
+                    let _ = events.send(served).await;
+                    reports.finish(peer);
                 };
-                let _ = events.send(served).await;
-                reports.finish(peer);
+                // A stopping server cancels its transfers: each removes
+                // what it wrote (a resume record being written is finished
+                // first), before the server's stop returns.
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = served => {}
+                }
                 drop(slot);
             });
         }
         clients.close();
+        let _ = tokio::time::timeout(FILES_STOP_WAIT, clients.wait()).await;
     }
 
     async fn exec_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {

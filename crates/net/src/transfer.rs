@@ -23,7 +23,9 @@
 //! their BLAKE3) or, when that slot is busy or for raw receives, an
 //! anonymous `.socklab-tmp-<pid>-<random>`. `<key>` is 32 hex digits of the
 //! BLAKE3 of the destination name. Working files are created with
-//! `O_EXCL|O_NOFOLLOW`, mode 0600. A verified file is `fsync`ed, then
+//! `O_EXCL|O_NOFOLLOW`, mode 0600; a slot's `.part` that is not such a file
+//! of ours is replaced, never resumed from. A verified file is given mode
+//! 0600, `fsync`ed, then
 //! renamed to its name (overwrite) or hard-linked to it (no overwrite: fails
 //! if the name exists, so a concurrent finisher cannot be replaced). Names
 //! starting with `.socklab-` are reserved: never accepted, never offered.
@@ -34,9 +36,11 @@
 //! for [`ReceiverConfig::idle_timeout`]) keeps its bytes in the slot, flushed
 //! to disk, and the sidecar records them. The next upload of the same name,
 //! size and algorithm that allows a resume (`resume: true`) starts where
-//! they end; the receiver first re-reads them, checks them against the
-//! sidecar's BLAKE3 and feeds them to the hasher, so the final digest covers
-//! the whole file. A partial of another size, a changed one, or an upload
+//! they end, and the final digest covers the whole file. The hash state of
+//! a partial this process kept is remembered (in memory, while the `.part`
+//! file is unchanged), so a resume re-reads nothing; a partial it does not
+//! know is re-read once, checked against the sidecar's BLAKE3 and fed to
+//! the hasher. A partial of another size, a changed one, or an upload
 //! without resume discards it. Downloads resume the same way into the local
 //! directory's slot.
 //!
@@ -67,10 +71,11 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{download, upload};
+pub use client::{download, download_within, upload, upload_within};
 pub use error::TransferError;
-pub use raw::{receive_raw, upload_raw};
-pub use server::{list_offered, serve_connection};
+pub use raw::{receive_raw, upload_raw, upload_raw_within};
+pub use server::{list_offered, serve_admitted, serve_connection, Admission};
+pub use wire::Floor;
 
 /// The largest piece of a file read, written or sent at once (64 KiB).
 pub const CHUNK: usize = 64 * 1024;
@@ -78,6 +83,17 @@ pub const CHUNK: usize = 64 * 1024;
 /// How long a side waits for a single read or write to make progress before
 /// it gives up (a peer that stalls): 60 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a receiver's client has to send its whole first message (a
+/// header or a request), however it trickles: 10 s.
+pub const DEFAULT_HEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The least a receiver's transfer must move once its first message is
+/// in: 16 KiB in every 10 s (a byte now and then does not hold a slot).
+pub const DEFAULT_FLOOR: Floor = Floor {
+    bytes: 16 * 1024,
+    window: Duration::from_secs(10),
+};
 
 /// The prefix of the receiver's working files. Names starting with it are
 /// refused for upload and never offered for download.
@@ -99,17 +115,28 @@ pub struct ReceiverConfig {
     /// How long one read or write may make no progress before the
     /// connection is given up (a cut upload keeps its bytes for a resume).
     pub idle_timeout: Duration,
+    /// How long a client has for its whole first message, however it
+    /// trickles ([`DEFAULT_HEADER_DEADLINE`]).
+    pub header_deadline: Duration,
+    /// The least a transfer must move per window once its first message is
+    /// in (`None`: no floor, only `idle_timeout`). A slower one is cut
+    /// (an upload keeps its bytes for a resume).
+    pub floor: Option<Floor>,
 }
 
 impl ReceiverConfig {
-    /// A receiver for `dir` that does not overwrite, has no size limit and
-    /// gives up on a peer silent for [`DEFAULT_IDLE_TIMEOUT`].
+    /// A receiver for `dir` that does not overwrite, has no size limit,
+    /// gives up on a peer silent for [`DEFAULT_IDLE_TIMEOUT`], wants the
+    /// first message within [`DEFAULT_HEADER_DEADLINE`] and the data at
+    /// [`DEFAULT_FLOOR`] at least.
     pub fn new(dir: impl Into<PathBuf>) -> ReceiverConfig {
         ReceiverConfig {
             dir: dir.into(),
             overwrite: false,
             max_size: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            header_deadline: DEFAULT_HEADER_DEADLINE,
+            floor: Some(DEFAULT_FLOOR),
         }
     }
 }
@@ -149,8 +176,9 @@ pub enum Served {
     /// This side refused the request or the data, and told the peer (if the
     /// connection still allowed it) with the same status and reason.
     Refused {
-        /// The name the peer asked for, control characters escaped; `None`
-        /// if its first message could not be decoded.
+        /// The name the peer asked for, as it came (show it with
+        /// [`quote_name`]); `None` if its first message could not be
+        /// decoded.
         name: Option<String>,
         /// The status sent.
         status: Status,
@@ -189,7 +217,12 @@ impl fmt::Display for UploadReport {
     /// One line: `uploaded "hg.txt": 11 bytes in 0.003 s, 0.00 MiB/s,
     /// blake3 <64 hex>` (with `, resumed at N` after the size if it was).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "uploaded {:?}: {} bytes", self.name, self.size)?;
+        write!(
+            f,
+            "uploaded {}: {} bytes",
+            quote_name(&self.name),
+            self.size
+        )?;
         if self.resumed_from > 0 {
             write!(f, " (resumed at {}, sent {})", self.resumed_from, self.sent)?;
         }
@@ -235,9 +268,9 @@ impl fmt::Display for DownloadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "downloaded {:?} to {}: {} bytes",
-            self.name,
-            self.path.display(),
+            "downloaded {} to {}: {} bytes",
+            quote_name(&self.name),
+            escape_shown(&self.path.display().to_string()),
             self.size
         )?;
         if self.resumed_from > 0 {
@@ -334,16 +367,76 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
     }
 }
 
-/// Text from a peer made safe to print: control characters escaped.
+/// Text from a peer made safe to print: [`escape_shown`].
 fn printable(text: &str) -> String {
+    escape_shown(text)
+}
+
+/// Whether `c` must not reach a terminal raw in a name or text shown to a
+/// person (issue 10 item 15): a control character (C0, DEL, C1), a format
+/// character (Unicode category Cf: the bidirectional controls U+202A-U+202E,
+/// U+2066-U+2069, the marks U+200E, U+200F, U+061C, zero-width characters,
+/// the byte-order mark, …), or a line or paragraph separator (U+2028,
+/// U+2029). Any of them can reorder, hide or break the line it is in.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+/// Text shown to a person with every [`is_hidden`] character written as
+/// `\u{…}` (hex), everything else as it is. The one escaping of names and
+/// peer text for display: apply it once, to the raw text.
+pub fn escape_shown(text: &str) -> String {
+    use fmt::Write as _;
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if is_hidden(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }
     }
+    out
+}
+
+/// A name shown to a person, in double quotes: [`escape_shown`], with `"`
+/// and `\` escaped too so the quotes are unambiguous (`"hg.txt"`,
+/// `"a\u{202e}txt.exe"`). Apply it once, to the raw name.
+pub fn quote_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if is_hidden(c) => out.push_str(&escape_shown(c.encode_utf8(&mut [0; 4]))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 

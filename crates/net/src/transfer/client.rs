@@ -2,7 +2,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,13 +13,13 @@ use super::send::{accepted, open_source, read_reply, send_file, send_message, Ou
 use super::store::{available_space, Work};
 use super::wire::{Conn, ReadError};
 use super::{
-    check_dest, printable, split_dest, DownloadReport, UploadReport, DEFAULT_IDLE_TIMEOUT,
+    check_dest, quote_name, split_dest, DownloadReport, UploadReport, DEFAULT_IDLE_TIMEOUT,
 };
 
 /// Checks a name before it is sent.
 fn checked_name(name: &str) -> Result<(), TransferError> {
     check_name(name).map_err(|source| TransferError::BadName {
-        name: printable(name),
+        name: name.to_owned(),
         source,
     })
 }
@@ -46,12 +46,44 @@ fn checked_name(name: &str) -> Result<(), TransferError> {
 /// - [`TransferError::Refused`] (`peer == "receiver"`) with the receiver's
 ///   status and reason, whether it refused the header, stopped mid-stream
 ///   (no space) or rejected the result (digest mismatch);
-/// - connection and protocol errors.
+/// - connection and protocol errors; [`TransferError::Timeout`] when the
+///   receiver does not answer or take data for [`DEFAULT_IDLE_TIMEOUT`].
 pub async fn upload<S>(
     stream: S,
     file: &Path,
     remote_name: &str,
     resume: bool,
+    progress: impl FnMut(u64, u64),
+) -> Result<UploadReport, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    upload_within(
+        stream,
+        file,
+        remote_name,
+        resume,
+        DEFAULT_IDLE_TIMEOUT,
+        progress,
+    )
+    .await
+}
+
+/// [`upload`], where every wait for the receiver (its answer to the
+/// header, room to send data, its verdict) gives up after `wait` without
+/// progress, with a [`TransferError::Timeout`] that says what was sent and
+/// received by then. A peer that is not a receiver (it never answers the
+/// header) ends the upload after `wait`.
+///
+/// # Errors
+///
+/// As [`upload`].
+pub async fn upload_within<S>(
+    stream: S,
+    file: &Path,
+    remote_name: &str,
+    resume: bool,
+    wait: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<UploadReport, TransferError>
 where
@@ -60,7 +92,7 @@ where
     checked_name(remote_name)?;
     let (src, size) = open_source(file).await?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    let mut conn = Conn::new(stream, wait);
     let start = offer_upload(&mut conn, remote_name, size, resume).await?;
     let out = Outgoing {
         file: &src,
@@ -97,11 +129,11 @@ async fn offer_upload<S: AsyncRead + AsyncWrite>(
         offset: if resume { size } else { 0 },
     };
     send_message(conn, &Message::Header(header)).await?;
-    let answer = read_reply(conn, "reading the receiver's answer").await?;
+    let answer = read_reply(conn, "reading the receiver's answer to the header").await?;
     let start = accepted("receiver", name, answer)?.offset;
     if start > size {
         return Err(TransferError::Unexpected {
-            stage: "reading the receiver's answer",
+            stage: "reading the receiver's answer to the header",
             what: format!("it asks for data from byte {start} of a {size}-byte file"),
         });
     }
@@ -153,12 +185,43 @@ async fn read_upload_verdict<S: AsyncRead + AsyncWrite>(
 ///   the request (not found, bad name);
 /// - [`TransferError::Stopped`]: this side refused the data (digest
 ///   mismatch, short data, no space) and told the server;
-/// - connection and protocol errors.
+/// - connection and protocol errors; [`TransferError::Timeout`] when the
+///   server does not answer or send for [`DEFAULT_IDLE_TIMEOUT`].
 pub async fn download<S>(
     stream: S,
     remote_name: &str,
     local: &Path,
     overwrite: bool,
+    progress: impl FnMut(u64, u64),
+) -> Result<DownloadReport, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    download_within(
+        stream,
+        remote_name,
+        local,
+        overwrite,
+        DEFAULT_IDLE_TIMEOUT,
+        progress,
+    )
+    .await
+}
+
+/// [`download`], where every wait for the server (its answer to the
+/// request, its header, its data) gives up after `wait` without progress,
+/// with a [`TransferError::Timeout`] that says what was sent and received
+/// by then. A cut download keeps what arrived, as [`download`] does.
+///
+/// # Errors
+///
+/// As [`download`].
+pub async fn download_within<S>(
+    stream: S,
+    remote_name: &str,
+    local: &Path,
+    overwrite: bool,
+    wait: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<DownloadReport, TransferError>
 where
@@ -167,7 +230,7 @@ where
     checked_name(remote_name)?;
     let (mut dest, held_hasher) = Local::open(remote_name, local, overwrite).await?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    let mut conn = Conn::new(stream, wait);
     let (header, hasher) = request_file(&mut conn, remote_name, dest.held, held_hasher).await?;
     dest.prepare(&mut conn, &header).await?;
     let inc = Incoming {
@@ -252,7 +315,7 @@ impl<'a> Local<'a> {
             );
             conn.stop(Status::DigestMismatch, 0, &reason).await;
             return Err(TransferError::Stopped {
-                name: printable(self.name),
+                name: self.name.to_owned(),
                 path: self.path.to_owned(),
                 status: Status::DigestMismatch,
                 reason,
@@ -299,7 +362,7 @@ async fn request_file<S: AsyncRead + AsyncWrite>(
         offset: held,
     };
     send_message(conn, &Message::Request(request)).await?;
-    let answer = read_reply(conn, "reading the server's answer").await?;
+    let answer = read_reply(conn, "reading the server's answer to the request").await?;
     let start = accepted("server", name, answer)?.offset;
     let hasher = if start == held {
         held_hasher
@@ -309,7 +372,7 @@ async fn request_file<S: AsyncRead + AsyncWrite>(
         let what = format!("it starts at byte {start}, but {held} bytes were asked for");
         conn.stop(Status::BadHeader, 0, &what).await;
         return Err(TransferError::Unexpected {
-            stage: "reading the server's answer",
+            stage: "reading the server's answer to the request",
             what,
         });
     };
@@ -334,10 +397,10 @@ async fn read_download_header<S: AsyncRead + AsyncWrite>(
     };
     if header.name != name || header.offset != start {
         let what = format!(
-            "the header is for {:?} from byte {}, the request for {:?} from byte {start}",
-            printable(&header.name),
+            "the header is for {} from byte {}, the request for {} from byte {start}",
+            quote_name(&header.name),
             header.offset,
-            printable(name)
+            quote_name(name)
         );
         conn.stop(Status::BadHeader, 0, &what).await;
         return Err(TransferError::Unexpected {
@@ -380,7 +443,7 @@ async fn finish_download<S: AsyncRead + AsyncWrite>(
         }) => {
             conn.stop(status, kept, &reason).await;
             Err(TransferError::Stopped {
-                name: printable(inc.name),
+                name: inc.name.to_owned(),
                 path: inc.dest.to_owned(),
                 status,
                 reason,

@@ -7,19 +7,20 @@ use std::time::Duration;
 
 use socklab_frame::{NameError, Reply, Status, WireError};
 
-use super::printable;
 use super::wire::{Cut, ReadError};
+use super::{escape_shown, printable, quote_name};
 
 /// Why a transfer failed.
 ///
-/// Names and reasons that came from the peer are stored with control
-/// characters escaped (`\n`, `\u{1b}`), so every message is safe to print.
+/// Names are stored as they are and shown with [`quote_name`] (escaped
+/// once, when shown); reasons that came from the peer are stored with
+/// [`escape_shown`] applied, so every message is safe to print.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// The peer refused the transfer or its result: its [`Reply`] status and
     /// reason ("receiver refused \"..\": bad name: file name '..' would leave
     /// the directory").
-    #[error("{peer} refused {name:?}: {status}: {reason}")]
+    #[error("{peer} refused {}: {status}: {reason}", quote_name(name))]
     Refused {
         /// Who refused: `"receiver"` (the server of an upload), `"server"`
         /// (the server of a download, refusing the request) or `"client"`
@@ -36,7 +37,7 @@ pub enum TransferError {
     },
     /// This side stopped receiving a file (download) and told the peer
     /// why: the digest did not match, the stream was cut, no space, …
-    #[error("download of {name:?} into {} failed: {status}: {reason}", path.display())]
+    #[error("download of {} into {} failed: {status}: {reason}", quote_name(name), escape_shown(&path.display().to_string()))]
     Stopped {
         /// The remote name.
         name: String,
@@ -51,7 +52,10 @@ pub enum TransferError {
     },
     /// The name to send is not one plain file name (checked before anything
     /// is sent).
-    #[error("{name:?} is not a file name the receiver can accept: {source}")]
+    #[error(
+        "{} is not a file name the receiver can accept: {source}",
+        quote_name(name)
+    )]
     BadName {
         /// The name, control characters escaped.
         name: String,
@@ -135,13 +139,39 @@ pub enum TransferError {
         /// What this side was doing.
         stage: &'static str,
     },
-    /// Nothing moved on the connection for too long.
-    #[error("no progress for {after:?} while {stage}")]
+    /// Nothing moved on the connection for too long: says how long this
+    /// side waited, for what, and what had moved by then.
+    #[error("waited {after:?} while {stage}; {}", moved_words(*sent, *received))]
     Timeout {
-        /// What this side was doing.
+        /// What this side was doing ("reading the receiver's answer to
+        /// the header").
         stage: &'static str,
         /// How long it waited.
         after: Duration,
+        /// Bytes this side had sent on the connection.
+        sent: u64,
+        /// Bytes this side had received on the connection.
+        received: u64,
+    },
+    /// Dropped while still sending its first message: more clients than
+    /// the receiver keeps waiting were doing so, and the oldest goes first.
+    #[error("dropped while still sending its first message: {waiting} clients were, the most this receiver keeps waiting; the oldest goes first")]
+    Crowded {
+        /// The most clients kept waiting for their first message.
+        waiting: usize,
+    },
+    /// The peer moved bytes, but fewer than the rate floor asks for: a
+    /// trickle was cut.
+    #[error("too slow while {stage}: {moved} bytes moved in the last {window:?}, at least {floor} are due in every {window:?}")]
+    TooSlow {
+        /// What this side was doing.
+        stage: &'static str,
+        /// Bytes that moved in the last window.
+        moved: u64,
+        /// Bytes due per window.
+        floor: u64,
+        /// The window.
+        window: Duration,
     },
     /// The peer sent bytes that are not the message expected.
     #[error("the peer broke the protocol while {stage}: {source}")]
@@ -181,7 +211,7 @@ impl TransferError {
 pub(super) fn refused(peer: &'static str, name: &str, reply: Reply) -> TransferError {
     TransferError::Refused {
         peer,
-        name: printable(name),
+        name: name.to_owned(),
         status: reply.status,
         reason: printable(&reply.reason),
         offset: reply.offset,
@@ -193,8 +223,30 @@ pub(super) fn cut_error(stage: &'static str, cut: Cut) -> TransferError {
     match cut {
         Cut::Eof => TransferError::Closed { stage },
         Cut::Io(source) => TransferError::Connection { stage, source },
-        Cut::Timeout(after) => TransferError::Timeout { stage, after },
+        Cut::Timeout(w) => TransferError::Timeout {
+            stage,
+            after: w.after,
+            sent: w.sent,
+            received: w.received,
+        },
+        Cut::TooSlow(slow) => TransferError::TooSlow {
+            stage,
+            moved: slow.moved,
+            floor: slow.floor.bytes,
+            window: slow.floor.window,
+        },
     }
+}
+
+/// What had moved on a connection when a wait gave up, in words: "sent 57
+/// bytes, got nothing back".
+fn moved_words(sent: u64, received: u64) -> String {
+    let got = if received == 0 {
+        "got nothing back".to_owned()
+    } else {
+        format!("received {received} bytes")
+    };
+    format!("sent {sent} bytes, {got}")
 }
 
 /// A failed message read, as an error.

@@ -7,7 +7,7 @@
 //! saved, on its own side, for a person to compare.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -34,6 +34,24 @@ use super::{check_dest, split_dest, RawReport, CHUNK, DEFAULT_IDLE_TIMEOUT};
 pub async fn upload_raw<S>(
     stream: S,
     file: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<RawReport, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    upload_raw_within(stream, file, DEFAULT_IDLE_TIMEOUT, progress).await
+}
+
+/// [`upload_raw`], where a write that makes no progress for `wait` (a
+/// peer that does not read) gives up with a [`TransferError::Timeout`].
+///
+/// # Errors
+///
+/// As [`upload_raw`].
+pub async fn upload_raw_within<S>(
+    stream: S,
+    file: &Path,
+    wait: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<RawReport, TransferError>
 where
@@ -41,7 +59,7 @@ where
 {
     let (src, size) = open_source(file).await?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    let mut conn = Conn::new(stream, wait);
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0; CHUNK];
     let mut sent = 0u64;
@@ -103,6 +121,7 @@ where
         .map_err(|e| file_error(&dir, "create a temporary file in", e))?;
     let started = Instant::now();
     let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    conn.grow();
     let mut hasher = blake3::Hasher::new();
     let mut bytes = 0u64;
     loop {

@@ -68,7 +68,14 @@ pub(super) fn cut_cause(cut: &Cut) -> String {
     match cut {
         Cut::Eof => "the stream ended".to_owned(),
         Cut::Io(e) => format!("the connection failed ({e})"),
-        Cut::Timeout(after) => format!("nothing arrived for {}", secs(*after)),
+        Cut::Timeout(w) => format!("nothing arrived for {}", secs(w.after)),
+        Cut::TooSlow(slow) => format!(
+            "too slow: {} bytes arrived in the last {}, at least {} are due in every {}",
+            slow.moved,
+            secs(slow.floor.window),
+            slow.floor.bytes,
+            secs(slow.floor.window)
+        ),
     }
 }
 
@@ -94,7 +101,7 @@ pub(super) async fn cut_short(
         held: pos,
         digest: *hasher.clone().finalize().as_bytes(),
     };
-    let (kept, note) = match work.keep(&meta).await {
+    let (kept, note) = match work.keep(&meta, hasher).await {
         Ok(0) if !slot => (
             0,
             "; nothing kept (another transfer of this name holds its resume slot)".to_owned(),
@@ -151,6 +158,7 @@ async fn receive_data<S: AsyncRead + AsyncWrite>(
     inc: &Incoming<'_>,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<u64, Verdict> {
+    conn.grow();
     let mut pos = inc.start;
     progress(pos, inc.size);
     while pos < inc.size {

@@ -1,10 +1,17 @@
 //! The receiver: one connection, one upload into its directory or one
 //! download from it.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -14,7 +21,7 @@ use super::receive::{cut_cause, cut_short, receive_file, Incoming, Refusal, Verd
 use super::send::{accepted, read_reply, send_file, send_message, Outgoing};
 use super::store::{available_space, blocking, symlink_metadata, DiskFile, Work};
 use super::wire::{Conn, ReadError};
-use super::{printable, Offered, ReceiverConfig, Served, RESERVED_PREFIX};
+use super::{quote_name, Offered, ReceiverConfig, Served, RESERVED_PREFIX};
 
 /// Serves one connection of the transfer protocol: reads its first message
 /// and either receives an upload into `cfg.dir` or sends a file of
@@ -39,22 +46,148 @@ pub async fn serve_connection<S>(stream: S, cfg: &ReceiverConfig) -> Result<Serv
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let admission = Admission::new(usize::MAX >> 4, usize::MAX >> 4);
+    serve_admitted(stream, cfg, &admission).await
+}
+
+/// Who may be served by a receiver that many clients reach at once: at
+/// most `transfers` transfers run, and at most `waiting` clients are
+/// kept while they send their first message (issue 10 item 11).
+///
+/// A client takes a transfer slot only once its whole first message is
+/// in, so clients that trickle their header hold none; they are bounded
+/// apart, cheaply (a small buffer each, [`ReceiverConfig::header_deadline`]
+/// each), and when too many wait, the oldest is dropped
+/// ([`TransferError::Crowded`]) so a new client always gets its turn.
+pub struct Admission {
+    /// Transfer slots.
+    slots: Arc<Semaphore>,
+    /// How many transfers at once.
+    transfers: usize,
+    /// Clients still in their first message, oldest first.
+    waiting: Mutex<BTreeMap<u64, CancellationToken>>,
+    /// The most clients kept in their first message.
+    max_waiting: usize,
+    /// Numbers the waiting clients.
+    next: AtomicU64,
+}
+
+impl Admission {
+    /// At most `transfers` transfers at once, and `waiting` clients in
+    /// their first message.
+    pub fn new(transfers: usize, waiting: usize) -> Admission {
+        Admission {
+            slots: Arc::new(Semaphore::new(transfers.clamp(1, Semaphore::MAX_PERMITS))),
+            transfers,
+            waiting: Mutex::new(BTreeMap::new()),
+            max_waiting: waiting.max(1),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A client starts its first message: its number and the token that
+    /// drops it; the oldest waiting client is dropped if too many wait.
+    fn enter(&self) -> (u64, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        while waiting.len() >= self.max_waiting {
+            match waiting.pop_first() {
+                Some((_, oldest)) => oldest.cancel(),
+                None => break,
+            }
+        }
+        waiting.insert(id, token.clone());
+        (id, token)
+    }
+
+    /// A client's first message is in (or it failed).
+    fn leave(&self, id: u64) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.remove(&id);
+    }
+}
+
+/// [`serve_connection`] for a receiver with many clients: the first
+/// message is due within [`ReceiverConfig::header_deadline`] as a whole,
+/// a transfer slot of `admission` is taken only once it is in (a client
+/// that waits for one longer than the header deadline is told `busy`),
+/// and the rest runs under [`ReceiverConfig::floor`].
+///
+/// # Errors
+///
+/// As [`serve_connection`]; [`TransferError::Crowded`] for a client
+/// dropped to make room, [`TransferError::Timeout`] for a first message
+/// not whole in time.
+pub async fn serve_admitted<S>(
+    stream: S,
+    cfg: &ReceiverConfig,
+    admission: &Admission,
+) -> Result<Served, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let started = Instant::now();
     let mut conn = Conn::new(stream, cfg.idle_timeout);
-    let first = match conn.read_msg(Message::decode).await {
-        Ok(msg) => msg,
-        Err(ReadError::Wire(e)) => {
+    let (id, dropped) = admission.enter();
+    let first = tokio::select! {
+        _ = dropped.cancelled() => Err(()),
+        r = timeout(cfg.header_deadline, conn.read_msg(Message::decode)) => Ok(r),
+    };
+    admission.leave(id);
+    let first = match first {
+        Err(()) => {
+            return Err(TransferError::Crowded {
+                waiting: admission.max_waiting,
+            })
+        }
+        Ok(Err(_)) => {
+            let w = conn.waited(cfg.header_deadline);
+            return Err(TransferError::Timeout {
+                stage: "reading the first message (due whole within the header deadline)",
+                after: w.after,
+                sent: w.sent,
+                received: w.received,
+            });
+        }
+        Ok(Ok(Ok(msg))) => msg,
+        Ok(Ok(Err(ReadError::Wire(e)))) => {
             let refusal = Refusal::new(e.status(), e.to_string());
             return Ok(refuse(&mut conn, None, refusal).await);
         }
-        Err(ReadError::Cut(cut)) => return Err(cut_error("reading the first message", cut)),
+        Ok(Ok(Err(ReadError::Cut(cut)))) => {
+            return Err(cut_error("reading the first message", cut))
+        }
     };
+    let slot = match timeout(cfg.header_deadline, admission.slots.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            let reason = format!(
+                "the receiver is at its limit of {} transfers; try later",
+                admission.transfers
+            );
+            return Ok(refuse(&mut conn, None, Refusal::new(Status::Busy, reason)).await);
+        }
+    };
+    conn.set_floor(cfg.floor);
+    let served = serve_first(&mut conn, first, cfg, started).await;
+    drop(slot);
+    served
+}
+
+/// Serves the connection whose first message is `first`.
+async fn serve_first<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn<S>,
+    first: Message,
+    cfg: &ReceiverConfig,
+    started: Instant,
+) -> Result<Served, TransferError> {
     match first {
-        Message::Header(header) => Ok(serve_upload(&mut conn, header, cfg, started).await),
-        Message::Request(request) => serve_download(&mut conn, request, cfg, started).await,
+        Message::Header(header) => Ok(serve_upload(conn, header, cfg, started).await),
+        Message::Request(request) => serve_download(conn, request, cfg, started).await,
         other => {
             let reason = format!("expected a header or a request, got a {}", other.kind());
-            Ok(refuse(&mut conn, None, Refusal::new(Status::BadHeader, reason)).await)
+            Ok(refuse(conn, None, Refusal::new(Status::BadHeader, reason)).await)
         }
     }
 }
@@ -100,21 +233,26 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
     cfg: &ReceiverConfig,
     started: Instant,
 ) -> Served {
-    let shown = printable(&header.name);
+    let shown = quote_name(&header.name);
     let dest = cfg.dir.join(&header.name);
     if let Err(refusal) = check_upload(&header, &dest, cfg, &shown).await {
-        return refuse(conn, Some(shown), refusal).await;
+        return refuse(conn, Some(header.name.clone()), refusal).await;
     }
     let mut work = match Work::open(&cfg.dir, header.name.as_bytes()).await {
         Ok(work) => work,
         Err(e) => {
             let reason = format!("cannot create a working file in the receiving directory: {e}");
-            return refuse(conn, Some(shown), Refusal::new(Status::Internal, reason)).await;
+            return refuse(
+                conn,
+                Some(header.name.clone()),
+                Refusal::new(Status::Internal, reason),
+            )
+            .await;
         }
     };
     let (start, hasher) = match resume_point(&mut work, &header, cfg, &shown).await {
         Ok(ready) => ready,
-        Err(refusal) => return refuse(conn, Some(shown), refusal).await,
+        Err(refusal) => return refuse(conn, Some(header.name.clone()), refusal).await,
     };
     let inc = Incoming {
         name: &header.name,
@@ -139,7 +277,7 @@ async fn serve_upload<S: AsyncRead + AsyncWrite>(
                 elapsed: started.elapsed(),
             }
         }
-        Verdict::Failed(refusal) => refuse(conn, Some(shown), refusal).await,
+        Verdict::Failed(refusal) => refuse(conn, Some(header.name.clone()), refusal).await,
     }
 }
 
@@ -165,20 +303,20 @@ async fn check_upload(
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
-            let reason = format!("cannot look at {shown:?} in the receiving directory: {e}");
+            let reason = format!("cannot look at {shown} in the receiving directory: {e}");
             return Err(Refusal::new(Status::Internal, reason));
         }
     };
     if meta.file_type().is_symlink() {
         Err(Refusal::new(
             Status::BadName,
-            format!("{shown:?} is a symbolic link in the receiving directory; refusing to write through it"),
+            format!("{shown} is a symbolic link in the receiving directory; refusing to write through it"),
         ))
     } else if !meta.is_file() {
         Err(Refusal::new(
             Status::Exists,
             format!(
-                "{shown:?} exists in the receiving directory and is {}",
+                "{shown} exists in the receiving directory and is {}",
                 super::kind_of(&meta)
             ),
         ))
@@ -186,7 +324,7 @@ async fn check_upload(
         Err(Refusal::new(
             Status::Exists,
             format!(
-                "{shown:?} exists in the receiving directory and this receiver does not overwrite"
+                "{shown} exists in the receiving directory and this receiver does not overwrite"
             ),
         ))
     } else {
@@ -214,7 +352,7 @@ async fn resume_point(
         Ok(Some((meta, hasher))) => (meta.held, hasher),
         Ok(None) => (0, blake3::Hasher::new()),
         Err(e) => {
-            let reason = format!("cannot read the partial upload kept for {shown:?}: {e}");
+            let reason = format!("cannot read the partial upload kept for {shown}: {e}");
             return Err(Refusal::new(Status::Internal, reason));
         }
     };
@@ -278,14 +416,14 @@ async fn serve_download<S: AsyncRead + AsyncWrite>(
     cfg: &ReceiverConfig,
     started: Instant,
 ) -> Result<Served, TransferError> {
-    let shown = printable(&request.name);
+    let shown = quote_name(&request.name);
     let (file, path) = match open_offered(&request.name, cfg, &shown).await {
         Ok(opened) => opened,
-        Err(refusal) => return Ok(refuse(conn, Some(shown), refusal).await),
+        Err(refusal) => return Ok(refuse(conn, Some(request.name.clone()), refusal).await),
     };
     let size = match offered_size(&file, &shown).await {
         Ok(size) => size,
-        Err(refusal) => return Ok(refuse(conn, Some(shown), refusal).await),
+        Err(refusal) => return Ok(refuse(conn, Some(request.name.clone()), refusal).await),
     };
     let start = request.resume_at(size);
     conn.reply(&Reply::new(Status::Ok, start, "sending"))
@@ -345,13 +483,13 @@ async fn open_offered(
             let (status, reason) = match (e.kind(), e.raw_os_error()) {
                 (io::ErrorKind::NotFound, _) => (
                     Status::NotFound,
-                    format!("no file {shown:?} in the served directory"),
+                    format!("no file {shown} in the served directory"),
                 ),
                 (_, Some(libc::ELOOP)) => (
                     Status::BadName,
-                    format!("{shown:?} is a symbolic link; links are not offered"),
+                    format!("{shown} is a symbolic link; links are not offered"),
                 ),
-                _ => (Status::Internal, format!("cannot open {shown:?}: {e}")),
+                _ => (Status::Internal, format!("cannot open {shown}: {e}")),
             };
             Err(Refusal::new(status, reason))
         }
@@ -364,13 +502,13 @@ async fn offered_size(file: &DiskFile, shown: &str) -> Result<u64, Refusal> {
     let meta = match file.metadata().await {
         Ok(meta) => meta,
         Err(e) => {
-            let reason = format!("cannot look at {shown:?}: {e}");
+            let reason = format!("cannot look at {shown}: {e}");
             return Err(Refusal::new(Status::Internal, reason));
         }
     };
     if !meta.is_file() {
         let reason = format!(
-            "{shown:?} is {}; only regular files are offered",
+            "{shown} is {}; only regular files are offered",
             super::kind_of(&meta)
         );
         return Err(Refusal::new(Status::NotFound, reason));

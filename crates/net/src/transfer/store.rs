@@ -44,6 +44,87 @@ const META_MAX: u64 = 4096;
 /// The first line of a sidecar file.
 const META_MAGIC: &str = "socklab-partial 1";
 
+/// How many resume slots' hasher states are remembered (a few KiB each).
+const STATES_KEPT: usize = 64;
+
+/// What a `.part` file looked like when its hasher state was taken: its
+/// inode, length and change times. Any write, truncation or replacement
+/// changes one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Look {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Look {
+    fn of(meta: &fs::Metadata) -> Look {
+        Look {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A verified hasher state of a kept partial: BLAKE3 fed bytes `0 ..
+/// held` of the `.part` file that looked like `look`.
+struct State {
+    look: Look,
+    held: u64,
+    digest: [u8; DIGEST_LEN],
+    hasher: blake3::Hasher,
+}
+
+/// The hasher states of kept partials, newest last (issue 10 item 14: a
+/// resume must not re-hash the whole partial). BLAKE3's state cannot be
+/// written into the sidecar, so it is kept here, in memory, for as long as
+/// this process runs, and used only while the `.part` file is untouched
+/// (same inode, length and change times) and the sidecar says the same
+/// length and digest. A restart, or any change to the file, costs one
+/// verification (a re-hash); a stream of resume headers costs none.
+static STATES: std::sync::Mutex<std::collections::VecDeque<State>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// Remembers the hasher state of a partial just kept.
+fn remember(look: Look, held: u64, digest: [u8; DIGEST_LEN], hasher: blake3::Hasher) {
+    let mut states = STATES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    states.retain(|s| (s.look.dev, s.look.ino) != (look.dev, look.ino));
+    if states.len() >= STATES_KEPT {
+        states.pop_front();
+    }
+    states.push_back(State {
+        look,
+        held,
+        digest,
+        hasher,
+    });
+}
+
+/// The remembered hasher state of a partial that still looks like `look`
+/// and holds `held` bytes of BLAKE3 `digest`.
+fn recall(look: Look, held: u64, digest: &[u8; DIGEST_LEN]) -> Option<blake3::Hasher> {
+    let states = STATES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    states
+        .iter()
+        .find(|s| s.look == look && s.held == held && &s.digest == digest)
+        .map(|s| s.hasher.clone())
+}
+
+/// Bytes of kept partials re-hashed from disk, by directory (tests count
+/// what a resume costs).
+#[cfg(test)]
+pub(super) static REHASHED: std::sync::Mutex<std::collections::BTreeMap<PathBuf, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 /// Runs a blocking file-system closure on tokio's blocking pool.
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
@@ -230,10 +311,16 @@ impl DiskFile {
         blocking(move || (&**file).seek(SeekFrom::Start(pos)).map(|_| ())).await
     }
 
-    /// Flushes the file's data and metadata to disk (`fsync`).
-    pub(super) async fn sync(&self) -> io::Result<()> {
+    /// Gives the file mode 0600 (what a stored file has, whatever made it)
+    /// and flushes it to disk.
+    pub(super) async fn seal(&self) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let file = Arc::clone(&self.file);
-        blocking(move || file.sync_all()).await
+        blocking(move || {
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+            file.sync_all()
+        })
+        .await
     }
 }
 
@@ -333,6 +420,43 @@ pub(super) struct Work {
     untouched_partial: bool,
     /// Kept, placed or discarded: nothing to do on drop.
     done: bool,
+    /// The final path this working file is for, and what was there when
+    /// the transfer started (`None`: nothing); `None` for a temporary file
+    /// that never keeps. A partial is not kept when a complete file was
+    /// stored under that name meanwhile (issue 10 item 16).
+    dest: Option<(PathBuf, Option<Look>)>,
+    /// Held while the resume record is written, and by a drop that cleans
+    /// up: `true` once dropped, so a record still being written when its
+    /// transfer is cancelled is not left behind (issue 10 item 10).
+    closing: Arc<std::sync::Mutex<bool>>,
+}
+
+/// A file just created by this side, removed when dropped unless taken:
+/// a creation whose transfer was cancelled meanwhile leaves nothing.
+struct Created {
+    /// The file, and whether this call created it.
+    file: Option<(Flock<File>, bool)>,
+    /// The path to remove if it was created and is not taken.
+    path: PathBuf,
+}
+
+impl Created {
+    fn take(mut self) -> Option<(Flock<File>, bool)> {
+        self.file.take()
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if let Some((_, true)) = self.file {
+            let _ = remove_if_present(&self.path);
+        }
+    }
+}
+
+/// What is at `path` now (`None`: nothing, or it cannot be looked at).
+fn look_at(path: &Path) -> Option<Look> {
+    fs::symlink_metadata(path).ok().map(|m| Look::of(&m))
 }
 
 impl Work {
@@ -347,11 +471,20 @@ impl Work {
         let key = slot_key(name);
         let part = dir.join(format!("{RESERVED_PREFIX}{key}.part"));
         let meta = dir.join(format!("{RESERVED_PREFIX}{key}.meta"));
-        let claim = {
-            let part = part.clone();
-            blocking(move || claim_slot(&part)).await?
+        let dest = dir.join(std::ffi::OsStr::from_bytes(name));
+        let (claim, before) = {
+            let (part, dest) = (part.clone(), dest.clone());
+            blocking(move || {
+                let before = look_at(&dest);
+                let claim = claim_slot(&part)?.map(|file| Created {
+                    file: Some(file),
+                    path: part,
+                });
+                Ok((claim, before))
+            })
+            .await?
         };
-        match claim {
+        match claim.and_then(Created::take) {
             // Until `held` has looked at it, a slot this transfer did not
             // create may hold a partial of another: never remove it
             // unexamined.
@@ -361,6 +494,8 @@ impl Work {
                 meta: Some(meta),
                 untouched_partial: !created,
                 done: false,
+                dest: Some((dest, before)),
+                closing: Arc::default(),
             }),
             None => Work::temp(dir).await,
         }
@@ -373,13 +508,18 @@ impl Work {
     /// The OS error of creating the file.
     pub(super) async fn temp(dir: &Path) -> io::Result<Work> {
         let dir = dir.to_owned();
-        let (file, path) = blocking(move || {
+        let created = blocking(move || {
             let pid = std::process::id();
             let mut last = None;
             for _ in 0..16 {
                 let path = dir.join(format!("{RESERVED_PREFIX}tmp-{pid}-{:016x}", random_u64()));
                 match create_exclusive(&path) {
-                    Ok(file) => return Ok((file, path)),
+                    Ok(file) => {
+                        return Ok(TempCreated {
+                            file: Some(file),
+                            path,
+                        })
+                    }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                     Err(e) => return Err(e),
                 }
@@ -387,12 +527,18 @@ impl Work {
             Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
         })
         .await?;
+        let path = created.path.clone();
+        let file = created
+            .take()
+            .ok_or_else(|| io::Error::other("temporary file taken twice"))?;
         Ok(Work {
             file: DiskFile::new(file),
             path,
             meta: None,
             untouched_partial: false,
             done: false,
+            dest: None,
+            closing: Arc::default(),
         })
     }
 
@@ -410,7 +556,9 @@ impl Work {
     /// checking that the bytes on disk still have the sidecar's digest.
     ///
     /// Returns the sidecar and a hasher fed with the first
-    /// `min(held, limit)` bytes. A partial that does not match, whose
+    /// `min(held, limit)` bytes: a partial this process kept and that has
+    /// not changed since is not re-read (its hasher state is remembered),
+    /// any other is re-hashed once. A partial that does not match, whose
     /// sidecar is unreadable or whose bytes changed, or any partial when
     /// `limit` is 0 (the sender starts afresh), is discarded (the `.part`
     /// file emptied, the sidecar removed) and `None` returned. Does not
@@ -435,7 +583,14 @@ impl Work {
         }
         let meta = blocking(move || read_meta(&meta_path)).await?;
         if let Some(meta) = meta.filter(matches) {
-            let len = self.file.metadata().await?.len();
+            let stat = self.file.metadata().await?;
+            let len = stat.len();
+            if meta.held <= limit {
+                if let Some(hasher) = recall(Look::of(&stat), meta.held, &meta.digest) {
+                    self.untouched_partial = true;
+                    return Ok(Some((meta, hasher)));
+                }
+            }
             if len >= meta.held {
                 let stop = meta.held.min(limit);
                 let (whole, at_stop) = self.hash_prefix(meta.held, stop).await?;
@@ -467,6 +622,13 @@ impl Work {
                     io::ErrorKind::UnexpectedEof,
                     "partial file shorter than its sidecar says",
                 ));
+            }
+            #[cfg(test)]
+            if let Some(dir) = self.path.parent() {
+                let mut counts = REHASHED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *counts.entry(dir.to_owned()).or_default() += n as u64;
             }
             let chunk = buf.get(..n).unwrap_or_default();
             if at_stop.is_none() && pos + n as u64 >= stop {
@@ -512,23 +674,45 @@ impl Work {
     ///
     /// The OS error of flushing or of writing the sidecar; the files are
     /// removed then.
-    pub(super) async fn keep(&mut self, meta: &Meta) -> io::Result<u64> {
+    pub(super) async fn keep(&mut self, meta: &Meta, hasher: &blake3::Hasher) -> io::Result<u64> {
         let Some(meta_path) = self.meta.clone().filter(|_| meta.held > 0) else {
             self.discard().await;
             return Ok(0);
         };
-        let kept = async {
-            self.file.truncate_to(meta.held).await?;
-            self.file.sync().await?;
-            let text = meta.encode();
-            blocking(move || write_meta(&meta_path, &text)).await
-        }
+        let file = Arc::clone(&self.file.file);
+        let closing = Arc::clone(&self.closing);
+        let dest = self.dest.clone();
+        let (text, held) = (meta.encode(), meta.held);
+        // One blocking call, under the lock a drop takes: the record is
+        // written whole before a cancelled transfer's clean-up runs, or not
+        // at all after it.
+        let kept = blocking(move || {
+            let closed = closing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *closed {
+                return Ok(None);
+            }
+            if let Some((dest, before)) = &dest {
+                if look_at(dest) != *before {
+                    return Err(io::Error::other(
+                        "a complete file of this name was stored while this transfer ran",
+                    ));
+                }
+            }
+            file.set_len(held)?;
+            file.sync_all()?;
+            write_meta(&meta_path, &text)?;
+            Ok(Some(Look::of(&file.metadata()?)))
+        })
         .await;
         match kept {
-            Ok(()) => {
+            Ok(Some(look)) => {
                 self.done = true;
-                Ok(meta.held)
+                remember(look, held, meta.digest, hasher.clone());
+                Ok(held)
             }
+            Ok(None) => Ok(0),
             Err(e) => {
                 self.discard().await;
                 Err(e)
@@ -564,7 +748,7 @@ impl Work {
     /// [`PlaceError::Exists`] when `dest` exists and `!overwrite`;
     /// [`PlaceError::Io`] for a failed flush, rename or link.
     pub(super) async fn place(&mut self, dest: &Path, overwrite: bool) -> Result<(), PlaceError> {
-        self.file.sync().await.map_err(PlaceError::Io)?;
+        self.file.seal().await.map_err(PlaceError::Io)?;
         let (path, meta, dest) = (self.path.clone(), self.meta.clone(), dest.to_owned());
         blocking(move || Ok(place_sync(&path, meta.as_deref(), &dest, overwrite)))
             .await
@@ -580,10 +764,38 @@ impl Drop for Work {
             return;
         }
         // A transfer that ended without a verdict (its task was cancelled):
-        // what it wrote is not known to be flushed, so it is not kept.
+        // what it wrote is not known to be flushed, so it is not kept. The
+        // lock waits for a resume record being written, and stops one not
+        // yet begun.
+        let mut closed = self
+            .closing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *closed = true;
         let _ = remove_if_present(&self.path);
         if let Some(meta) = &self.meta {
             let _ = remove_if_present(meta);
+            let _ = remove_if_present(&new_meta_path(meta));
+        }
+    }
+}
+
+/// A temporary file just created, removed when dropped unless taken.
+struct TempCreated {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl TempCreated {
+    fn take(mut self) -> Option<File> {
+        self.file.take()
+    }
+}
+
+impl Drop for TempCreated {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = remove_if_present(&self.path);
         }
     }
 }
@@ -598,9 +810,13 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 
 /// Opens and locks the resume slot's `.part` file, and says whether this
 /// call created it; `None` if the slot is busy (locked by another
-/// transfer) or is not a plain file of ours (a symbolic link, a directory,
-/// a file with other hard links), in which case the transfer uses a
-/// temporary file instead.
+/// transfer) or cannot be made ours (a directory there), in which case the
+/// transfer uses a temporary file instead.
+///
+/// A `.part` this side did not make (issue 10 item 16) is never used: one
+/// that is not a regular file with one link, owned by this user, mode 0600
+/// (a file or link planted there, or left by another user) is removed,
+/// with its sidecar, and a fresh slot is created in its place.
 fn claim_slot(part: &Path) -> io::Result<Option<(Flock<File>, bool)>> {
     for _ in 0..4 {
         let (file, created) = match create_exclusive(part) {
@@ -615,13 +831,26 @@ fn claim_slot(part: &Path) -> io::Result<Option<(Flock<File>, bool)>> {
                     Ok(file) => (file, false),
                     // Renamed away by a transfer that just finished.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    // A symbolic link (ELOOP) or something we may not open.
-                    Err(_) => return Ok(None),
+                    // A symbolic link (ELOOP) or something we may not open:
+                    // not ours.
+                    Err(_) => {
+                        if replace_foreign(part)? {
+                            continue;
+                        }
+                        return Ok(None);
+                    }
                 }
             }
             Err(e) => return Err(e),
         };
         let st = file.metadata()?;
+        if !created && !is_ours(&st) {
+            drop(file);
+            if replace_foreign(part)? {
+                continue;
+            }
+            return Ok(None);
+        }
         if !st.is_file() || st.nlink() != 1 {
             return Ok(None);
         }
@@ -638,6 +867,33 @@ fn claim_slot(part: &Path) -> io::Result<Option<(Flock<File>, bool)>> {
         }
     }
     Ok(None)
+}
+
+/// Whether an existing `.part` file is one this side made: a regular file
+/// with one link, owned by this user, mode 0600.
+fn is_ours(st: &fs::Metadata) -> bool {
+    st.is_file()
+        && st.nlink() == 1
+        && st.uid() == nix::unistd::geteuid().as_raw()
+        && st.mode() & 0o7777 == 0o600
+}
+
+/// Removes a `.part` that is not ours (and its sidecar, which describes
+/// bytes that are not ours either). Returns whether it could (`false` for
+/// a directory, or no permission): the slot is then not used.
+fn replace_foreign(part: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(part) {
+        Ok(st) if st.is_dir() => return Ok(false),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(_) => return Ok(false),
+    }
+    if fs::remove_file(part).is_err() {
+        return Ok(false);
+    }
+    let meta = part.with_extension("meta");
+    let _ = remove_if_present(&meta);
+    Ok(true)
 }
 
 /// Reads a slot's sidecar; `None` if there is none or it is not valid.
@@ -662,11 +918,16 @@ fn read_meta(path: &Path) -> io::Result<Option<Meta>> {
     Ok(Meta::parse(&text))
 }
 
+/// Where a slot's sidecar is written before it is renamed into place.
+fn new_meta_path(meta: &Path) -> PathBuf {
+    let mut new = meta.as_os_str().to_owned();
+    new.push("-new");
+    PathBuf::from(new)
+}
+
 /// Writes a slot's sidecar: a new file, flushed, renamed over the old one.
 fn write_meta(path: &Path, text: &str) -> io::Result<()> {
-    let mut new = path.as_os_str().to_owned();
-    new.push("-new");
-    let new = PathBuf::from(new);
+    let new = new_meta_path(path);
     remove_if_present(&new)?;
     let mut file = create_exclusive(&new)?;
     file.write_all(text.as_bytes())?;

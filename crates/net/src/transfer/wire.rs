@@ -28,7 +28,51 @@ pub(super) enum Cut {
     /// A read or write failed (reset, broken pipe).
     Io(io::Error),
     /// Nothing moved for this long.
-    Timeout(Duration),
+    Timeout(Waited),
+    /// Bytes moved, but fewer than the rate floor asks for in a window: a
+    /// trickle, which cannot hold the connection by sending a byte now and
+    /// then.
+    TooSlow(Slow),
+}
+
+/// What happened on a connection before a wait gave up: how long it
+/// waited and what had moved by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Waited {
+    /// How long the last wait lasted.
+    pub after: Duration,
+    /// Bytes this side had sent on the connection.
+    pub sent: u64,
+    /// Bytes this side had received on the connection.
+    pub received: u64,
+}
+
+/// A connection cut for being slower than its rate floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slow {
+    /// Bytes that moved in the last window.
+    pub moved: u64,
+    /// The floor: bytes due per window.
+    pub floor: Floor,
+}
+
+/// A minimum rate: at least `bytes` must move (either way) in every
+/// `window`, or the connection is cut ([`Cut::TooSlow`]). Unlike the idle
+/// limit, a byte now and then does not restart it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floor {
+    /// Bytes due per window.
+    pub bytes: u64,
+    /// The window.
+    pub window: Duration,
+}
+
+/// The current window of a [`Floor`].
+#[derive(Debug)]
+struct Pace {
+    floor: Floor,
+    end: Instant,
+    moved: u64,
 }
 
 /// Why no message could be read.
@@ -78,7 +122,18 @@ pub(super) struct Conn<S> {
     lo: usize,
     hi: usize,
     idle: Duration,
+    /// Bytes written to the peer so far.
+    sent: u64,
+    /// Bytes read from the peer so far.
+    received: u64,
+    /// The rate floor's window, once the floor is on.
+    pace: Option<Pace>,
 }
+
+/// The buffer a connection starts with: enough for any message
+/// (`MAX_MESSAGE_LEN`), so a client still in its first message costs
+/// little. [`Conn::grow`] makes it [`CHUNK`] bytes for the data.
+const SMALL_BUF: usize = 2048;
 
 /// One step of [`Conn::send_watching`].
 enum Step {
@@ -94,10 +149,84 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         Conn {
             rd,
             wr,
-            buf: vec![0; CHUNK].into_boxed_slice(),
+            buf: vec![0; SMALL_BUF].into_boxed_slice(),
             lo: 0,
             hi: 0,
             idle,
+            sent: 0,
+            received: 0,
+            pace: None,
+        }
+    }
+
+    /// Makes the read buffer [`CHUNK`] bytes (for the data phase).
+    pub(super) fn grow(&mut self) {
+        if self.buf.len() < CHUNK {
+            let mut buf = vec![0; CHUNK].into_boxed_slice();
+            let pending = self.hi - self.lo;
+            if let (Some(to), Some(from)) = (buf.get_mut(..pending), self.buf.get(self.lo..self.hi))
+            {
+                to.copy_from_slice(from);
+            }
+            self.buf = buf;
+            self.lo = 0;
+            self.hi = pending;
+        }
+    }
+
+    /// Turns on a rate floor from now on (`None`: off).
+    pub(super) fn set_floor(&mut self, floor: Option<Floor>) {
+        self.pace = floor.map(|floor| Pace {
+            floor,
+            end: Instant::now() + floor.window,
+            moved: 0,
+        });
+    }
+
+    /// What has moved so far, for a wait of `after` that gave up.
+    pub(super) fn waited(&self, after: Duration) -> Waited {
+        Waited {
+            after,
+            sent: self.sent,
+            received: self.received,
+        }
+    }
+
+    /// Checks the rate floor: at the end of a window, cuts a connection
+    /// that moved too little in it, else starts the next window.
+    fn check_pace(&mut self) -> Result<(), Cut> {
+        let now = Instant::now();
+        if let Some(p) = &mut self.pace {
+            if now >= p.end {
+                if p.moved < p.floor.bytes {
+                    return Err(Cut::TooSlow(Slow {
+                        moved: p.moved,
+                        floor: p.floor,
+                    }));
+                }
+                p.moved = 0;
+                p.end = now + p.floor.window;
+            }
+        }
+        Ok(())
+    }
+
+    /// When the current wait must end: `idle_end`, or the end of the rate
+    /// window if that comes first.
+    fn wait_end(&self, idle_end: Instant) -> Instant {
+        self.pace.as_ref().map_or(idle_end, |p| p.end.min(idle_end))
+    }
+
+    /// Counts bytes that moved.
+    fn moved(&mut self, n: usize, sent: bool) {
+        let n = n as u64;
+        if sent {
+            self.sent += n;
+        } else {
+            self.received += n;
+        }
+        if let Some(p) = &mut self.pace {
+            p.moved += n;
         }
     }
 
@@ -136,13 +265,23 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             // bytes and data is consumed before more is read.
             return Err(Cut::Io(io::Error::other("read buffer full")));
         }
-        match timeout(self.idle, self.rd.read(room)).await {
-            Err(_) => Err(Cut::Timeout(self.idle)),
-            Ok(Err(e)) => Err(Cut::Io(e)),
-            Ok(Ok(0)) => Err(Cut::Eof),
-            Ok(Ok(n)) => {
-                self.hi += n;
-                Ok(n)
+        let idle_end = Instant::now() + self.idle;
+        loop {
+            self.check_pace()?;
+            let until = self.wait_end(idle_end);
+            let room = self.buf.get_mut(self.hi..).unwrap_or_default();
+            match timeout_at(until, self.rd.read(room)).await {
+                Err(_) if Instant::now() >= idle_end => {
+                    return Err(Cut::Timeout(self.waited(self.idle)))
+                }
+                Err(_) => continue,
+                Ok(Err(e)) => return Err(Cut::Io(e)),
+                Ok(Ok(0)) => return Err(Cut::Eof),
+                Ok(Ok(n)) => {
+                    self.hi += n;
+                    self.moved(n, false);
+                    return Ok(n);
+                }
             }
         }
     }
@@ -173,11 +312,27 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     ///
     /// [`Cut::Io`] or [`Cut::Timeout`].
     pub(super) async fn send(&mut self, bytes: &[u8]) -> Result<(), Cut> {
-        match timeout(self.idle, self.wr.write_all(bytes)).await {
-            Err(_) => Err(Cut::Timeout(self.idle)),
-            Ok(Err(e)) => Err(Cut::Io(e)),
-            Ok(Ok(())) => Ok(()),
+        let mut off = 0;
+        while off < bytes.len() {
+            let rest = bytes.get(off..).unwrap_or_default();
+            let idle_end = Instant::now() + self.idle;
+            let n = loop {
+                self.check_pace()?;
+                let until = self.wait_end(idle_end);
+                match timeout_at(until, self.wr.write(rest)).await {
+                    Err(_) if Instant::now() >= idle_end => {
+                        return Err(Cut::Timeout(self.waited(self.idle)))
+                    }
+                    Err(_) => continue,
+                    Ok(Err(e)) => return Err(Cut::Io(e)),
+                    Ok(Ok(0)) => return Err(Cut::Io(io::ErrorKind::WriteZero.into())),
+                    Ok(Ok(n)) => break n,
+                }
+            };
+            self.moved(n, true);
+            off += n;
         }
+        Ok(())
     }
 
     /// Sends a reply.
@@ -205,23 +360,27 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     /// [`SendError::Wire`] if the peer sends something else.
     pub(super) async fn send_watching(&mut self, data: &[u8]) -> Result<(), SendError> {
         let mut off = 0;
+        let mut idle_end = Instant::now() + self.idle;
         while off < data.len() {
             self.make_room();
+            self.check_pace().map_err(SendError::Cut)?;
             let rest = data.get(off..).unwrap_or_default();
+            let until = self.wait_end(idle_end);
             let step = {
                 let room = self.buf.get_mut(self.hi..).unwrap_or_default();
                 let can_read = !room.is_empty();
-                let (rd, wr, idle) = (&mut self.rd, &mut self.wr, self.idle);
+                let (rd, wr) = (&mut self.rd, &mut self.wr);
                 tokio::select! {
                     biased;
                     r = rd.read(room), if can_read => Step::Read(r),
-                    w = timeout(idle, wr.write(rest)) => Step::Wrote(w),
+                    w = timeout_at(until, wr.write(rest)) => Step::Wrote(w),
                 }
             };
             match step {
                 Step::Read(Ok(0)) => return Err(SendError::Cut(Cut::Eof)),
                 Step::Read(Ok(n)) => {
                     self.hi += n;
+                    self.moved(n, false);
                     match Reply::decode(self.pending()) {
                         Ok(Some((reply, used))) => {
                             self.consume(used);
@@ -232,11 +391,18 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     }
                 }
                 Step::Read(Err(e)) => return Err(self.explain(Cut::Io(e)).await),
-                Step::Wrote(Err(_)) => return Err(SendError::Cut(Cut::Timeout(self.idle))),
+                Step::Wrote(Err(_)) if Instant::now() >= idle_end => {
+                    return Err(SendError::Cut(Cut::Timeout(self.waited(self.idle))))
+                }
+                Step::Wrote(Err(_)) => {}
                 Step::Wrote(Ok(Ok(0))) => {
                     return Err(SendError::Cut(Cut::Io(io::ErrorKind::WriteZero.into())))
                 }
-                Step::Wrote(Ok(Ok(n))) => off += n,
+                Step::Wrote(Ok(Ok(n))) => {
+                    self.moved(n, true);
+                    off += n;
+                    idle_end = Instant::now() + self.idle;
+                }
                 Step::Wrote(Ok(Err(e))) => return Err(self.explain(Cut::Io(e)).await),
             }
         }
