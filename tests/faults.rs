@@ -159,3 +159,62 @@ fn a_flooding_program_does_not_keep_the_script_from_ending() {
     };
     assert!(status.is_some(), "socklab did not end within 60 s");
 }
+
+/// Issue 10 item 12: 200,000 largest datagrams sent to a `udp` receiver
+/// while a script command ran were all held for printing (1.16 GB). Past
+/// the session's event budget they are now dropped from view, and counted.
+#[test]
+fn a_datagram_flood_during_sleep_stays_within_the_budget() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    stdin
+        .write_all(b"udp 127.0.0.1 0 as rx\necho port {rx.port}\nsleep 4s\n")
+        .unwrap();
+    let port: u16 = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "socklab ended early");
+        if let Some(p) = line.trim().strip_prefix("port ") {
+            break p.parse().unwrap();
+        }
+    };
+    let drain = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("not shown") {
+                text.push_str(&line);
+            }
+            line.clear();
+        }
+        text
+    });
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let big = vec![b'u'; 65_507];
+    // At most 20,000 datagrams (1.3 GB), at most 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = 0;
+    while sent < 20_000 && Instant::now() < deadline {
+        if tx.send_to(&big, ("127.0.0.1", port)).is_ok() {
+            sent += 1;
+        }
+    }
+    let peak = peak_rss_kib(pid);
+    drop(stdin);
+    let _ = child.wait();
+    let dropped = drain.join().unwrap_or_default();
+    eprintln!(
+        "item 12: {sent} datagrams of 65,507 bytes sent, socklab peak RSS {peak} KiB; {}",
+        dropped.trim()
+    );
+    assert!(
+        peak < 400 * 1024,
+        "peak RSS {peak} KiB after {sent} datagrams"
+    );
+}

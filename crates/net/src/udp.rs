@@ -300,6 +300,16 @@ impl UdpSock {
             let got = tokio::select! {
                 _ = cancel.cancelled() => break,
                 r = recv_one(&self.socket, DATAGRAM_MAX) => r,
+                // Datagrams were dropped and the budget has room again: say
+                // how many now, not only when the next datagram comes.
+                _ = events.budget.take(1), if dropped > 0 => {
+                    let ev = Event::Dropped {
+                        socket: self.name.clone(),
+                        datagrams: std::mem::take(&mut dropped),
+                    };
+                    let _ = events.send(ev).await;
+                    continue;
+                }
             };
             match got {
                 Ok(d) => {
