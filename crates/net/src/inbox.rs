@@ -79,3 +79,25 @@ impl Drop for Inbox {
         INBOX_TOTAL.fetch_sub(held, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that sends more than anyone expects cannot grow a socket's
+    /// inbox past its bound: the oldest bytes go.
+    #[test]
+    fn an_inbox_keeps_at_most_its_bound_newest_last() {
+        let inbox = Inbox::default();
+        for i in 0..40u8 {
+            inbox.push(&[i; 64 * 1024]);
+        }
+        let kept = inbox.tail(usize::MAX);
+        assert!(kept.len() <= INBOX_MAX, "{}", kept.len());
+        assert_eq!(kept.last(), Some(&39));
+        let mut take_all = |b: &[u8]| Some(b.len());
+        let taken = inbox.take_match(&mut take_all).unwrap();
+        assert_eq!(taken.len(), kept.len());
+        assert!(inbox.tail(1).is_empty());
+    }
+}
