@@ -104,6 +104,14 @@ pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
 /// Finds a match in received bytes; returns where the match ends.
 type Matcher = Box<dyn FnMut(&[u8]) -> Option<usize> + Send>;
 
+/// What `expect` waits for: how it is shown, the matcher, and for a regex
+/// where its last match began (it may start after bytes it skips).
+struct Pattern {
+    shown: String,
+    matcher: Matcher,
+    began: Option<Arc<AtomicUsize>>,
+}
+
 /// `expect NAME TEXT|/REGEX/ [timeout DUR]`
 pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     // `timeout DUR` before the name or the pattern is taken first; after
@@ -119,55 +127,10 @@ pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     }
     let regex = a.slashed();
     let limit = early.or(a.timeout()?).or(s.wait_limit);
-    // Where the last match began (a regex's match may start after bytes it
-    // skips).
-    let began = Arc::new(AtomicUsize::new(0));
-    let (shown, matcher, is_regex): (String, Matcher, bool) = match regex {
-        Some((text, span)) => {
-            a.done()?;
-            let re = regex::bytes::Regex::new(&text).map_err(|e| {
-                // The regex crate explains on several lines; the last says what is wrong.
-                let why = e.to_string();
-                let why = why
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ")
-                    .to_string();
-                CmdError::at(span, format!("bad regular expression: {why}"))
-            })?;
-            let at = began.clone();
-            (
-                format!("/{text}/"),
-                Box::new(move |b: &[u8]| {
-                    re.find(b).map(|m| {
-                        at.store(m.start(), Ordering::SeqCst);
-                        m.end()
-                    })
-                }),
-                true,
-            )
-        }
-        None => {
-            let pat = a.token("the text or /regex/ to wait for")?;
-            a.done()?;
-            let needle = pat.bytes();
-            if needle.is_empty() {
-                return Err(CmdError::at(pat.span, "expect needs something to wait for"));
-            }
-            (
-                render::quote(&needle, 80),
-                Box::new(move |b: &[u8]| {
-                    b.windows(needle.len())
-                        .position(|w| w == needle.as_slice())
-                        .map(|i| i + needle.len())
-                }),
-                false,
-            )
-        }
-    };
+    let pattern = pattern_of(regex, a)?;
     let lab = s.lab.clone();
-    let what = format!("expect {name} {shown}");
+    let what = format!("expect {name} {}", pattern.shown);
+    let matcher = pattern.matcher;
     let got = within(limit, what.clone(), async {
         // What the lab says here (the stream ended before a match) is about
         // the data: 65. Running out of time is 75, as for every wait.
@@ -180,35 +143,87 @@ pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
         if e.exit != Exit::TempFail {
             return e;
         }
-        let seen = s.lab.unmatched(&name, 1 << 20).unwrap_or_default();
-        let hint = if seen.is_empty() {
-            format!("nothing arrived on {name} since the last match")
-        } else {
-            let from = seen.len().saturating_sub(80);
-            format!(
-                "{} arrived on {name} since the last match, none of it a match; {}: {}",
-                render::payload(&[], seen.len(), s.format()),
-                if from == 0 {
-                    "all of it"
-                } else {
-                    "the last 80"
-                },
-                render::quote(&seen[from..], 80)
-            )
-        };
+        let hint = what_came(s, &name);
         e.hint(hint)
     })?;
-    let matched = if is_regex {
-        let from = began.load(Ordering::SeqCst).min(got.len());
-        format!(": {}", render::quote(&got[from..], 100))
-    } else {
-        String::new()
+    let matched = match &pattern.began {
+        Some(began) => {
+            let from = began.load(Ordering::SeqCst).min(got.len());
+            format!(": {}", render::quote(&got[from..], 100))
+        }
+        None => String::new(),
     };
     s.say(format!(
-        "{name}: matched {shown}{matched} ({} taken)",
+        "{name}: matched {}{matched} ({} taken)",
+        pattern.shown,
         render::payload(&[], got.len(), s.format())
     ));
     Ok(())
+}
+
+/// The pattern of an `expect`: a /regex/ (already taken from the line),
+/// or the text of the next token.
+fn pattern_of(regex: Option<(String, crate::parse::Span)>, mut a: Args) -> CmdResult<Pattern> {
+    let Some((text, span)) = regex else {
+        let pat = a.token("the text or /regex/ to wait for")?;
+        a.done()?;
+        let needle = pat.bytes();
+        if needle.is_empty() {
+            return Err(CmdError::at(pat.span, "expect needs something to wait for"));
+        }
+        return Ok(Pattern {
+            shown: render::quote(&needle, 80),
+            matcher: Box::new(move |b: &[u8]| {
+                b.windows(needle.len())
+                    .position(|w| w == needle.as_slice())
+                    .map(|i| i + needle.len())
+            }),
+            began: None,
+        });
+    };
+    a.done()?;
+    let re = regex::bytes::Regex::new(&text).map_err(|e| {
+        // The regex crate explains on several lines; the last says what is wrong.
+        let why = e.to_string();
+        let why = why
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_string();
+        CmdError::at(span, format!("bad regular expression: {why}"))
+    })?;
+    let began = Arc::new(AtomicUsize::new(0));
+    let at = began.clone();
+    Ok(Pattern {
+        shown: format!("/{text}/"),
+        matcher: Box::new(move |b: &[u8]| {
+            re.find(b).map(|m| {
+                at.store(m.start(), Ordering::SeqCst);
+                m.end()
+            })
+        }),
+        began: Some(began),
+    })
+}
+
+/// After an `expect` ran out of time: what did arrive since the last match.
+fn what_came(s: &Session, name: &str) -> String {
+    let seen = s.lab.unmatched(name, 1 << 20).unwrap_or_default();
+    if seen.is_empty() {
+        return format!("nothing arrived on {name} since the last match");
+    }
+    let from = seen.len().saturating_sub(80);
+    format!(
+        "{} arrived on {name} since the last match, none of it a match; {}: {}",
+        render::payload(&[], seen.len(), s.format()),
+        if from == 0 {
+            "all of it"
+        } else {
+            "the last 80"
+        },
+        render::quote(&seen[from..], 80)
+    )
 }
 
 /// `frame NAME raw|line|len`
