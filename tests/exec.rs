@@ -1,29 +1,7 @@
 //! `exec` and `listen … exec` through the real binary: programs are
 //! listed with their pid, and none outlives `quit` or the end of a script.
 
-use std::time::{Duration, Instant};
-
-use crate::support::run_script;
-
-/// Whether process `pid` has gone (waits up to 5 s for it to be reaped).
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::fs::metadata(format!("/proc/{pid}")).is_err() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// The pids in "(pid N)" of a transcript.
-fn pids(out: &str) -> Vec<u32> {
-    out.split("(pid ")
-        .skip(1)
-        .filter_map(|s| s.split(')').next()?.parse().ok())
-        .collect()
-}
+use crate::support::{gone, pids, run_script};
 
 const PROGRAMS: &str = "exec sleep 300 as nap\nlisten 0 as srv exec sleep 300\nconnect srv as c\n";
 

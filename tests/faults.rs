@@ -18,46 +18,66 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A socklab reading its script from a pipe, with its output as lines.
+struct Shell {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Shell {
+    fn start() -> Shell {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Shell { child, stdin, out }
+    }
+
+    /// Sends `lines`, then reads output until a line starts with `prefix`;
+    /// returns the rest of that line.
+    fn run_until(&mut self, lines: &str, prefix: &str) -> String {
+        self.stdin.write_all(lines.as_bytes()).unwrap();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.out.read_line(&mut line).unwrap() > 0,
+                "socklab ended early"
+            );
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+    }
+}
+
 /// Issue 10 item 12: a `frame NAME len` connection fed 1 MiB frames while a
 /// script command (`sleep`) runs held every frame whole (3,000 frames took
 /// 3.1 GB). Now the session's event budget stops the reader (TCP flow
 /// control slows the peer), and memory stays bounded.
 #[test]
 fn a_flood_of_framed_messages_during_sleep_stays_within_the_budget() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut shell = Shell::start();
+    let pid = shell.child.id();
+    let port: u16 = shell
+        .run_until("listen 0 as srv\necho port {srv.port}\n", "port ")
+        .parse()
         .unwrap();
-    let pid = child.id();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    stdin
-        .write_all(b"listen 0 as srv\necho port {srv.port}\n")
-        .unwrap();
-    let port: u16 = loop {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "socklab ended early");
-        if let Some(p) = line.trim().strip_prefix("port ") {
-            break p.parse().unwrap();
-        }
-    };
     let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
     peer.set_write_timeout(Some(Duration::from_secs(2)))
         .unwrap();
-    stdin
-        .write_all(b"accept srv\nframe srv.1 len\nsleep 6s\n")
-        .unwrap();
     // The flood starts once the framing is set (bytes before it would be
     // cut as raw reads, and the first frame's middle would then break it).
-    loop {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "socklab ended early");
-        if line.starts_with("srv.1: len") {
-            break;
-        }
-    }
+    shell.run_until("accept srv\nframe srv.1 len\nsleep 6s\n", "srv.1: len");
+    let Shell {
+        mut child,
+        stdin,
+        mut out,
+    } = shell;
     // Drain socklab's output on a thread, so its stdout never blocks it.
     let drain = std::thread::spawn(move || {
         let mut n = 0u64;
@@ -165,25 +185,20 @@ fn a_flooding_program_does_not_keep_the_script_from_ending() {
 /// the session's event budget they are now dropped from view, and counted.
 #[test]
 fn a_datagram_flood_during_sleep_stays_within_the_budget() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut shell = Shell::start();
+    let pid = shell.child.id();
+    let port: u16 = shell
+        .run_until(
+            "udp 127.0.0.1 0 as rx\necho port {rx.port}\nsleep 4s\n",
+            "port ",
+        )
+        .parse()
         .unwrap();
-    let pid = child.id();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    stdin
-        .write_all(b"udp 127.0.0.1 0 as rx\necho port {rx.port}\nsleep 4s\n")
-        .unwrap();
-    let port: u16 = loop {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "socklab ended early");
-        if let Some(p) = line.trim().strip_prefix("port ") {
-            break p.parse().unwrap();
-        }
-    };
+    let Shell {
+        mut child,
+        stdin,
+        mut out,
+    } = shell;
     let drain = std::thread::spawn(move || {
         let mut text = String::new();
         let mut line = String::new();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::support::run_script;
+use crate::support::{gone, pids, run_script};
 
 /// How long one step of a test may take before it fails (a bound, never a
 /// synchroniser).
@@ -218,28 +218,6 @@ fn wait_on_a_finished_job_returns_under_load() {
         );
         assert_eq!(run.stdout.matches("job1: coding finished").count(), 1);
     }
-}
-
-/// Whether process `pid` has gone (waits up to `WAIT` for it).
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Gone, or a zombie about to be reaped by whoever inherited it.
-        if state.is_empty() || state.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// The pids in "(pid N)" of a transcript.
-fn pids(out: &str) -> Vec<u32> {
-    out.split("(pid ")
-        .skip(1)
-        .filter_map(|s| s.split([')', ',']).next()?.parse().ok())
-        .collect()
 }
 
 /// Entries of `dir` made by socklab (its `{tmp}` directories).

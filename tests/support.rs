@@ -286,3 +286,25 @@ fn filter_touches_only_ephemeral_ports() {
         "127.0.0.1:[port] [::1]:[port] ('127.0.0.1', [port]) 127.0.0.1:5555 65507 bytes"
     );
 }
+
+/// Whether process `pid` has gone (waits up to 10 s): no such process, or
+/// a zombie about to be reaped by whoever inherited it.
+pub fn gone(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state.is_empty() || state.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+/// The pids a transcript shows as "(pid N)".
+pub fn pids(out: &str) -> Vec<u32> {
+    out.split("(pid ")
+        .skip(1)
+        .filter_map(|s| s.split(')').next()?.parse().ok())
+        .collect()
+}
