@@ -477,7 +477,7 @@ fn framed(framing: Framing, msgs: &[Vec<u8>], flips: &[(Index, u8)], noise: Vec<
 /// a preamble and anything, or anything.
 fn wire_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        (prop::collection::vec(message(), 0..4), flips(), bytes(64)).prop_map(
+        2 => (prop::collection::vec(message(), 0..4), flips(), bytes(64)).prop_map(
             |(msgs, flips, noise)| {
                 let mut stream = Vec::new();
                 for m in &msgs {
@@ -488,14 +488,47 @@ fn wire_bytes() -> impl Strategy<Value = Vec<u8>> {
                 stream
             }
         ),
-        (0u8..6, bytes(300)).prop_map(|(kind, body)| {
+        2 => (0u8..6, bytes(300)).prop_map(|(kind, body)| {
             let mut stream = MAGIC.to_vec();
             stream.extend([VERSION, kind]);
             stream.extend(body);
             stream
         }),
-        bytes(300),
+        4 => boundary_message(),
+        1 => bytes(300),
     ]
+}
+
+/// A header, request or reply whose name or reason declares a length around
+/// its limit (or any), followed by that many bytes: where a limit off by one
+/// would show.
+fn boundary_message() -> impl Strategy<Value = Vec<u8>> {
+    let len = prop_oneof![
+        Just(MAX_NAME),
+        Just(MAX_NAME + 1),
+        Just(MAX_REASON),
+        Just(MAX_REASON + 1),
+        any::<u16>().prop_map(usize::from),
+    ];
+    (1u8..=3, len, any::<u64>(), 0u8..14).prop_map(|(kind, len, n, status)| {
+        let mut m = MAGIC.to_vec();
+        m.extend([VERSION, kind]);
+        match kind {
+            1 => {
+                m.push(DigestAlg::Blake3.id());
+                m.extend(n.to_be_bytes());
+                m.extend((n / 2).to_be_bytes());
+            }
+            2 => m.extend(n.to_be_bytes()),
+            _ => {
+                m.push(status);
+                m.extend(n.to_be_bytes());
+            }
+        }
+        m.extend((len as u16).to_be_bytes());
+        m.extend(std::iter::repeat_n(b'a', len.min(2000)));
+        m
+    })
 }
 
 /// Bytes to make messages from ([`checks::messages_from`]): names and
