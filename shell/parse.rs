@@ -1812,6 +1812,78 @@ mod tests {
                 let _ = name(&s);
             }
 
+            /// What fuzz/fuzz_targets/lexer.rs checks on millions of lines: a
+            /// trailing newline changes nothing; only blanks lie between tokens
+            /// and only blanks or a comment after them; each token's text lexes
+            /// alone to the same token; the texts joined by one space, with or
+            /// without a comment after them, lex to the same tokens.
+            #[test]
+            fn fuzz_lexer_tokens_relex_alone_and_joined(line in any_line()) {
+                let body = line.trim_end_matches(['\r', '\n']);
+                let got = tokenize(&line);
+                prop_assert_eq!(&tokenize(&format!("{body}\n")), &got);
+                prop_assert_eq!(&tokenize(&format!("{body}\r\n")), &got);
+                let Ok(tokens) = got else { return Ok(()) };
+                let mut previous_end = 0;
+                for (n, token) in tokens.iter().enumerate() {
+                    let text = &line[token.span.start..token.span.end];
+                    let gap = &line[previous_end..token.span.start];
+                    prop_assert!(gap.chars().all(is_blank), "gap {:?}", gap);
+                    prop_assert!(n == 0 || !gap.is_empty(), "no blank before {:?}", token);
+                    previous_end = token.span.end;
+                    let alone = tokenize(&format!("{text} ")).map_err(|e| TestCaseError::fail(format!("{text:?}: {e:?}")))?;
+                    prop_assert_eq!(alone.len(), 1);
+                    prop_assert_eq!(&alone[0].kind, &token.kind);
+                    prop_assert_eq!(alone[0].span, Span { start: 0, end: text.len() });
+                }
+                let tail = body[previous_end..].trim_start_matches(is_blank);
+                prop_assert!(tail.is_empty() || tail.starts_with('#'), "tail {:?}", tail);
+                let kinds: Vec<TokenKind> = tokens.iter().map(|t| t.kind.clone()).collect();
+                let joined = tokens.iter().map(|t| &line[t.span.start..t.span.end]).collect::<Vec<_>>().join(" ") + " ";
+                for again in [joined.clone(), format!("{joined}\t# x \"'")] {
+                    let relexed: Vec<TokenKind> = tokenize(&again).map_err(|e| TestCaseError::fail(format!("{again:?}: {e:?}")))?
+                        .into_iter().map(|t| t.kind).collect();
+                    prop_assert_eq!(&relexed, &kinds);
+                }
+            }
+
+            /// What fuzz/fuzz_targets/lexer.rs checks of the value parsers:
+            /// what they accept, printed back, parses to the same value.
+            #[test]
+            fn fuzz_lexer_accepted_values_round_trip(s in prop_oneof![
+                any_line(),
+                "[0-9]{1,6}(\\.[0-9]{1,14})?(us|ms|s|m|h|k|K|KiB|M|g|B)?",
+                "-?0*[0-9]{1,6}",
+                "[0-9a-fA-F:.\\[\\]]{1,20}",
+                "[A-Za-z0-9_.-]{1,40}",
+            ]) {
+                if let Ok(d) = duration(&s) {
+                    prop_assert!(d <= Duration::from_secs(24 * 3600));
+                }
+                if let Ok(n) = size(&s) {
+                    prop_assert_eq!(size(&n.to_string()), Ok(n));
+                }
+                if let Ok(p) = port(&s) {
+                    prop_assert_eq!(port(&p.to_string()), Ok(p));
+                    let digits = s.trim_start_matches('0');
+                    prop_assert!(digits == p.to_string() || (p == 0 && digits.is_empty()));
+                }
+                match host(&s) {
+                    Ok(Host::Ip(addr)) => {
+                        prop_assert_eq!(host(&addr.to_string()), Ok(Host::Ip(addr)));
+                    }
+                    Ok(Host::Name(n)) => {
+                        prop_assert_eq!(&n, &s);
+                        prop_assert!(n.len() <= 253);
+                    }
+                    Err(e) => prop_assert!(!e.is_empty()),
+                }
+                if let Ok(n) = name(&s) {
+                    prop_assert_eq!(n, s.as_str());
+                    prop_assert!((1..=32).contains(&n.len()));
+                }
+            }
+
             #[test]
             fn caret_and_column_never_panic(line in any_line(), a in 0usize..200, b in 0usize..200, indent in "[ >]{0,3}") {
                 let len = line.len();

@@ -2,67 +2,21 @@
 //! - decode(encode(x)) == x, for each framing and each message type;
 //! - any bytes, cut into reads anywhere and fed to an accumulating buffer,
 //!   decode to the same messages and the same error as the whole stream, and
-//!   nothing panics.
+//!   nothing panics;
+//! - the checks of `checks/mod.rs`, which the fuzz targets of `fuzz/` run
+//!   for millions of inputs, here on a few hundred generated ones each (the
+//!   tests named `fuzz_*`, one per target), so that CI runs every target's
+//!   properties in seconds.
 
+mod checks;
+
+use checks::{decode_frame, feed, Decoded, Seen};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use socklab_frame::{
     split_data, DigestAlg, FrameError, Framing, Header, Message, Reply, Request, Status, Trailer,
     WireError, MAGIC, MAX_NAME, MAX_REASON, VERSION,
 };
-
-/// What a reader of a stream saw: each decoded item or the error it stopped at,
-/// and the bytes left in its buffer at the end (none once it gave up).
-type Seen<T, E> = (Vec<Result<T, E>>, Vec<u8>);
-
-/// What a decoder answers: an item and the bytes it used, or "read more".
-type Decoded<T, E> = Result<Option<(T, usize)>, E>;
-
-/// Decodes everything `buf` holds, as a reader does after each read.
-/// Returns false once the stream is bad.
-fn drain<T, E>(
-    buf: &mut Vec<u8>,
-    seen: &mut Vec<Result<T, E>>,
-    decode: &impl Fn(&[u8]) -> Decoded<T, E>,
-) -> bool {
-    loop {
-        match decode(buf) {
-            Ok(Some((item, used))) => {
-                assert!(
-                    used > 0 && used <= buf.len(),
-                    "used {used} of {}",
-                    buf.len()
-                );
-                buf.drain(..used);
-                seen.push(Ok(item));
-            }
-            Ok(None) => return true,
-            Err(e) => {
-                seen.push(Err(e));
-                buf.clear();
-                return false;
-            }
-        }
-    }
-}
-
-/// Feeds `bytes` cut at `cuts`, one read at a time.
-fn feed<T, E>(bytes: &[u8], cuts: &[Index], decode: impl Fn(&[u8]) -> Decoded<T, E>) -> Seen<T, E> {
-    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
-    at.push(0);
-    at.push(bytes.len());
-    at.sort_unstable();
-    at.dedup();
-    let mut buf = Vec::new();
-    let mut seen = Vec::new();
-    for pair in at.windows(2) {
-        buf.extend_from_slice(&bytes[pair[0]..pair[1]]);
-        if !drain(&mut buf, &mut seen, &decode) {
-            break;
-        }
-    }
-    (seen, buf)
-}
 
 /// Feeds `bytes` whole.
 fn whole<T, E>(bytes: &[u8], decode: impl Fn(&[u8]) -> Decoded<T, E>) -> Seen<T, E> {
@@ -164,8 +118,9 @@ fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
-fn cuts() -> impl Strategy<Value = Vec<Index>> {
-    prop::collection::vec(any::<Index>(), 0..12)
+/// Where a stream is cut into reads (taken modulo its length + 1).
+fn cuts() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(any::<usize>(), 0..12)
 }
 
 /// Byte flips: (where, xor with).
@@ -180,14 +135,6 @@ fn flip(bytes: &mut [u8], flips: &[(Index, u8)]) {
     for (at, x) in flips {
         let at = at.index(bytes.len());
         bytes[at] ^= x;
-    }
-}
-
-fn decode_frame(framing: Framing) -> impl Fn(&[u8]) -> Decoded<Vec<u8>, FrameError> {
-    move |buf| {
-        framing
-            .decode(buf)
-            .map(|r| r.map(|(msg, used)| (msg.to_vec(), used)))
     }
 }
 
@@ -355,7 +302,7 @@ proptest! {
         trailer.encode(&mut stream);
 
         // A receiver: header, then `size - start` counted bytes, then trailer.
-        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
         at.extend([0, stream.len()]);
         at.sort_unstable();
         at.dedup();
@@ -392,4 +339,208 @@ proptest! {
         prop_assert_eq!(got_trailer, Some(trailer));
         prop_assert!(buf.is_empty());
     }
+}
+
+// --- the fuzz targets' properties (checks/mod.rs), one test per target ---
+
+proptest! {
+    // Each case checks much (every prefix of every message, the stream cut
+    // and whole): fewer cases keep `cargo test` within seconds; the fuzz
+    // campaigns run millions.
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn fuzz_frame_raw(stream in bytes(200), cuts in cuts()) {
+        checks::raw_stream(&stream, &cuts);
+    }
+
+    #[test]
+    fn fuzz_frame_line(
+        max in prop_oneof![0usize..24, 0usize..255, Just(usize::MAX)],
+        msgs in prop::collection::vec(bytes(40), 0..6),
+        flips in flips(),
+        noise in bytes(80),
+        cuts in cuts(),
+    ) {
+        let framing = Framing::Line { max };
+        let stream = framed(framing, &msgs, &flips, noise);
+        checks::framed_stream(framing, &stream, &cuts);
+        checks::framed_round_trip(framing, &stream);
+        for m in &msgs {
+            checks::framed_round_trip(framing, m);
+        }
+    }
+
+    #[test]
+    fn fuzz_frame_len(
+        max in prop_oneof![0u32..48, 0u32..255, Just(u32::MAX)],
+        msgs in prop::collection::vec(bytes(40), 0..6),
+        flips in flips(),
+        noise in bytes(80),
+        cuts in cuts(),
+    ) {
+        let framing = Framing::Len { max };
+        let stream = framed(framing, &msgs, &flips, noise);
+        checks::framed_stream(framing, &stream, &cuts);
+        checks::framed_round_trip(framing, &stream);
+        for m in &msgs {
+            checks::framed_round_trip(framing, m);
+        }
+    }
+
+    #[test]
+    fn fuzz_header(stream in wire_bytes(), cuts in cuts(), made in source_bytes()) {
+        checks::wire_stream::<Header>(&stream, &cuts);
+        checks::wire_round_trip(&checks::messages_from(&made).0);
+    }
+
+    #[test]
+    fn fuzz_request(stream in wire_bytes(), cuts in cuts(), made in source_bytes()) {
+        checks::wire_stream::<Request>(&stream, &cuts);
+        checks::wire_round_trip(&checks::messages_from(&made).1);
+    }
+
+    #[test]
+    fn fuzz_reply(stream in wire_bytes(), cuts in cuts(), made in source_bytes()) {
+        checks::wire_stream::<Reply>(&stream, &cuts);
+        checks::wire_round_trip(&checks::messages_from(&made).2);
+    }
+
+    #[test]
+    fn fuzz_trailer(stream in wire_bytes(), cuts in cuts(), made in source_bytes()) {
+        checks::wire_stream::<Trailer>(&stream, &cuts);
+        checks::wire_round_trip(&checks::messages_from(&made).3);
+    }
+
+    #[test]
+    fn fuzz_message(stream in wire_bytes(), cuts in cuts(), made in source_bytes()) {
+        checks::wire_stream::<Message>(&stream, &cuts);
+        let (header, request, reply, trailer) = checks::messages_from(&made);
+        checks::wire_round_trip(&Message::Header(header));
+        checks::wire_round_trip(&Message::Request(request));
+        checks::wire_round_trip(&Message::Reply(reply));
+        checks::wire_round_trip(&Message::Trailer(trailer));
+    }
+
+    #[test]
+    fn fuzz_upload(
+        name in name(),
+        data in bytes(200),
+        held in prop_oneof![0u64..220, any::<u64>()],
+        digest in any::<[u8; 32]>(),
+        flips in flips(),
+        noise in bytes(48),
+        cuts in cuts(),
+    ) {
+        let size = data.len() as u64;
+        let header = Header { name, size, alg: DigestAlg::Blake3, offset: size };
+        let start = usize::try_from(header.resume_at(held)).unwrap();
+        let mut stream = Vec::new();
+        header.encode(&mut stream).unwrap();
+        stream.extend_from_slice(&data[start..]);
+        Trailer { alg: DigestAlg::Blake3, digest }.encode(&mut stream);
+        flip(&mut stream, &flips);
+        stream.extend(noise);
+        checks::upload_stream(&stream, &cuts, held);
+    }
+
+    #[test]
+    fn fuzz_name(name in prop_oneof![
+        name(),
+        any::<String>(),
+        "[./\\\\:a-zA-Z\\x00-\\x1f\\x7f\\u{85}\\u{202e}]{0,4}",
+        "a{250,260}",
+    ]) {
+        checks::name(&name);
+    }
+}
+
+/// `msgs`, fitted to `framing` and framed, then damaged by `flips`, then
+/// `noise`.
+fn framed(framing: Framing, msgs: &[Vec<u8>], flips: &[(Index, u8)], noise: Vec<u8>) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for m in msgs {
+        framing
+            .encode(&fit(framing, m.clone()), &mut stream)
+            .unwrap();
+    }
+    flip(&mut stream, flips);
+    stream.extend(noise);
+    stream
+}
+
+/// Bytes for a transfer decoder: messages with damage and noise after them,
+/// a preamble and anything, or anything.
+fn wire_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        2 => (prop::collection::vec(message(), 0..4), flips(), bytes(64)).prop_map(
+            |(msgs, flips, noise)| {
+                let mut stream = Vec::new();
+                for m in &msgs {
+                    m.encode(&mut stream).unwrap();
+                }
+                flip(&mut stream, &flips);
+                stream.extend(noise);
+                stream
+            }
+        ),
+        2 => (0u8..6, bytes(300)).prop_map(|(kind, body)| {
+            let mut stream = MAGIC.to_vec();
+            stream.extend([VERSION, kind]);
+            stream.extend(body);
+            stream
+        }),
+        4 => boundary_message(),
+        1 => bytes(300),
+    ]
+}
+
+/// A header, request or reply whose name or reason declares a length around
+/// its limit (or any), followed by that many bytes: where a limit off by one
+/// would show.
+fn boundary_message() -> impl Strategy<Value = Vec<u8>> {
+    let len = prop_oneof![
+        Just(MAX_NAME),
+        Just(MAX_NAME + 1),
+        Just(MAX_REASON),
+        Just(MAX_REASON + 1),
+        any::<u16>().prop_map(usize::from),
+    ];
+    (1u8..=3, len, any::<u64>(), 0u8..14).prop_map(|(kind, len, n, status)| {
+        let mut m = MAGIC.to_vec();
+        m.extend([VERSION, kind]);
+        match kind {
+            1 => {
+                m.push(DigestAlg::Blake3.id());
+                m.extend(n.to_be_bytes());
+                m.extend((n / 2).to_be_bytes());
+            }
+            2 => m.extend(n.to_be_bytes()),
+            _ => {
+                m.push(status);
+                m.extend(n.to_be_bytes());
+            }
+        }
+        m.extend((len as u16).to_be_bytes());
+        m.extend(std::iter::repeat_n(b'a', len.min(2000)));
+        m
+    })
+}
+
+/// Bytes to make messages from ([`checks::messages_from`]): names and
+/// reasons of every length around the limits.
+fn source_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        bytes(300),
+        "\\PC{0,300}".prop_map(String::into_bytes),
+        (any::<[u8; 17]>(), 250usize..1040).prop_map(|(ints, n)| {
+            let mut b = ints.to_vec();
+            b.extend(std::iter::repeat_n(b'x', n));
+            b
+        }),
+    ]
 }
