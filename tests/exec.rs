@@ -100,6 +100,7 @@ fn an_outside_answer_is_shown_by_the_expect_that_takes_it_and_its_end_by_close()
                 p: matched \"hi!\" (3 bytes taken)\n\
                 socklab> close p\n\
                 p: closed\n\
+                p: received but never taken (no expect matched it): 1 byte \"\\n\"\n\
                 p <- peer closed (EOF)\n\
                 p: exited with status 0\n";
     assert!(tail.starts_with(want), "{}", run.stdout);

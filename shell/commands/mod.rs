@@ -176,7 +176,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "close",
         aliases: &[],
-        usage: "close NAME\nclose SERVER.*",
+        usage: "close NAME [timeout DUR]\nclose SERVER.*",
         summary: "close a socket (or every connection a server accepted)",
         help: "A connection sends FIN (or a reset, if data we never read is still queued).\n\
                SERVER.* closes every connection SERVER accepted, all at once (without waiting, for each, for the kernel to\n\

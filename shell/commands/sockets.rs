@@ -446,12 +446,13 @@ pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
         a.done()?;
         return close_children(s, &prefix, t.span).await;
     }
+    let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
     s.closed_stream = Some(name.clone());
     a.done()?;
     let lab = s.lab.clone();
-    let info = within(s.wait_limit, format!("close {name}"), async {
-        Ok(lab.close(&name).await?)
+    let (info, unread) = within(limit, format!("close {name}"), async {
+        Ok(lab.close_unread(&name).await?)
     })
     .await?;
     let what = match info.role {
@@ -459,6 +460,14 @@ pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
         Role::Fresh | Role::Stream | Role::Datagram | Role::Program => "closed",
     };
     s.say(format!("{name}: {what}"));
+    // In a script an outside stream's data shows only as what commands
+    // took: what nothing took is said here, once the close settled it.
+    if info.outside && !s.interactive && !unread.is_empty() {
+        s.say(format!(
+            "{name}: received but never taken (no expect matched it): {}",
+            render::payload(&unread, unread.len(), s.format())
+        ));
+    }
     Ok(())
 }
 

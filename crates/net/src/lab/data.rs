@@ -16,6 +16,10 @@ use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Progress, Tube};
 use crate::udp::{Datagram, UdpSock};
 
+/// How much of what a stream received and nothing took `close_unread`
+/// returns.
+const UNREAD_SHOWN: usize = 1 << 20;
+
 /// Waits until the lab peer `peer` has published progress `done` accepts,
 /// or stopped being read.
 async fn settle_peer(peer: &Tube, done: impl Fn(&Progress) -> bool) -> Result<()> {
@@ -172,6 +176,16 @@ impl Lab {
     /// # Errors
     /// No such socket.
     pub async fn close(&self, name: &str) -> Result<SocketInfo> {
+        Ok(self.close_with(name, true).await?.0)
+    }
+
+    /// `close`, also returning what the stream received that nothing took
+    /// (no `expect` matched it; the last 1 MiB at most), read to its end
+    /// when the close settled it (a program's output up to its exit).
+    ///
+    /// # Errors
+    /// No such socket.
+    pub async fn close_unread(&self, name: &str) -> Result<(SocketInfo, Bytes)> {
         self.close_with(name, true).await
     }
 
@@ -183,12 +197,12 @@ impl Lab {
     pub async fn close_many(&self, names: &[String]) -> Vec<Result<SocketInfo>> {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            out.push(self.close_with(name, false).await);
+            out.push(self.close_with(name, false).await.map(|c| c.0));
         }
         out
     }
 
-    async fn close_with(&self, name: &str, kernel: bool) -> Result<SocketInfo> {
+    async fn close_with(&self, name: &str, kernel: bool) -> Result<(SocketInfo, Bytes)> {
         let e = lock(&self.inner.sockets)
             .remove(name)
             .ok_or_else(|| NetError::NoSuchSocket(name.to_string()))?;
@@ -200,14 +214,26 @@ impl Lab {
             self.remember_outside(&e.name);
         }
         let kind = std::mem::replace(&mut *lock(&e.kind), Kind::Busy);
-        match kind {
-            Kind::Conn(c) => self.close_conn(&c, kernel).await?,
-            Kind::Program(p) => p.close().await?,
-            Kind::Listener(l) => l.stop().await,
-            Kind::Udp(u) => u.stop_reader().await,
-            Kind::Fresh(_) | Kind::Busy => {}
-        }
-        Ok(info)
+        let unread = match kind {
+            Kind::Conn(c) => {
+                self.close_conn(&c, kernel).await?;
+                c.tube.unmatched(UNREAD_SHOWN)
+            }
+            Kind::Program(p) => {
+                p.close().await?;
+                p.tube.unmatched(UNREAD_SHOWN)
+            }
+            Kind::Listener(l) => {
+                l.stop().await;
+                Bytes::new()
+            }
+            Kind::Udp(u) => {
+                u.stop_reader().await;
+                u.unmatched(UNREAD_SHOWN)
+            }
+            Kind::Fresh(_) | Kind::Busy => Bytes::new(),
+        };
+        Ok((info, unread))
     }
 
     /// Closes a connection and settles what the close causes in the lab:
