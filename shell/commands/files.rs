@@ -251,26 +251,16 @@ pub async fn upload(s: &mut Session, mut a: Args) -> CmdResult {
     };
     let report =
         transfer::upload_within(stream, &file, &remote_name, resume, wait, progress(&pb)).await;
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
-    match report {
-        Ok(r) => {
-            s.say(format!(
-                "{name} -> uploaded {}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
-                transfer::quote_name(&r.name),
-                r.size,
-                resumed(r.resumed_from),
-                timing(r.elapsed, r.sent),
-                digest_hex(&r.digest)
-            ));
-            ends.settle(s).await
-        }
-        Err(e) => {
-            ends.settle(s).await?;
-            Err(transfer_error(e, s.tmp()))
-        }
-    }
+    let r = ends.finish(s, pb, report).await?;
+    s.say(format!(
+        "{name} -> uploaded {}: {} bytes{} in {}, blake3 {} (verified by the receiver)",
+        transfer::quote_name(&r.name),
+        r.size,
+        resumed(r.resumed_from),
+        timing(r.elapsed, r.sent),
+        digest_hex(&r.digest)
+    ));
+    Ok(())
 }
 
 /// `upload --raw`: the bytes of `file`, then shutdown(write).
@@ -284,11 +274,7 @@ async fn upload_raw(
     pb: Option<ProgressBar>,
 ) -> CmdResult {
     let report = transfer::upload_raw_within(stream, file, wait, progress(&pb)).await;
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
-    ends.settle(s).await?;
-    let report = report.map_err(|e| transfer_error(e, s.tmp()))?;
+    let report = ends.finish(s, pb, report).await?;
     s.say(format!(
         "{name} -> raw: {} bytes of {} in {}, then shutdown(write){}",
         report.bytes,
@@ -318,6 +304,21 @@ impl Ends {
             local: stream.local_addr().ok(),
             server: stream.peer_addr().ok(),
         }
+    }
+
+    /// After a transfer: clears the progress bar, settles on the server's
+    /// report, and turns a failure into the command's error.
+    async fn finish<T>(
+        self,
+        s: &Session,
+        pb: Option<ProgressBar>,
+        report: Result<T, TransferError>,
+    ) -> CmdResult<T> {
+        if let Some(pb) = &pb {
+            pb.finish_and_clear();
+        }
+        self.settle(s).await?;
+        report.map_err(|e| transfer_error(e, s.tmp()))
     }
 
     /// Waits for the report of a server of this shell on this connection.
@@ -366,11 +367,7 @@ pub async fn download(s: &mut Session, mut a: Args) -> CmdResult {
     let pb = progress_bar(s, &format!("download {remote}"));
     let report =
         transfer::download_within(stream, &remote, &dest, overwrite, wait, progress(&pb)).await;
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
-    ends.settle(s).await?;
-    let r = report.map_err(|e| transfer_error(e, s.tmp()))?;
+    let r = ends.finish(s, pb, report).await?;
     s.say(format!(
         "{name} <- downloaded {}: {} bytes{} in {}, blake3 {} (verified here), saved as {}",
         transfer::quote_name(&r.name),
