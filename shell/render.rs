@@ -378,6 +378,15 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
         Event::Stderr { .. } | Event::Started { .. } | Event::Exited { .. } => {
             program_event(ev, format)
         }
+        Event::Relayed { pair, way, data } => format!(
+            "{pair} {}: {}",
+            way.words(),
+            payload(data, data.len(), format)
+        ),
+        Event::Note { socket, text } => format!("{socket}: {text}"),
+        Event::Chat { chat, user, line } => {
+            format!("{chat} <{user}> {}", payload(line, line.len(), format))
+        }
     }
 }
 

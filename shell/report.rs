@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use socklab_net::Event;
+use socklab_net::{Event, Way};
 use socklab_tasks::Line;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -129,9 +129,10 @@ impl Printer {
 
     /// Prints data of one socket merged from several reads: the first
     /// bytes of `total`.
-    fn print_data(&self, socket: &str, shown: &[u8], total: usize) {
+    fn print_data(&self, socket: &str, way: Option<Way>, shown: &[u8], total: usize) {
+        let arrow = way.map_or("<-".to_string(), |w| format!("{}:", w.words()));
         self.out.line(&format!(
-            "{socket} <- {}",
+            "{socket} {arrow} {}",
             render::payload(shown, total, self.settings.format())
         ));
     }
@@ -219,6 +220,8 @@ pub struct Pending {
 enum PendingItem {
     Data {
         socket: Arc<str>,
+        /// Which way a relay pair forwarded it (`None`: a socket read it).
+        way: Option<Way>,
         shown: BytesMut,
         total: usize,
     },
@@ -240,7 +243,9 @@ fn payload_len(ev: &Event) -> usize {
         Event::Data { data, .. }
         | Event::Message { data, .. }
         | Event::Datagram { data, .. }
-        | Event::Stderr { data, .. } => data.len(),
+        | Event::Stderr { data, .. }
+        | Event::Relayed { data, .. } => data.len(),
+        Event::Chat { line, .. } => line.len(),
         _ => 0,
     }
 }
@@ -248,14 +253,20 @@ fn payload_len(ev: &Event) -> usize {
 impl Pending {
     /// Adds an event.
     pub fn push(&mut self, ev: Event, printer: &Printer) {
-        if let Event::Data { socket, data } = &ev {
+        let merged = match &ev {
+            Event::Data { socket, data } => Some((socket, None, data)),
+            Event::Relayed { pair, way, data } => Some((pair, Some(*way), data)),
+            _ => None,
+        };
+        if let Some((socket, way, data)) = merged {
             if let Some(PendingItem::Data {
                 socket: s,
+                way: w,
                 shown,
                 total,
             }) = self.items.back_mut()
             {
-                if s == socket {
+                if s == socket && *w == way {
                     let room = PENDING_SHOWN.saturating_sub(shown.len());
                     shown.extend_from_slice(&data[..data.len().min(room)]);
                     *total += data.len();
@@ -266,6 +277,7 @@ impl Pending {
             shown.extend_from_slice(&data[..data.len().min(PENDING_SHOWN)]);
             self.items.push_back(PendingItem::Data {
                 socket: socket.clone(),
+                way,
                 shown,
                 total: data.len(),
             });
@@ -297,9 +309,10 @@ fn print_item(item: PendingItem, printer: &Printer) {
     match item {
         PendingItem::Data {
             socket,
+            way,
             shown,
             total,
-        } => printer.print_data(&socket, &shown, total),
+        } => printer.print_data(&socket, way, &shown, total),
         PendingItem::Other(ev) => printer.print(&Report::Event(ev)),
     }
 }

@@ -10,6 +10,7 @@
 //! - `inspect`: `ip`, `port`, `ifconfig`, `resolve`, `ping`;
 //! - `jobs`: `spawn`, `jobs`, `wait`, `kill`, `measure`, `repeat`;
 //! - `session`: `format`, `sleep`, `echo`, `quit`;
+//! - `relay`: `relay`, `fault`, `chat` (relays with faults, the chat broker);
 //!
 //! `common` holds what several groups share; `help` lives here, with the
 //! table it shows.
@@ -20,6 +21,7 @@ mod files;
 mod inspect;
 mod jobs;
 mod observe;
+mod relay;
 mod session;
 mod sockets;
 
@@ -273,6 +275,45 @@ pub static COMMANDS: &[Command] = &[
         help: "TCP is the kernel's state (TCP_INFO). READ BY says whether data shows as events or waits for\n\
                recv. Connections this shell closed that the kernel keeps in TIME_WAIT are listed below.",
         run: |s, a| Box::pin(sockets::sockets(s, a)),
+    },
+    Command {
+        name: "relay",
+        aliases: &[],
+        usage: "relay [HOST] PORT to HOST PORT [as NAME]\nrelay [HOST] PORT to LISTENER [as NAME]",
+        summary: "relay every client to an upstream (socat TCP-LISTEN,fork TCP:…), every byte an event",
+        help: "Each client gets a pair NAME.1, NAME.2, …: its own leg and the relay's own connection upstream.\n\
+               Every read either way is an event (`r.1 client -> upstream: …`, `r.1 upstream -> client: …`).\n\
+               End of stream one way is a half-close the other way (shutdown write); a reset resets the other leg.\n\
+               An upstream that refuses: the client's leg is closed and an event says why. Faults: see `fault`.\n\
+               Bound: a pair holds at most 192 KiB on its way (4 queued reads of 16 KiB each way, plus one being\n\
+               read and one being written); then it stops reading and TCP flow control slows the sender. At most 256 pairs.",
+        run: |s, a| Box::pin(relay::relay(s, a)),
+    },
+    Command {
+        name: "fault",
+        aliases: &[],
+        usage: "fault NAME latency DUR [jitter DUR]\nfault NAME bandwidth RATE\nfault NAME slice SIZE [DUR]\nfault NAME limit BYTES\nfault NAME reset|stall|clear",
+        summary: "set or clear a fault on a relay (all its pairs, now and later) or on one pair (toxiproxy's toxics)",
+        help: "Each fault applies to both directions and replaces the same fault set before; they combine.\n\
+               latency: every read waits DUR (plus 0 to the jitter) before it is written; order is kept.\n\
+               bandwidth: RATE bytes per second each way (1K = 1024 B/s, 1M = 1048576 B/s).\n\
+               slice: writes cut into pieces of SIZE bytes, DUR apart: the byte stream keeps no message edges.\n\
+               limit: after BYTES bytes one way, the pair is closed. stall: nothing is read or written until clear\n\
+               (senders are slowed by flow control; nothing piles up). reset: both legs of every pair get an RST now\n\
+               (SO_LINGER 0, then close). clear: every fault removed; what was held comes through before this returns.\n\
+               `info NAME` and `sockets` show the faults in force.",
+        run: |s, a| Box::pin(relay::fault(s, a)),
+    },
+    Command {
+        name: "chat",
+        aliases: &[],
+        usage: "chat [HOST] PORT [as NAME]",
+        summary: "a chat broker (ncat --chat): every line a client sends goes to the others as `<userN> line`",
+        help: "Clients are named <user1>, <user2>, … in join order; joins and leaves are announced to the others in\n\
+               ncat's words (`<announce> 127.0.0.1 is connected as <user1>.`). Each line is an event (`NAME <user1> …`).\n\
+               Bounds: a line is at most 64 KiB (a client that sends more without a newline is told so and dropped);\n\
+               a client that takes no line for 10 s is dropped; at most 256 clients.",
+        run: |s, a| Box::pin(relay::chat(s, a)),
     },
     Command {
         name: "ip",

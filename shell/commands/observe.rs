@@ -52,6 +52,14 @@ pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
 pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     a.done()?;
+    if let Some(faults) = s.lab.faults(&name) {
+        // A relay or a pair: where it leads and the faults in force.
+        let i = s.lab.info(&name)?;
+        let state = i.state.split("; faults:").next().unwrap_or_default();
+        s.say(format!("{name}: {state}"));
+        s.say(format!("{name}: {}", super::relay::faults_text(&faults)));
+        return Ok(());
+    }
     let info = s.lab.tcp_info(&name)?;
     let rows: Vec<Vec<String>> = info
         .summary()

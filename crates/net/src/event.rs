@@ -18,6 +18,41 @@ pub enum Transfer {
     Raw(Result<crate::transfer::RawReport, crate::transfer::TransferError>),
 }
 
+/// Which way a relay pair forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// From the client to the upstream.
+    Up = 0,
+    /// From the upstream to the client.
+    Down = 1,
+}
+
+impl Way {
+    /// `client -> upstream` or `upstream -> client`.
+    pub fn words(self) -> &'static str {
+        match self {
+            Way::Up => "client -> upstream",
+            Way::Down => "upstream -> client",
+        }
+    }
+
+    /// The leg this way reads: `client` or `upstream`.
+    pub fn source(self) -> &'static str {
+        match self {
+            Way::Up => "client",
+            Way::Down => "upstream",
+        }
+    }
+
+    /// The leg this way writes: `upstream` or `client`.
+    pub fn sink(self) -> &'static str {
+        match self {
+            Way::Up => "upstream",
+            Way::Down => "client",
+        }
+    }
+}
+
 /// One background happening, sent on the lab's event channel.
 #[derive(Debug)]
 pub enum Event {
@@ -159,6 +194,34 @@ pub enum Event {
         /// Its server.
         listener: Arc<str>,
     },
+    /// A relay pair read these bytes from one leg (one read), to forward
+    /// them to the other.
+    Relayed {
+        /// The pair's name (`r.1`).
+        pair: Arc<str>,
+        /// Which way.
+        way: Way,
+        /// What the read returned.
+        data: Payload,
+    },
+    /// A relay or chat broker says what it did (an upstream connected or
+    /// refused, a half-close forwarded, a fault acted, a client joined or
+    /// left).
+    Note {
+        /// The relay, pair or chat.
+        socket: Arc<str>,
+        /// What happened, in words.
+        text: String,
+    },
+    /// A chat client sent a line, passed on to the others.
+    Chat {
+        /// The chat's name.
+        chat: Arc<str>,
+        /// The client's name (`user1`).
+        user: Arc<str>,
+        /// The line, without its newline.
+        line: Payload,
+    },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
         /// The listener's name.
@@ -176,6 +239,9 @@ impl Event {
         match self {
             Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
             Event::Served { server, .. } => server,
+            Event::Relayed { pair, .. } => pair,
+            Event::Chat { chat, .. } => chat,
+            Event::Note { socket, .. } => socket,
             Event::Segment { from, .. } => from,
             Event::States { socket, .. } => socket,
             Event::Data { socket, .. }

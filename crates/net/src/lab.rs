@@ -5,6 +5,7 @@
 //! (`data.rs`), servers and programs (`serve.rs`), and `trace` (`tracing.rs`).
 
 mod data;
+mod relay;
 mod serve;
 mod steps;
 mod tracing;
@@ -62,6 +63,8 @@ pub(crate) enum Kind {
     Program(Arc<Program>),
     /// A UDP socket.
     Udp(Arc<UdpSock>),
+    /// A relay's client: two legs and the forwarding between them.
+    Pair(Arc<crate::relay::Pair>),
     /// Taken out for a moment by a command changing it (a connect).
     Busy,
 }
@@ -110,6 +113,7 @@ impl Entry {
         let what = match kind {
             Kind::Fresh(_) => "is not connected (connect it first)",
             Kind::Listener(_) => "is a listener; it accepts connections but carries no data",
+            Kind::Pair(_) => "is a relay pair: it forwards what its client and its upstream send (use fault, info, close)",
             Kind::Udp(_) => "is a UDP socket: use sendto/recvfrom (or send/recv after connect)",
             Kind::Conn(_) | Kind::Program(_) | Kind::Busy => "is busy",
         };
@@ -166,6 +170,7 @@ impl Entry {
             Kind::Conn(c) => conn_info(c, &mut info),
             Kind::Program(p) => program_info(p, &mut info),
             Kind::Udp(u) => udp_info(u, &mut info),
+            Kind::Pair(p) => relay::pair_info(p, &mut info),
             Kind::Busy => info.state = "busy".to_string(),
         }
         info
@@ -193,6 +198,7 @@ fn listener_info(l: &Listener, info: &mut SocketInfo) {
         info.mode = Mode::Watched;
     }
     info.tcp_state = tcp::state_of(info.fd).ok();
+    relay::listener_state(l, info);
 }
 
 fn conn_info(c: &Conn, info: &mut SocketInfo) {
@@ -309,6 +315,10 @@ impl Adopt for Lab {
     fn retire(&self, conn: Arc<Conn>, listener: Arc<str>) {
         let lab = self.clone();
         tokio::spawn(async move { lab.retire_conn(conn, listener).await });
+    }
+
+    fn host(&self) -> Arc<dyn crate::relay::Host> {
+        Arc::new(self.clone())
     }
 }
 
@@ -497,9 +507,12 @@ impl Lab {
     /// clients become tubes of the lab (so what the connection exchanges
     /// is settled within the lab).
     fn lab_tubes_at(&self, to: SocketAddr) -> bool {
-        self.listeners()
-            .iter()
-            .any(|l| matches!(l.service, Service::Manual | Service::Events(_)) && l.listens_at(to))
+        self.listeners().iter().any(|l| {
+            matches!(
+                l.service,
+                Service::Manual | Service::Events(_) | Service::Relay(_) | Service::Chat(_)
+            ) && l.listens_at(to)
+        })
     }
 
     /// The lab's connection from `local` to `peer`.

@@ -31,6 +31,7 @@
 //! completes. This is what makes a session's transcript deterministic.
 
 mod budget;
+mod chat;
 mod conn;
 mod error;
 mod event;
@@ -42,6 +43,7 @@ mod lab;
 mod listener;
 mod model;
 mod options;
+mod relay;
 mod settle;
 mod sys;
 pub mod tcp;
@@ -51,14 +53,16 @@ mod tube;
 mod udp;
 
 pub use budget::{Payload, EVENT_BUDGET};
+pub use chat::{MAX_LINE, MAX_MEMBERS};
 pub use error::{NetError, Result};
-pub use event::{Event, Transfer};
+pub use event::{Event, Transfer, Way};
 pub use exec::Command;
 pub use files::FileService;
 pub use lab::Lab;
 pub use listener::{ServeMode, KEEP_DEPARTED, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
 pub use model::{Family, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
+pub use relay::{Fault, Faults, MAX_PAIRS, PAIR_BUFFER};
 pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
 pub use trace::{TraceMode, TraceWish};

@@ -13,12 +13,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::{self, ChatServer};
 use crate::conn::{Accepts, Conn};
 use crate::error::{NetError, Result};
 use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
 use crate::model::{reaches, Family};
+use crate::relay::{self, Host, RelayServer};
 use crate::settle::lock;
 use crate::tube::Background;
 
@@ -92,6 +94,8 @@ pub(crate) trait Adopt: Send + Sync + 'static {
     /// Closes `conn`, a client of `listener` that left with nothing left to
     /// read (the server keeps too many such).
     fn retire(&self, conn: Arc<Conn>, listener: Arc<str>);
+    /// What a relay or a chat broker needs of the lab.
+    fn host(&self) -> Arc<dyn Host>;
 }
 
 /// How many accepted connections whose client left (end of stream read,
@@ -143,6 +147,10 @@ pub(crate) enum Service {
     Files(FileServer),
     /// Each client wired to a program.
     Exec(ExecServer),
+    /// Each client relayed to an upstream (`relay`).
+    Relay(Arc<RelayServer>),
+    /// Each client a member of a chat (`chat`).
+    Chat(Arc<ChatServer>),
 }
 
 impl Service {
@@ -248,6 +256,8 @@ impl Listener {
                 Service::Events(_) => me.events_loop(&lab, &cancel).await,
                 Service::Files(_) => me.files_loop(&*lab, &cancel).await,
                 Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
+                Service::Relay(_) => me.relay_loop(&*lab, &cancel).await,
+                Service::Chat(_) => me.chat_loop(&*lab, &cancel).await,
             }
         });
         *lock(&self.background) = Some(bg);
@@ -514,6 +524,69 @@ impl Listener {
         programs.wait().await;
     }
 
+    async fn relay_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+        let Service::Relay(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        let pairs = tokio_util::task::TaskTracker::new();
+        loop {
+            let slot = tokio::select! {
+                _ = cancel.cancelled() => break,
+                s = server.slot() => s,
+            };
+            let Some(slot) = slot else { break };
+            let Some((stream, peer, k, _)) = self.next_client(None, &events, cancel).await else {
+                break;
+            };
+            let name = self.child_name(k);
+            let accepted = Event::Accepted {
+                listener: self.name.clone(),
+                conn: name.clone(),
+                peer,
+            };
+            let _ = events.send(accepted).await;
+            pairs.spawn(relay::serve_client(
+                lab.host(),
+                server.clone(),
+                name,
+                stream,
+                peer,
+                (self.order, k),
+                slot,
+                cancel.clone(),
+            ));
+        }
+        // The pairs end with the relay (their tokens are children of its
+        // token); wait until each has closed its legs.
+        pairs.close();
+        pairs.wait().await;
+    }
+
+    async fn chat_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+        let Service::Chat(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        let members = tokio_util::task::TaskTracker::new();
+        while let Some((stream, peer, _, slot)) =
+            self.next_client(Some(&server.slots), &events, cancel).await
+        {
+            let Some(slot) = slot else { break };
+            members.spawn(chat::serve_client(
+                lab.host(),
+                server.clone(),
+                self.name.clone(),
+                stream,
+                peer,
+                slot,
+                cancel.clone(),
+            ));
+        }
+        members.close();
+        members.wait().await;
+    }
+
     /// A file or exec server of this listener: waits until it has reported
     /// its client at `client`.
     ///
@@ -550,6 +623,8 @@ impl Listener {
         match &self.service {
             Service::Events(s) => Some(&s.accepts),
             Service::Exec(s) => Some(&s.accepts),
+            Service::Relay(s) => Some(&s.accepts),
+            Service::Chat(s) => Some(&s.accepts),
             _ => None,
         }
     }

@@ -704,6 +704,37 @@ impl Tube {
         Ok(sent)
     }
 
+    /// One read of at most `max` bytes for a forwarder that owns the tube
+    /// (a relay leg, a chat client): counted and published like a
+    /// background reader's, but no event and no inbox (the forwarder
+    /// reports what it moves). Empty at end of stream.
+    ///
+    /// # Errors
+    /// The OS reported an error (a reset).
+    pub(crate) async fn read_some(&self, max: usize) -> io::Result<Bytes> {
+        let mut buf = BytesMut::with_capacity(max.max(1));
+        match poll_fn(|cx| self.wire.poll_read_buf(cx, &mut buf, max.max(1))).await {
+            Ok(0) => {
+                self.progress.send_modify(|p| p.eof = true);
+                Ok(Bytes::new())
+            }
+            Ok(n) => {
+                self.progress.send_modify(|p| p.bytes_in += n as u64);
+                Ok(buf.freeze())
+            }
+            Err(err) => {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    let reset = is_reset(&err);
+                    self.progress.send_modify(|p| {
+                        p.failed = true;
+                        p.reset = reset;
+                    });
+                }
+                Err(err)
+            }
+        }
+    }
+
     fn partial(&self, sent: usize, total: usize, source: io::Error) -> NetError {
         NetError::PartialSend {
             name: self.name.to_string(),

@@ -53,6 +53,8 @@ impl Lab {
             let total = tube.bytes_out();
             if let Some(peer) = self.lab_peer(&c) {
                 settle_peer(&peer.tube, |p| p.bytes_in >= total).await?;
+            } else if let Some(flow) = self.brokered_flow(&c) {
+                super::relay::settle_flow(&c, flow, Some(total)).await?;
             }
         }
         Ok(sent)
@@ -161,6 +163,8 @@ impl Lab {
         if let (Ok(c), Shutdown::Write | Shutdown::Both) = (e.conn(), how) {
             if let Some(peer) = self.lab_peer(&c) {
                 settle_peer(&peer.tube, |p| p.eof || p.failed).await?;
+            } else if let Some(flow) = self.brokered_flow(&c) {
+                super::relay::settle_flow(&c, flow, None).await?;
             }
             // Until the peer's kernel acknowledges our FIN we are in
             // FIN_WAIT_1 (CLOSING, LAST_ACK); it may delay that ACK.
@@ -231,6 +235,10 @@ impl Lab {
                 u.stop_reader().await;
                 u.unmatched(UNREAD_SHOWN)
             }
+            Kind::Pair(p) => {
+                p.end(false).await;
+                Bytes::new()
+            }
             Kind::Fresh(_) | Kind::Busy => Bytes::new(),
         };
         Ok((info, unread))
@@ -244,10 +252,13 @@ impl Lab {
         let kernel_before = c.kernel_state();
         c.tube.stop_reader().await;
         let peer = self.lab_peer(c);
+        let brokered = self.brokered_flow(c);
         self.remember_departed(c);
         c.tube.close().await;
         if let Some(peer) = peer {
             settle_peer(&peer.tube, |p| p.eof || p.failed).await?;
+        } else if let Some(flow) = brokered {
+            super::relay::settle_flow(c, flow, None).await?;
         }
         // Published after the peer reported the close, so an iterative
         // server's next accept (which waits for it) comes after that event;
@@ -326,7 +337,7 @@ impl Lab {
                 Kind::Listener(l) => l.stop().await,
                 Kind::Udp(u) => u.stop_reader().await,
                 Kind::Program(p) => p.tube.stop_reader().await,
-                Kind::Fresh(_) | Kind::Busy => {}
+                Kind::Fresh(_) | Kind::Pair(_) | Kind::Busy => {}
             }
         }
         let mut programs = Vec::new();
@@ -334,6 +345,7 @@ impl Lab {
             match kind {
                 Kind::Conn(c) => c.tube.close().await,
                 Kind::Program(p) => programs.push(p),
+                Kind::Pair(p) => p.end(false).await,
                 _ => {}
             }
         }

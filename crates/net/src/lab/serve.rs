@@ -68,7 +68,7 @@ impl Lab {
     /// socket + SO_REUSEADDR + bind + listen, as servers do (so a restart
     /// does not wait for TIME_WAIT), added to the lab with its service
     /// running.
-    fn server(
+    pub(super) fn server(
         &self,
         addr: SocketAddr,
         backlog: i32,

@@ -27,6 +27,10 @@ impl Entry {
             Kind::Conn(c) => c.with_sockref(|s| f(s, c.family() == Family::V6)),
             Kind::Udp(u) => Ok(f(u.sockref(), u.family == Family::V6)),
             Kind::Program(_) => Err(NetError::state(&self.name, NOT_A_SOCKET)),
+            Kind::Pair(_) => Err(NetError::state(
+                &self.name,
+                "is a relay pair (two connections): options apply to one socket",
+            )),
             Kind::Busy => Err(NetError::state(&self.name, "is busy")),
         }
     }
@@ -192,7 +196,7 @@ impl Lab {
                     }
                 }
             }
-            Service::Files(_) | Service::Exec(_) => {
+            Service::Files(_) | Service::Exec(_) | Service::Relay(_) | Service::Chat(_) => {
                 return Err(NetError::state(
                     name,
                     "serves each client itself (its clients are reported as events); accept does not apply",

@@ -78,6 +78,19 @@ impl Lab {
                         state: c.kernel_state(),
                     });
                 }
+                Kind::Pair(p) => {
+                    let upstream: Arc<str> = Arc::from(format!("{} (upstream)", p.name));
+                    for (leg, name) in [(&p.client, p.name.clone()), (&p.upstream, upstream)] {
+                        view.ports.push(leg.local.port());
+                        view.conns.push(ConnView {
+                            name,
+                            local: leg.local,
+                            peer: leg.peer,
+                            fd: leg.fd(),
+                            state: leg.kernel_state(),
+                        });
+                    }
+                }
                 Kind::Program(_) | Kind::Udp(_) | Kind::Busy => {}
             }
         }
