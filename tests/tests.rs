@@ -7,6 +7,7 @@ mod faults_shell;
 mod faults_transfer;
 mod jobs;
 mod python;
+mod relay;
 mod repl;
 mod sessions;
 mod support;

@@ -65,6 +65,14 @@ impl ChatServer {
             .collect()
     }
 
+    /// The connection of the member at `to` whose client is at `from`.
+    pub(crate) fn member_conn(&self, from: SocketAddr, to: SocketAddr) -> Option<Arc<Conn>> {
+        lock(&self.members)
+            .iter()
+            .find(|m| m.conn.peer == from && m.conn.local == to)
+            .map(|m| m.conn.clone())
+    }
+
     /// The flow of what the lab socket at `from` sends to the member whose
     /// address is `to`.
     pub(crate) fn flow_from(

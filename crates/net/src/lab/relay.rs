@@ -252,6 +252,25 @@ impl Lab {
         Ok(())
     }
 
+    /// After `c` (a lab socket) joined a chat: waits until it has reported
+    /// the chat's welcome (written before the join was announced).
+    pub(super) async fn settle_welcome(&self, c: &Conn) -> Result<()> {
+        let member = self.listeners().into_iter().find_map(|l| match &l.service {
+            Service::Chat(chat) => chat.member_conn(c.local, c.peer),
+            _ => None,
+        });
+        let Some(member) = member else {
+            return Ok(());
+        };
+        let total = member.tube.bytes_out();
+        let what = || format!("waiting for {} to report the chat's welcome", c.tube.name);
+        wait_until(what, SETTLE_LIMIT, c.tube.watch_progress(), |p| {
+            !p.watched || p.eof || p.failed || p.bytes_in >= total
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// The flow of a relay pair or chat that `c` (a lab socket) sends
     /// into, when it is connected to one.
     pub(super) fn brokered_flow(&self, c: &Conn) -> Option<watch::Receiver<Flow>> {

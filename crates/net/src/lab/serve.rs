@@ -114,6 +114,7 @@ impl Lab {
         let e = self.add(name, Kind::Conn(c.clone()))?;
         c.tube.start_reader(self.inner.events.clone());
         self.settle_accept(c.local, c.peer).await?;
+        self.settle_welcome(&c).await?;
         Ok(e.info())
     }
 
