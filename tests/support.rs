@@ -172,6 +172,11 @@ pub fn machine_specific(text: &str) -> String {
                     out.push(fixed);
                 }
             }
+            // A relay's or a pair's info (where it leads, its faults) is
+            // no kernel report: kept as it is.
+            "info" if !block.iter().any(|l| l.contains("TCP_INFO")) => {
+                out.extend(block.iter().map(|l| l.to_string()))
+            }
             "info" => {
                 let text = block.join("\n");
                 for field in ["state", "rtt", "cwnd", "bytes acked"] {

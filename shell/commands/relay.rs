@@ -49,7 +49,7 @@ pub async fn relay(s: &mut Session, mut a: Args) -> CmdResult {
     let local = info.local.unwrap_or(addr);
     let n = &info.name;
     s.say(format!(
-        "{n}: relaying {} -> {} ; each client gets a pair {n}.1, {n}.2, … (its leg and one upstream), every byte an event",
+        "{n}: relaying {} -> {}; each client gets a pair {n}.1, {n}.2, … (its leg and one upstream), every byte an event",
         render::addr(&local),
         render::addr(&upstream)
     ));

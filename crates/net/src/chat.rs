@@ -160,10 +160,13 @@ pub(crate) async fn serve_client(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // The others first (each reported by its lab socket before the next),
+    // then the newcomer, whose lab socket may not be in the lab yet: its
+    // connect settles on the welcome, written before the accept is announced.
+    broadcast(&*host, &server, &member, joined.as_bytes(), &chat, &sink).await;
     let welcome = format!("{joined}<announce> already connected: {already}.\n");
     member.write(welcome.as_bytes()).await;
     host.settle_delivered(member.conn.clone()).await;
-    broadcast(&*host, &server, &member, joined.as_bytes(), &chat, &sink).await;
     server.accepts.announce(peer);
     let why = tokio::select! {
         _ = cancel.cancelled() => None,

@@ -181,6 +181,9 @@ pub(crate) struct RelayServer {
     pub(crate) accepts: Arc<Accepts>,
     /// Caps the pairs forwarding at once.
     slots: Arc<Semaphore>,
+    /// Clients whose upstream refused (the latest, newest last): a lab
+    /// client's connect settles on the close of its leg.
+    refused: Mutex<std::collections::VecDeque<SocketAddr>>,
 }
 
 impl RelayServer {
@@ -192,12 +195,26 @@ impl RelayServer {
             pairs: Mutex::new(Vec::new()),
             accepts: Arc::default(),
             slots: Arc::new(Semaphore::new(MAX_PAIRS)),
+            refused: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
     /// A slot for one more pair (waits while [`MAX_PAIRS`] forward).
     pub(crate) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Whether the upstream refused the client at `client`.
+    pub(crate) fn refused(&self, client: SocketAddr) -> bool {
+        lock(&self.refused).contains(&client)
+    }
+
+    fn refuse(&self, client: SocketAddr) {
+        let mut refused = lock(&self.refused);
+        refused.push_back(client);
+        if refused.len() > 1024 {
+            refused.pop_front();
+        }
     }
 
     /// The pairs still open.
@@ -356,7 +373,7 @@ pub(crate) async fn serve_client(
                 .await;
             let client = Arc::new(client);
             client.tube.close().await;
-            host.settle_ended(client).await;
+            server.refuse(peer);
             server.accepts.announce(peer);
             return;
         }

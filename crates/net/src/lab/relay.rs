@@ -252,17 +252,28 @@ impl Lab {
         Ok(())
     }
 
-    /// After `c` (a lab socket) joined a chat: waits until it has reported
-    /// the chat's welcome (written before the join was announced).
+    /// After `c` (a lab socket) connected to a chat: waits until it has
+    /// reported the chat's welcome (written before the join was
+    /// announced). To a relay whose upstream refused: until it has reported
+    /// the close of its leg.
     pub(super) async fn settle_welcome(&self, c: &Conn) -> Result<()> {
-        let member = self.listeners().into_iter().find_map(|l| match &l.service {
-            Service::Chat(chat) => chat.member_conn(c.local, c.peer),
-            _ => None,
-        });
-        let Some(member) = member else {
+        let mut total = None;
+        for l in self.listeners() {
+            match &l.service {
+                Service::Chat(chat) => {
+                    if let Some(m) = chat.member_conn(c.local, c.peer) {
+                        total = Some(m.tube.bytes_out());
+                    }
+                }
+                Service::Relay(r) if l.listens_at(c.peer) && r.refused(c.local) => {
+                    total = Some(u64::MAX);
+                }
+                _ => {}
+            }
+        }
+        let Some(total) = total else {
             return Ok(());
         };
-        let total = member.tube.bytes_out();
         let what = || format!("waiting for {} to report the chat's welcome", c.tube.name);
         wait_until(what, SETTLE_LIMIT, c.tube.watch_progress(), |p| {
             !p.watched || p.eof || p.failed || p.bytes_in >= total
