@@ -24,14 +24,20 @@ pub async fn relay(s: &mut Session, mut a: Args) -> CmdResult {
                 .connect_addr_of(w)
                 .map_err(|e| CmdError::from(e).or_at(l.span))?
         }
+        [l] => {
+            return Err(CmdError::at(
+                l.span,
+                format!(
+                    "no socket named '{}': after `to` comes HOST PORT, or the name of a listener of this shell",
+                    String::from_utf8_lossy(&l.bytes())
+                ),
+            ))
+        }
         [h, p] => resolve(h, port_of(p)?).await?,
-        [extra, ..] if up.len() > 2 => {
-            return Err(
-                CmdError::at(up[2].span, "unexpected argument").hint(format!(
-                    "after `to` comes HOST PORT (or a listener's name), found '{}' too",
-                    String::from_utf8_lossy(&extra.bytes())
-                )),
-            )
+        [_, _, extra, ..] => {
+            return Err(CmdError::at(extra.span, "unexpected argument").hint(
+                "after `to` comes HOST PORT (or a listener's name), then `as NAME` if you like",
+            ))
         }
         _ => {
             return Err(CmdError::at(
@@ -105,7 +111,13 @@ pub async fn fault(s: &mut Session, mut a: Args) -> CmdResult {
             Fault::Latency(d, j)
         }
         "bandwidth" => {
-            Fault::Bandwidth(size_arg(&mut a, "a rate in bytes per second (like 1M)")?.max(1))
+            let rate = size_arg(&mut a, "a rate in bytes per second (like 1M)")?;
+            if rate == 0 {
+                return Err(CmdError::usage(
+                    "a bandwidth is at least 1 byte per second (`fault NAME stall` stops a relay)",
+                ));
+            }
+            Fault::Bandwidth(rate)
         }
         "slice" => {
             let n = size_arg(&mut a, "a piece size in bytes (like 1)")?;

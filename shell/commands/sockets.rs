@@ -456,6 +456,9 @@ pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
     })
     .await?;
     let what = match info.role {
+        Role::Listener if info.state.starts_with("chat") => {
+            "closed; no longer listening, and every client of the chat was disconnected"
+        }
         Role::Listener => "closed; no longer listening (its accepted connections stay open)",
         Role::Fresh | Role::Stream | Role::Datagram | Role::Program => "closed",
     };

@@ -529,7 +529,6 @@ impl Listener {
             return;
         };
         let events = lab.events();
-        let pairs = tokio_util::task::TaskTracker::new();
         loop {
             let slot = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -546,7 +545,9 @@ impl Listener {
                 peer,
             };
             let _ = events.send(accepted).await;
-            pairs.spawn(relay::serve_client(
+            // A pair outlives its relay, as a server's connections outlive
+            // it: `close NAME.k` (or the end of the session) ends it.
+            tokio::spawn(relay::serve_client(
                 lab.host(),
                 server.clone(),
                 name,
@@ -554,13 +555,8 @@ impl Listener {
                 peer,
                 (self.order, k),
                 slot,
-                cancel.clone(),
             ));
         }
-        // The pairs end with the relay (their tokens are children of its
-        // token); wait until each has closed its legs.
-        pairs.close();
-        pairs.wait().await;
     }
 
     async fn chat_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {

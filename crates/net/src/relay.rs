@@ -338,7 +338,6 @@ impl Pair {
 /// entry of the lab, forwards until both directions are done, then closes
 /// both legs. Reports everything as events; announces the accept once the
 /// upstream leg is connected (or refused).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve_client(
     host: Arc<dyn Host>,
     server: Arc<RelayServer>,
@@ -347,7 +346,6 @@ pub(crate) async fn serve_client(
     peer: SocketAddr,
     order: (u64, u64),
     slot: OwnedSemaphorePermit,
-    cancel: CancellationToken,
 ) {
     let sink = host.sink();
     let to = server.upstream;
@@ -405,7 +403,7 @@ pub(crate) async fn serve_client(
         up: watch::Sender::new(held.clone()),
         down: watch::Sender::new(held),
         moved: [AtomicU64::new(0), AtomicU64::new(0)],
-        stop: cancel.child_token(),
+        stop: CancellationToken::new(),
         ending: Mutex::new(None),
         done: watch::Sender::new(false),
     });
@@ -491,7 +489,6 @@ async fn run(host: &dyn Host, pair: &Arc<Pair>, sink: &Sink) {
         (Some(Ending::Close), _) => "both legs closed".to_string(),
         (None, Some(End::Reset)) => "a leg was reset: the other leg is reset too".to_string(),
         (None, Some(End::Abort(why))) => format!("{why}: both legs closed"),
-        (None, _) if pair.stop.is_cancelled() => "the relay closed: both legs closed".to_string(),
         (None, _) => "both directions ended: both legs closed".to_string(),
     };
     let _ = sink
