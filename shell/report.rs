@@ -259,19 +259,14 @@ impl Pending {
             _ => None,
         };
         if let Some((socket, way, data)) = merged {
-            if let Some(PendingItem::Data {
-                socket: s,
-                way: w,
-                shown,
-                total,
-            }) = self.items.back_mut()
+            let joins = self.join_index(socket, way);
+            if let Some(PendingItem::Data { shown, total, .. }) =
+                joins.and_then(|i| self.items.get_mut(i))
             {
-                if s == socket && *w == way {
-                    let room = PENDING_SHOWN.saturating_sub(shown.len());
-                    shown.extend_from_slice(&data[..data.len().min(room)]);
-                    *total += data.len();
-                    return;
-                }
+                let room = PENDING_SHOWN.saturating_sub(shown.len());
+                shown.extend_from_slice(&data[..data.len().min(room)]);
+                *total += data.len();
+                return;
             }
             let mut shown = BytesMut::new();
             shown.extend_from_slice(&data[..data.len().min(PENDING_SHOWN)]);
@@ -294,6 +289,28 @@ impl Pending {
             }
             print_item(first, printer);
         }
+    }
+
+    /// The pending data item a read of `socket` (forwarded `way` by a
+    /// relay pair, or read by the socket) joins: the last item when it is
+    /// that socket's; where a relay is involved, also an earlier one when
+    /// only data items came after it (how the reads of a relay's two legs
+    /// and of the sockets at its ends interleave is timing, not content).
+    fn join_index(&self, socket: &str, way: Option<Way>) -> Option<usize> {
+        let mut relayed = way.is_some();
+        for (i, item) in self.items.iter().enumerate().rev() {
+            let PendingItem::Data {
+                socket: s, way: w, ..
+            } = item
+            else {
+                return None;
+            };
+            if &**s == socket && *w == way {
+                return (i + 1 == self.items.len() || relayed).then_some(i);
+            }
+            relayed |= w.is_some();
+        }
+        None
     }
 
     /// Prints and forgets everything pending.

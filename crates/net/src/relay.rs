@@ -689,3 +689,51 @@ impl Jitter {
         Duration::from_nanos(self.0 % (nanos + 1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_combine_replace_and_clear() {
+        let mut f = Faults::default();
+        assert!(f.words().is_empty());
+        f.apply(&Fault::Latency(Duration::from_millis(100), Duration::ZERO));
+        f.apply(&Fault::Slice(1, Duration::from_millis(5)));
+        f.apply(&Fault::Latency(
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+        ));
+        f.apply(&Fault::Stall);
+        assert_eq!(
+            f.words(),
+            ["latency 50ms jitter 10ms", "slice 1 B every 5ms", "stall"]
+        );
+        f.apply(&Fault::Clear);
+        assert_eq!(f, Faults::default());
+    }
+
+    #[test]
+    fn a_zero_slice_or_rate_is_never_kept() {
+        let mut f = Faults::default();
+        f.apply(&Fault::Slice(0, Duration::ZERO));
+        f.apply(&Fault::Bandwidth(0));
+        assert_eq!(f.slice, Some((1, Duration::ZERO)));
+        assert_eq!(f.bandwidth, Some(1));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        let mut j = Jitter::new(Way::Up);
+        let max = Duration::from_millis(7);
+        for _ in 0..10_000 {
+            assert!(j.next(max) <= max);
+        }
+        assert_eq!(j.next(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_pair_holds_at_most_its_bound() {
+        assert_eq!(PAIR_BUFFER, 192 * 1024);
+    }
+}
