@@ -423,6 +423,16 @@ fn trace_event(ev: &Event) -> String {
     }
 }
 
+/// The faults in force on a relay or a pair, in words.
+pub fn faults(f: &socklab_net::Faults) -> String {
+    let words = f.words();
+    if words.is_empty() {
+        "no faults: bytes are forwarded as they come".to_string()
+    } else {
+        format!("faults now: {}", words.join(", "))
+    }
+}
+
 /// A program's events (`exec`, `listen … exec`) as a line.
 fn program_event(ev: &Event, format: Format) -> String {
     match ev {

@@ -57,7 +57,7 @@ pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
         let i = s.lab.info(&name)?;
         let state = i.state.split("; faults:").next().unwrap_or_default();
         s.say(format!("{name}: {state}"));
-        s.say(format!("{name}: {}", super::relay::faults_text(&faults)));
+        s.say(format!("{name}: {}", render::faults(&faults)));
         return Ok(());
     }
     let info = s.lab.tcp_info(&name)?;

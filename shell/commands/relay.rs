@@ -1,6 +1,6 @@
 //! Relays with faults and the chat broker: `relay`, `fault`, `chat`.
 
-use socklab_net::{Fault, Faults};
+use socklab_net::Fault;
 
 use crate::args::{duration_of, host_port, port_of, resolve, Args, CmdError, CmdResult};
 use crate::commands::common::socket_arg;
@@ -144,7 +144,7 @@ pub async fn fault(s: &mut Session, mut a: Args) -> CmdResult {
     };
     a.done()?;
     let now = s.lab.fault(&name, &fault).await?;
-    s.say(format!("{name}: {}", faults_text(&now)));
+    s.say(format!("{name}: {}", render::faults(&now)));
     Ok(())
 }
 
@@ -152,14 +152,4 @@ fn size_arg(a: &mut Args, what: &str) -> CmdResult<u64> {
     let t = a.token(what)?;
     let w = t.word().unwrap_or_default();
     parse::size(w).map_err(|m| CmdError::at(t.span, m))
-}
-
-/// The faults in force, in words.
-pub fn faults_text(f: &Faults) -> String {
-    let words = f.words();
-    if words.is_empty() {
-        "no faults: bytes are forwarded as they come".to_string()
-    } else {
-        format!("faults now: {}", words.join(", "))
-    }
 }
