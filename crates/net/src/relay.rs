@@ -530,7 +530,12 @@ async fn read_side(pair: &Pair, way: Way, tx: mpsc::Sender<Item>, sink: &Sink) {
         }
         let got = tokio::select! {
             r = from.tube.read_some(crate::tube::READ_CHUNK) => r,
-            _ = faults.changed() => continue,
+            // A fault changed (a stall, maybe): look again. Reads are
+            // cancel-safe: nothing read is lost.
+            c = faults.changed() => match c {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
         };
         let item = match got {
             Ok(b) if b.is_empty() => Item::End(End::Eof),
