@@ -253,7 +253,7 @@ fn a_log_is_appended_to_and_bad_files_are_refused() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     for said in [
         "open: No such file or directory (os error 2)",
-        "refuses to append to a file that is not a pcap file",
+        "is not a pcap file of Ethernet frames, and a pcap log appends only to one",
         "a .pcap file holds captured frames, not text or hex",
         "a pcap log holds every segment of this shell's TCP ports",
     ] {

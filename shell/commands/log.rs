@@ -18,16 +18,19 @@ pub async fn log(s: &mut Session, mut a: Args) -> CmdResult {
     };
     if first.word() == Some("off") {
         a.token("off")?;
-        let path = match a.peek() {
-            Some(_) => Some(path_of(&a.token("a log file")?)),
+        let file = match a.peek() {
+            Some(_) => Some(a.token("a log file")?),
             None => None,
         };
         a.done()?;
-        let closed = s
-            .lab
-            .log_off(path.as_deref())
-            .await
-            .map_err(|e| CmdError::from(e).or_at(first.span))?;
+        let path = file.as_ref().map(path_of);
+        let closed = s.lab.log_off(path.as_deref()).await.map_err(|e| {
+            let (span, shown) = match (&file, &path) {
+                (Some(f), Some(p)) => (f.span, format!("log off {}", s.tmp().path(p))),
+                _ => (first.span, "log off".to_string()),
+            };
+            prefixed(e, &shown).or_at(span)
+        })?;
         if closed.is_empty() {
             s.say("log: off (no log was open)");
         }
@@ -69,9 +72,10 @@ pub async fn log(s: &mut Session, mut a: Args) -> CmdResult {
         }
         names.push(name);
     }
-    let info = s.lab.log_open(&path, form, names).map_err(|e| {
-        CmdError::new(Exit::Io, format!("log {}: {e}", s.tmp().path(&path))).or_at(file.span)
-    })?;
+    let info = s
+        .lab
+        .log_open(&path, form, names)
+        .map_err(|e| prefixed(e, &format!("log {}", s.tmp().path(&path))).or_at(file.span))?;
     s.say(opened_text(s, &info));
     Ok(())
 }
@@ -115,7 +119,8 @@ fn opened_text(s: &Session, l: &LogInfo) -> String {
     let which = if l.names.is_empty() {
         "every stream, present and future".to_string()
     } else {
-        format!("{} (and their clients NAME.N)", l.names.join(", "))
+        let clients: Vec<String> = l.names.iter().map(|n| format!("{n}.N")).collect();
+        format!("{} (and {})", l.names.join(", "), clients.join(", "))
     };
     match l.form {
         LogForm::Pcap => format!(
@@ -142,6 +147,17 @@ fn closed_text(s: &Session, l: &LogInfo) -> String {
         line.push_str(&format!("; writing failed: {why}"));
     }
     line
+}
+
+/// The lab's error, said after what was being done (`log FILE: …`); an
+/// error of the OS on a file is an I/O error (exit 74).
+fn prefixed(e: socklab_net::NetError, doing: &str) -> CmdError {
+    let mut err = CmdError::from(e);
+    err.message = format!("{doing}: {}", err.message);
+    if err.exit == Exit::OsErr {
+        err.exit = Exit::Io;
+    }
+    err
 }
 
 /// A path argument (a word or a quoted string).

@@ -347,7 +347,7 @@ pub(crate) fn open(
     let id = (meta.dev(), meta.ino());
     if logs().iter().any(|l| l.id == id) {
         return Err(NetError::state(
-            &path.display().to_string(),
+            "this file",
             "is already open as a log (`log` lists them; `log off FILE` closes one)",
         ));
     }
@@ -400,8 +400,8 @@ fn start_pcap_file(mut file: &File, len: u64) -> Result<()> {
     let read = file.read_exact(&mut head);
     if read.is_err() || !dump::pcap::is_appendable(&head) {
         return Err(NetError::state(
-            "log",
-            "refuses to append to a file that is not a pcap file of Ethernet frames (choose a new file)",
+            "this file",
+            "is not a pcap file of Ethernet frames, and a pcap log appends only to one (choose a new file)",
         ));
     }
     Ok(())
@@ -421,7 +421,7 @@ fn start_capture(feed: &Feed, ports: &[u16]) -> Result<Capturing> {
             });
         }),
     )
-    .map_err(|e| NetError::state("log", format!("cannot capture: {e}")))?;
+    .map_err(|e| NetError::state("capturing", format!("is not possible: {e}")))?;
     Ok(Capturing {
         capture,
         ports,
@@ -445,9 +445,9 @@ pub(crate) async fn close(path: Option<&Path>) -> Result<Vec<LogInfo>> {
         take
     };
     if closing.is_empty() {
-        if let Some(p) = path {
+        if path.is_some() {
             return Err(NetError::state(
-                &p.display().to_string(),
+                "this file",
                 "is not open as a log (`log` lists the open ones)",
             ));
         }
