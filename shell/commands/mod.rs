@@ -406,7 +406,8 @@ pub static COMMANDS: &[Command] = &[
                Logging never slows the streams: records wait for the file's writer in a queue of at most 4096 records\n\
                and 8 MiB; past that they are dropped, counted, and the log says where (`! … N record(s) dropped here`).\n\
                Several logs may be open at once: `log off FILE` closes one, `log off` all (their data is then in the\n\
-               file); `log` lists them.",
+               file); `log` lists them. Not in a text log: what a `listen … exec` server copies between a client and\n\
+               its program, and file transfers (upload, download, serve), which own their connections.
         run: |s, a| Box::pin(log::log(s, a)),
     },
     Command {
