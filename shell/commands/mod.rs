@@ -407,7 +407,7 @@ pub static COMMANDS: &[Command] = &[
                and 8 MiB; past that they are dropped, counted, and the log says where (`! … N record(s) dropped here`).\n\
                Several logs may be open at once: `log off FILE` closes one, `log off` all (their data is then in the\n\
                file); `log` lists them. Not in a text log: what a `listen … exec` server copies between a client and\n\
-               its program, and file transfers (upload, download, serve), which own their connections.
+               its program, and file transfers (upload, download, serve), which own their connections.",
         run: |s, a| Box::pin(log::log(s, a)),
     },
     Command {

@@ -444,13 +444,11 @@ pub(crate) async fn close(path: Option<&Path>) -> Result<Vec<LogInfo>> {
         *all = keep;
         take
     };
-    if closing.is_empty() {
-        if path.is_some() {
-            return Err(NetError::state(
-                "this file",
-                "is not open as a log (`log` lists the open ones)",
-            ));
-        }
+    if closing.is_empty() && path.is_some() {
+        return Err(NetError::state(
+            "this file",
+            "is not open as a log (`log` lists the open ones)",
+        ));
     }
     let mut infos = Vec::new();
     for log in closing {
