@@ -41,6 +41,12 @@ pub async fn log(s: &mut Session, mut a: Args) -> CmdResult {
     }
     let file = a.token("a log file")?;
     let path = path_of(&file);
+    if path.as_os_str().is_empty() {
+        return Err(CmdError::at(
+            file.span,
+            "expected a log file, found an empty name",
+        ));
+    }
     let pcap = path.extension().is_some_and(|e| e == "pcap");
     let form = match a.peek_word() {
         Some(w) if w.eq_ignore_ascii_case("text") || w.eq_ignore_ascii_case("hex") => {

@@ -312,6 +312,9 @@ pub(crate) fn wants_ports() -> bool {
 /// Every pcap log keeps the segments of `ports` too (the lab's TCP ports
 /// after a command).
 pub(crate) fn track_ports(ports: &[u16]) {
+    if ports.is_empty() {
+        return;
+    }
     for log in logs() {
         if let Some(c) = lock(&log.capture).as_mut() {
             for p in ports {
