@@ -405,3 +405,50 @@ fn a_writer_that_falls_behind_drops_and_says_so_and_the_stream_never_waits() {
         &text[..text.len().min(200)]
     );
 }
+
+/// The handshake of a connection to a server outside the shell is in the
+/// file too: the connect tells the capture the server's port before the
+/// SYN leaves (the local port is known only after).
+#[test]
+fn a_pcap_log_holds_the_handshake_of_a_connection_to_an_outside_server() {
+    let mut tcpdump = tool("tcpdump");
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("outside.pcap");
+    // This test is the outside server.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut conn, _) = server.accept().expect("socklab connects");
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        got
+    });
+    let script = format!(
+        "log {pcap}\n\
+         connect 127.0.0.1 {port} as out\n\
+         send out \"to the outside\\n\"\n\
+         close out\n\
+         log off\n",
+        pcap = pcap.display()
+    );
+    let run = run_script(&script, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(peer.join().unwrap(), b"to the outside\n");
+    let out = tcpdump
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .output()
+        .expect("tcpdump runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!("> 127.0.0.1.{port}: Flags [S],")),
+        "the SYN to the outside server first:\n{text}"
+    );
+    assert!(text.contains("length 15"), "the payload:\n{text}");
+}

@@ -99,32 +99,47 @@ pub struct LogInfo {
 enum Record {
     /// Bytes a stream moved.
     Stream {
+        /// When.
         time: SystemTime,
+        /// The stream's name.
         name: Arc<str>,
+        /// Which way.
         dir: Direction,
         /// The offset of the first byte in that direction.
         from: u64,
+        /// The bytes.
         data: Bytes,
     },
     /// One datagram.
     Datagram {
+        /// When.
         time: SystemTime,
+        /// The socket's name.
         name: Arc<str>,
+        /// Which way.
         dir: Direction,
+        /// Where it went, or came from.
         peer: Option<SocketAddr>,
+        /// The datagram.
         data: Bytes,
     },
     /// Something the log should say about a stream (a send that failed
     /// part way).
     Note {
+        /// When.
         time: SystemTime,
+        /// The stream's name.
         name: Arc<str>,
+        /// What to say.
         text: String,
     },
     /// One captured frame (`len`: its real length; `data` may be less).
     Frame {
+        /// When the capture read it.
         time: SystemTime,
+        /// The frame as read.
         data: Bytes,
+        /// Its real length.
         len: usize,
     },
 }
@@ -163,7 +178,9 @@ struct Counters {
 /// The producing end of a log: offers records without ever waiting.
 #[derive(Clone)]
 struct Feed {
+    /// The bounded channel to the writer thread.
     tx: SyncSender<Msg>,
+    /// What it shares with the writer.
     counters: Arc<Counters>,
 }
 
@@ -184,21 +201,30 @@ impl Feed {
 
 /// One open log.
 struct Log {
+    /// The file, as given.
     path: PathBuf,
     /// The file's (device, inode), to find it again by another spelling.
     id: (u64, u64),
+    /// What it holds.
     form: LogForm,
+    /// The streams it logs (empty: all).
     names: Vec<String>,
+    /// Where records go.
     feed: Feed,
+    /// The writer thread, until closed.
     writer: Mutex<Option<JoinHandle<()>>>,
     /// A pcap log's capture, its ports, and the segment channel it also
     /// fills (drained and ignored).
     capture: Mutex<Option<Capturing>>,
 }
 
+/// A pcap log's capture.
 struct Capturing {
+    /// The capture on `lo`; its tee feeds the log.
     capture: Capture,
+    /// The ports it keeps (the lab's TCP ports, growing).
     ports: Arc<PortSet>,
+    /// The segments it decodes for `trace`, unused here.
     segments: mpsc::Receiver<Segment>,
 }
 
@@ -339,6 +365,18 @@ pub(crate) fn open(
     names: Vec<String>,
     ports: &[u16],
 ) -> Result<LogInfo> {
+    let (tx, rx) = sync_channel(LOG_QUEUE_RECORDS);
+    let feed = Feed {
+        tx,
+        counters: Arc::new(Counters::default()),
+    };
+    // The capture first: a pcap log that cannot capture leaves no file.
+    // Frames it sees before the file is ready wait in the channel.
+    let capture = if form == LogForm::Pcap {
+        Some(start_capture(&feed, ports)?)
+    } else {
+        None
+    };
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -357,16 +395,6 @@ pub(crate) fn open(
     if form == LogForm::Pcap {
         start_pcap_file(&file, meta.len())?;
     }
-    let (tx, rx) = sync_channel(LOG_QUEUE_RECORDS);
-    let feed = Feed {
-        tx,
-        counters: Arc::new(Counters::default()),
-    };
-    let capture = if form == LogForm::Pcap {
-        Some(start_capture(&feed, ports)?)
-    } else {
-        None
-    };
     let counters = feed.counters.clone();
     let writer = std::thread::Builder::new()
         .name(format!("log {}", path.display()))
