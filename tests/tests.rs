@@ -6,6 +6,7 @@ mod faults;
 mod faults_shell;
 mod faults_transfer;
 mod jobs;
+mod log;
 mod python;
 mod relay;
 mod repl;

@@ -6,6 +6,7 @@
 //! - `sockets`: sockets step by step and practical, `watch`, `sockets`;
 //! - `data`: `send`, `recv`, `expect`, `frame`, `sendto`, `recvfrom`;
 //! - `observe`: `trace`, `info`;
+//! - `log`: traffic logs (`log FILE`, `log off`);
 //! - `files`: file servers, transfers and small file commands;
 //! - `inspect`: `ip`, `port`, `ifconfig`, `resolve`, `ping`;
 //! - `jobs`: `spawn`, `jobs`, `wait`, `kill`, `measure`, `repeat`;
@@ -20,6 +21,7 @@ mod data;
 mod files;
 mod inspect;
 mod jobs;
+mod log;
 mod observe;
 mod relay;
 mod session;
@@ -428,6 +430,26 @@ pub static COMMANDS: &[Command] = &[
         summary: "what the kernel knows of a TCP socket (TCP_INFO): state, rtt, window, bytes acked, …",
         help: "Read at the moment you ask; the numbers change as the connection lives.",
         run: |s, a| Box::pin(observe::info(s, a)),
+    },
+    Command {
+        name: "log",
+        aliases: &[],
+        usage: "log FILE [text|hex] [NAME…]\nlog FILE.pcap\nlog off [FILE]\nlog",
+        summary: "append every byte in and out of the streams to FILE, as `socat -v` shows it (or a pcap file)",
+        help: "Each read and each write of a stream (connections, programs, and every other kind) and each UDP datagram\n\
+               becomes a record: `> 2026/11/30 12:00:00.123456  cli  length=6 from=0 to=5` (> written by send, < read;\n\
+               times in UTC; from/to: the offsets of the first and last byte in that direction), then the data as text\n\
+               (`\\r` shown, other unprintable bytes as `.`) or, with hex, as `socat -v -x` dumps it. Datagrams read\n\
+               `< …  u1  datagram length=5 peer=127.0.0.1:9000`. With NAMEs only those streams are logged (a name also\n\
+               covers a server's clients NAME.N); without, every stream, present and future. FILE is created (0600) if\n\
+               missing and appended to. A FILE ending in .pcap gets the frames that `trace` captures (the loopback\n\
+               interface, this shell's TCP ports; root or CAP_NET_RAW) for `tcpdump -r` and Wireshark.\n\
+               Logging never slows the streams: records wait for the file's writer in a queue of at most 4096 records\n\
+               and 8 MiB; past that they are dropped, counted, and the log says where (`! … N record(s) dropped here`).\n\
+               Several logs may be open at once: `log off FILE` closes one, `log off` all (their data is then in the\n\
+               file); `log` lists them. Not in a text log: what a `listen … exec` server copies between a client and\n\
+               its program, and file transfers (upload, download, serve), which own their connections.",
+        run: |s, a| Box::pin(log::log(s, a)),
     },
     Command {
         name: "format",

@@ -409,6 +409,9 @@ pub(crate) async fn connect_socket(
     if let Err(e) = sock.set_nonblocking(true) {
         return Err((NetError::os("connect")(e), Some(sock)));
     }
+    // A pcap log keeps the segments of the port connected to from the SYN
+    // on (the local port is known only after the connect).
+    crate::tap::track_ports(&[to.port()]);
     match sock.connect(&to.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

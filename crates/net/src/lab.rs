@@ -5,6 +5,7 @@
 //! (`data.rs`), servers and programs (`serve.rs`), and `trace` (`tracing.rs`).
 
 mod data;
+mod logging;
 mod relay;
 mod serve;
 mod steps;

@@ -43,7 +43,7 @@ mod state;
 mod table;
 mod wait;
 
-pub use capture::{Capture, CaptureError, CaptureStats, PortSet, CAPTURE_CHANNEL};
+pub use capture::{Capture, CaptureError, CaptureStats, PortSet, Tee, CAPTURE_CHANNEL};
 pub use info::{state_of, tcp_info, CaState, InfoField, InfoValue, TcpInfo, TcpOptions};
 pub use segment::{flags_text, Flags, RelSeg, Relative, Segment};
 pub use state::{path, TcpState};

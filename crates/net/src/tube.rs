@@ -29,6 +29,7 @@ use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
 use crate::model::{Mode, ReadOutcome};
 use crate::settle::lock;
+use crate::tap::{self, Direction};
 
 /// How much one read takes at most.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
@@ -278,6 +279,9 @@ pub(crate) struct Tube {
     progress: watch::Sender<Progress>,
     /// Bytes written.
     bytes_out: AtomicU64,
+    /// Bytes read, counted at the read itself (for the traffic log's
+    /// offsets; `Progress` counts them when they are published).
+    bytes_read: AtomicU64,
     /// Framing of incoming bytes (and of what `frame` sends).
     framer: Mutex<Framer>,
     /// Received data no `expect` consumed yet.
@@ -300,6 +304,7 @@ impl Tube {
             reader: Reader::new(),
             progress: watch::Sender::new(Progress::default()),
             bytes_out: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
             framer: Mutex::new(Framer {
                 framing: Framing::Raw,
                 partial: BytesMut::new(),
@@ -437,6 +442,28 @@ impl Tube {
         })
     }
 
+    // ----- the tap ---------------------------------------------------------
+
+    /// Every read, by the background reader or by a command, passes here:
+    /// the traffic log sees it.
+    fn tap_read(&self, data: &[u8]) {
+        let from = self
+            .bytes_read
+            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        tap::stream(&self.name, Direction::In, from, data);
+    }
+
+    /// Every write passes here, before it is made (so the log shows it
+    /// before the peer's read of it), in records of at most
+    /// [`tap::RECORD_MAX`] bytes.
+    fn tap_write(&self, data: &[u8]) {
+        let mut from = self.bytes_out();
+        for part in data.chunks(tap::RECORD_MAX) {
+            tap::stream(&self.name, Direction::Out, from, part);
+            from += part.len() as u64;
+        }
+    }
+
     // ----- background reading --------------------------------------------
 
     /// The events one read raises, in order (payloads not yet charged),
@@ -446,6 +473,7 @@ impl Tube {
         match got {
             Got::Bytes(b) if b.is_empty() => (Vec::new(), After::Nothing),
             Got::Bytes(b) => {
+                self.tap_read(&b);
                 let n = b.len();
                 let (pieces, broken) = self.cut(b.clone());
                 let after = if broken {
@@ -685,6 +713,7 @@ impl Tube {
     /// The stream refused part way ([`NetError::PartialSend`] says how
     /// much went).
     pub(crate) async fn send(&self, data: &[u8]) -> Result<usize> {
+        self.tap_write(data);
         let mut sent = 0;
         while sent < data.len() {
             let wrote = poll_fn(|cx| self.wire.poll_write(cx, &data[sent..])).await;
@@ -736,6 +765,10 @@ impl Tube {
     }
 
     fn partial(&self, sent: usize, total: usize, source: io::Error) -> NetError {
+        tap::note(
+            &self.name,
+            &format!("only {sent} of the {total} bytes above were sent: {source}"),
+        );
         NetError::PartialSend {
             name: self.name.to_string(),
             sent,
@@ -771,6 +804,7 @@ impl Tube {
                 Ok(ReadOutcome::Eof)
             }
             Ok(n) => {
+                self.tap_read(&buf);
                 self.progress.send_modify(|p| p.bytes_in += n as u64);
                 Ok(ReadOutcome::Data(buf.freeze()))
             }

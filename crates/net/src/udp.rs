@@ -19,6 +19,7 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
 use crate::model::{reaches, Family, Mode};
+use crate::tap::{self, Direction};
 use crate::tube::{Background, Reader};
 
 /// The largest datagram socklab reads (the largest a UDP/IP packet can carry).
@@ -147,13 +148,22 @@ impl UdpSock {
     /// The OS refused (too long: EMSGSIZE; broadcast without
     /// SO_BROADCAST: EACCES; not connected).
     pub(crate) async fn send(&self, to: Option<SocketAddr>, data: &[u8]) -> Result<usize> {
-        let n = match to {
+        // Logged before it goes, so the log shows it before its receipt.
+        tap::datagram(&self.name, Direction::Out, to.or_else(|| self.peer()), data);
+        let sent = match to {
             Some(to) => self
                 .socket
                 .send_to(data, to)
                 .await
-                .map_err(NetError::os("sendto"))?,
-            None => self.socket.send(data).await.map_err(NetError::os("send"))?,
+                .map_err(NetError::os("sendto")),
+            None => self.socket.send(data).await.map_err(NetError::os("send")),
+        };
+        let n = match sent {
+            Ok(n) => n,
+            Err(e) => {
+                tap::note(&self.name, &format!("the datagram above was not sent: {e}"));
+                return Err(e);
+            }
         };
         self.bytes_out.fetch_add(n as u64, Ordering::SeqCst);
         self.datagrams_out.fetch_add(1, Ordering::SeqCst);
@@ -172,12 +182,20 @@ impl UdpSock {
                 "is read in the background (its datagrams show as events); `watch NAME off` to read it yourself",
             ));
         }
-        let d = recv_one(&self.socket, max.clamp(1, DATAGRAM_MAX)).await?;
+        let d = self.recv_one(max.clamp(1, DATAGRAM_MAX)).await?;
         let n = d.data.len() as u64;
         self.progress.send_modify(|p| {
             p.bytes_in += n;
             p.datagrams += 1;
         });
+        Ok(d)
+    }
+
+    /// Every datagram read, by the background reader or by a command,
+    /// passes here: the traffic log sees it.
+    async fn recv_one(&self, max: usize) -> Result<Datagram> {
+        let d = recv_one(&self.socket, max).await?;
+        tap::datagram(&self.name, Direction::In, Some(d.from), &d.data);
         Ok(d)
     }
 
@@ -299,7 +317,7 @@ impl UdpSock {
         loop {
             let got = tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = recv_one(&self.socket, DATAGRAM_MAX) => r,
+                r = self.recv_one(DATAGRAM_MAX) => r,
                 // Datagrams were dropped and the budget has room again: say
                 // how many now, not only when the next datagram comes.
                 _ = events.budget.take(1), if dropped > 0 => {

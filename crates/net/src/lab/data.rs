@@ -321,7 +321,8 @@ impl Lab {
     }
 
     /// Closes every socket and ends every program without settling
-    /// anything. Returns how many there were.
+    /// anything, and finishes every traffic log. Returns how many sockets
+    /// there were.
     pub async fn close_all(&self) -> usize {
         let all: Vec<_> = std::mem::take(&mut *lock(&self.inner.sockets))
             .into_values()
@@ -356,6 +357,8 @@ impl Lab {
         for p in programs {
             p.kill().await;
         }
+        // What the traffic logs hold is written out before the session ends.
+        let _ = self.log_off(None).await;
         all.len()
     }
 

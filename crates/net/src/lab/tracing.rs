@@ -41,6 +41,7 @@ impl Lab {
     /// through (observation) as events, so the transcript holds exactly
     /// what the command caused.
     pub async fn trace_settle(&self) {
+        self.log_track();
         let Some(tracer) = lock(&self.inner.tracer).clone() else {
             return;
         };
@@ -50,7 +51,7 @@ impl Lab {
     }
 
     /// What the tracer needs to know of the lab now.
-    fn trace_view(&self) -> View {
+    pub(super) fn trace_view(&self) -> View {
         let mut view = View::default();
         for e in self.sorted() {
             match &*lock(&e.kind) {

@@ -80,6 +80,10 @@ impl CaptureError {
     }
 }
 
+/// What gets a copy of each frame a capture keeps: the bytes read (at
+/// most the read buffer) and the frame's real length.
+pub type Tee = Box<dyn Fn(&[u8], usize) + Send + Sync>;
+
 /// The ports whose segments a capture keeps; shared with the capture and
 /// changed while it runs (the shell adds a port as it binds or connects a
 /// socket).
@@ -210,6 +214,27 @@ impl Capture {
     /// outside a tokio runtime, [`CaptureError::NoLoopback`],
     /// [`CaptureError::Os`] for any other failing call.
     pub fn start(ports: Arc<PortSet>) -> Result<(Capture, mpsc::Receiver<Segment>), CaptureError> {
+        Capture::start_inner(ports, None)
+    }
+
+    /// [`Capture::start`], and every frame kept (a segment of the watched
+    /// ports) is also handed to `tee` as it was read (its start, and its
+    /// real length), for a pcap file. `tee` runs on the capture's task:
+    /// it must not wait.
+    ///
+    /// # Errors
+    /// As [`Capture::start`].
+    pub fn start_with_tee(
+        ports: Arc<PortSet>,
+        tee: Tee,
+    ) -> Result<(Capture, mpsc::Receiver<Segment>), CaptureError> {
+        Capture::start_inner(ports, Some(tee))
+    }
+
+    fn start_inner(
+        ports: Arc<PortSet>,
+        tee: Option<Tee>,
+    ) -> Result<(Capture, mpsc::Receiver<Segment>), CaptureError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
         let fd = open_loopback()?;
         let marker = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
@@ -242,6 +267,7 @@ impl Capture {
             tx,
             seen: seen_tx,
             marker_addr,
+            tee,
         };
         let task = runtime.spawn(reader.run());
         let capture = Capture {
@@ -379,6 +405,8 @@ struct Reader {
     seen: watch::Sender<u64>,
     /// The marker socket's address.
     marker_addr: SocketAddr,
+    /// Who gets a copy of every frame kept.
+    tee: Option<Tee>,
 }
 
 impl Reader {
@@ -431,6 +459,9 @@ impl Reader {
         };
         if !self.ports.contains(segment.src.port()) && !self.ports.contains(segment.dst.port()) {
             return true;
+        }
+        if let Some(tee) = &self.tee {
+            tee(frame, len);
         }
         match self.tx.try_send(segment) {
             Ok(()) => {
