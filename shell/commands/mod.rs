@@ -22,6 +22,7 @@ mod jobs;
 mod observe;
 mod session;
 mod sockets;
+mod unix;
 
 use crate::args::{Args, CmdError, CmdResult};
 use crate::dispatch::{self, Command};
