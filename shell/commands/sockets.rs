@@ -293,7 +293,7 @@ pub(super) fn note_exposure(s: &Session, local: std::net::SocketAddr) {
 pub async fn exec(s: &mut Session, mut a: Args) -> CmdResult {
     let at = a.end();
     let (command, name) = program_of(at, a.rest())?;
-    let shown = command.to_string();
+    let shown = s.tmp().text(&command.to_string());
     let info = s.lab.exec(command, name.as_deref())?;
     let pid = info.program.as_ref().map_or(0, |p| p.0);
     s.say(format!(
