@@ -673,15 +673,9 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 },
                 match (&s.program, &s.unix) {
                     (Some((_, cmd)), _) => shorten(cmd, 32),
-                    (None, Some(u)) => u.peer.as_ref().map_or("-".into(), |p| match (p, u.cred) {
-                        // An accepted client is usually unnamed: who it is
-                        // is its process (SO_PEERCRED).
-                        (UnixAddr::Unnamed, Some(c)) => match c.pid {
-                            Some(pid) => format!("(unnamed) pid {pid}"),
-                            None => "(unnamed)".to_string(),
-                        },
-                        _ => unix_addr(p),
-                    }),
+                    // An accepted client is usually unnamed; `info` says
+                    // which process it is (SO_PEERCRED).
+                    (None, Some(u)) => u.peer.as_ref().map_or("-".into(), unix_addr),
                     (None, None) => s.peer.map_or("-".into(), |a| addr(&a)),
                 },
                 state,

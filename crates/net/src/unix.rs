@@ -305,9 +305,10 @@ pub(crate) struct UnixConn {
     pub(crate) cred: Option<PeerCred>,
     /// This socket's inode.
     pub(crate) inode: u64,
-    /// The inode of the socket at the other end (sock_diag), when the
-    /// kernel says.
-    pub(crate) peer_inode: Option<u64>,
+    /// The inode of the socket at the other end (sock_diag), 0 until the
+    /// kernel says: a client's peer has no inode of its own until the
+    /// server accepts it, so it is asked again when needed.
+    peer_inode: AtomicU64,
     /// The accepting server's record, for a connection a self-accepting
     /// listener of the lab accepted.
     pub(crate) parent: Option<Arc<Accepts>>,
@@ -331,7 +332,7 @@ impl UnixConn {
             gid: c.gid(),
         });
         let inode = inode(&stream);
-        let peer_inode = diag::peer_inode(inode);
+        let peer_inode = AtomicU64::new(diag::peer_inode(inode).unwrap_or(0));
         let wire = Arc::new(UnixWire {
             stream: RwLock::new(Some(Arc::new(stream))),
         });
@@ -350,6 +351,17 @@ impl UnixConn {
     /// The descriptor, or -1 once closed.
     pub(crate) fn fd(&self) -> RawFd {
         self.wire.stream().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// The inode of the socket at the other end, once it has one.
+    pub(crate) fn peer_inode(&self) -> Option<u64> {
+        let known = self.peer_inode.load(Ordering::SeqCst);
+        if known != 0 {
+            return Some(known);
+        }
+        let found = diag::peer_inode(self.inode).filter(|i| *i != 0)?;
+        self.peer_inode.store(found, Ordering::SeqCst);
+        Some(found)
     }
 
     /// Before a manual read: waits until the stream is readable and at

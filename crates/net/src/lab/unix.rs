@@ -319,7 +319,7 @@ impl Lab {
 
     /// The UNIX connection of this lab at the other end of `c`.
     pub(super) fn unix_peer(&self, c: &UnixConn) -> Option<Arc<UnixConn>> {
-        let want = c.peer_inode?;
+        let want = c.peer_inode()?;
         lock(&self.inner.sockets)
             .values()
             .find_map(|e| match &*lock(&e.kind) {
@@ -359,7 +359,7 @@ impl Lab {
             super::data::settle_peer(&peer.tube, |p| p.eof || p.failed).await?;
         }
         if let Some(parent) = &c.parent {
-            parent.done_with(Client::Unix(c.peer_inode.unwrap_or(0)));
+            parent.done_with(Client::Unix(c.peer_inode().unwrap_or(0)));
         }
         c.tube.mark_closed();
         let server = self
@@ -402,7 +402,7 @@ impl Lab {
         c.tube.stop_reader().await;
         c.tube.close().await;
         if let Some(parent) = &c.parent {
-            parent.done_with(Client::Unix(c.peer_inode.unwrap_or(0)));
+            parent.done_with(Client::Unix(c.peer_inode().unwrap_or(0)));
         }
         c.tube.mark_closed();
         let ev = Event::Retired {
