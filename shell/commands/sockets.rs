@@ -397,7 +397,7 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
                 "{name} has a name already; `as {n}` applies to new connections"
             )));
         }
-        if a.peek().is_some_and(super::unix::is_unix_token) {
+        if super::unix::is_unix_target(s, &a) {
             let t = a.token("a UNIX address")?;
             a.done()?;
             return super::unix::connect(s, t, Some(name), None).await;
@@ -415,7 +415,7 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
         return Ok(());
     }
     let name = a.as_name()?;
-    if a.peek().is_some_and(super::unix::is_unix_token) {
+    if super::unix::is_unix_target(s, &a) {
         let t = a.token("a UNIX address")?;
         a.done()?;
         return super::unix::connect(s, t, None, name).await;

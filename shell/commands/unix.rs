@@ -163,15 +163,37 @@ pub async fn serve(
     Ok(())
 }
 
-/// `connect unix:PATH [as NAME]` (watched) or `connect NAME unix:PATH`
-/// (step by step, read with `recv`).
+/// Whether the next argument is a UNIX address: `unix:…`, or the name of
+/// a UNIX listener of this shell (alone on the rest of the line).
+pub fn is_unix_target(s: &Session, a: &Args) -> bool {
+    if a.peek().is_some_and(is_unix_token) {
+        return true;
+    }
+    a.len() == 1 && a.peek_word().is_some_and(|w| listener_addr(s, w).is_some())
+}
+
+/// The address of a UNIX listener of this shell.
+fn listener_addr(s: &Session, name: &str) -> Option<UnixAddr> {
+    s.lab
+        .info(name)
+        .ok()
+        .filter(|i| i.role == socklab_net::Role::Listener)
+        .and_then(|i| i.unix)
+        .map(|u| u.local)
+}
+
+/// `connect unix:PATH|LISTENER [as NAME]` (watched) or `connect NAME
+/// unix:PATH|LISTENER` (step by step, read with `recv`).
 pub async fn connect(
     s: &mut Session,
     t: Token,
     fresh: Option<String>,
     name: Option<String>,
 ) -> CmdResult {
-    let to = unix_addr(&t, false)?;
+    let to = match t.word().and_then(|w| listener_addr(s, w)) {
+        Some(a) => a,
+        None => unix_addr(&t, false)?,
+    };
     let lab = s.lab.clone();
     let info = match fresh {
         Some(fresh) => lab.connect_unix(&fresh, &to).await,

@@ -455,6 +455,9 @@ impl Lab {
     /// waits in that listener's accept queue: the handshake is done, but no
     /// program talks to it. Says so in its state.
     fn annotate(&self, mut info: SocketInfo) -> SocketInfo {
+        if info.unix.is_some() {
+            return self.annotate_unix(info);
+        }
         let (Role::Stream, Some(local), Some(peer)) = (info.role, info.local, info.peer) else {
             return info;
         };

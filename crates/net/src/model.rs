@@ -266,3 +266,33 @@ pub struct UnixInfo {
     /// The peer's credentials (SO_PEERCRED), for a connection.
     pub cred: Option<PeerCred>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_addresses_parse_and_show_as_typed() {
+        let p = UnixAddr::parse("/tmp/x.sock").unwrap();
+        assert_eq!(p, UnixAddr::Path(PathBuf::from("/tmp/x.sock")));
+        assert_eq!(p.to_string(), "/tmp/x.sock");
+        let a = UnixAddr::parse("@lab").unwrap();
+        assert_eq!(a, UnixAddr::Abstract(b"lab".to_vec()));
+        assert_eq!(a.to_string(), "@lab");
+        assert_eq!(UnixAddr::Unnamed.to_string(), "(unnamed)");
+        // A name read from a peer shows its control bytes escaped.
+        assert_eq!(UnixAddr::Abstract(b"a\n\xff".to_vec()).to_string(), "@a\\n\\xff");
+    }
+
+    #[test]
+    fn unix_addresses_have_a_length_limit() {
+        assert!(UnixAddr::parse("").is_err());
+        assert!(UnixAddr::parse("@").is_err());
+        let fits = format!("/{}", "x".repeat(MAX_PATH - 1));
+        assert!(UnixAddr::parse(&fits).is_ok());
+        let long = format!("/{}", "x".repeat(MAX_PATH));
+        let e = UnixAddr::parse(&long).unwrap_err();
+        assert!(e.contains("at most 107 bytes"), "{e}");
+        assert!(UnixAddr::parse(&format!("@{}", "n".repeat(MAX_PATH + 1))).is_err());
+    }
+}

@@ -317,6 +317,30 @@ impl Lab {
         .map(|_| ())
     }
 
+    /// A UNIX connection to a listener of this lab that nobody accepted
+    /// yet waits in its accept queue; says so in its state.
+    pub(super) fn annotate_unix(&self, mut info: SocketInfo) -> SocketInfo {
+        let Some(peer) = info.unix.as_ref().and_then(|u| u.peer.clone()) else {
+            return info;
+        };
+        if info.role != Role::Stream || info.state != "connected" {
+            return info;
+        }
+        let Some(c) = self.get(&info.name).ok().and_then(|e| e.unix()) else {
+            return info;
+        };
+        if self.unix_peer(&c).is_some() {
+            return info;
+        }
+        let queue = self.listeners().into_iter().find(|l| {
+            matches!(l.service, Service::Manual | Service::Events(_)) && l.listens_at_unix(&peer)
+        });
+        if let Some(l) = queue {
+            info.state = format!("connected, in {}'s accept queue", l.name);
+        }
+        info
+    }
+
     /// The UNIX connection of this lab at the other end of `c`.
     pub(super) fn unix_peer(&self, c: &UnixConn) -> Option<Arc<UnixConn>> {
         let want = c.peer_inode()?;
