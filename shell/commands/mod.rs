@@ -73,7 +73,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "listen",
         aliases: &[],
-        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]\nlisten unix:PATH|unix:@NAME [backlog N] [mode …] [as NAME] [exec PROGRAM [ARGS…]]",
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]\nlisten unix:PATH [backlog N] [mode …] [as NAME] [exec PROGRAM …]",
         summary: "listen on a socket, or start a server that accepts every client",
         help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
                With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\

@@ -114,7 +114,7 @@ impl Entry {
             Kind::Program(_) => Err(NetError::state(&self.name, NOT_A_SOCKET)),
             Kind::Unix(_) => Err(NetError::state(
                 &self.name,
-                "is a UNIX connection, not TCP (no TCP state, no TCP_INFO)",
+                "is a UNIX connection; this works on TCP connections only",
             )),
             other => Err(self.not_a_stream(other)),
         }

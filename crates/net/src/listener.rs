@@ -22,8 +22,7 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
-use crate::model::UnixAddr;
-use crate::model::{reaches, Family};
+use crate::model::{reaches, Family, UnixAddr};
 use crate::settle::lock;
 use crate::tube::{Background, Tube};
 use crate::unix::{self, SocketFile, UnixConn};
@@ -111,8 +110,9 @@ pub(crate) trait Adopt: Send + Sync + 'static {
 pub(crate) enum Listening {
     /// TCP.
     Tcp(TcpListener),
-    /// UNIX stream.
-    Unix(UnixListener),
+    /// UNIX stream, with the socket file its bind made (removed when the
+    /// listener stops).
+    Unix(UnixListener, Mutex<Option<SocketFile>>),
 }
 
 /// What one accept returned.
@@ -259,8 +259,6 @@ pub(crate) struct Listener {
     pub(crate) order: u64,
     /// The socket.
     socket: Listening,
-    /// The socket file a UNIX listener's bind made (removed when it stops).
-    file: Mutex<Option<SocketFile>>,
     /// Connections accepted so far (numbers the children: `NAME.k`).
     accepted: AtomicU64,
     /// What takes its clients.
@@ -278,7 +276,7 @@ impl Listener {
         socket: TcpListener,
         service: Service,
     ) -> Listener {
-        Listener::over(name, order, Listening::Tcp(socket), None, service)
+        Listener::over(name, order, Listening::Tcp(socket), service)
     }
 
     /// A UNIX listener over `socket`, owning the socket file its bind made.
@@ -289,21 +287,19 @@ impl Listener {
         file: Option<SocketFile>,
         service: Service,
     ) -> Listener {
-        Listener::over(name, order, Listening::Unix(socket), file, service)
+        Listener::over(
+            name,
+            order,
+            Listening::Unix(socket, Mutex::new(file)),
+            service,
+        )
     }
 
-    fn over(
-        name: Arc<str>,
-        order: u64,
-        socket: Listening,
-        file: Option<SocketFile>,
-        service: Service,
-    ) -> Listener {
+    fn over(name: Arc<str>, order: u64, socket: Listening, service: Service) -> Listener {
         Listener {
             name,
             order,
             socket,
-            file: Mutex::new(file),
             accepted: AtomicU64::new(0),
             service,
             background: Mutex::new(None),
@@ -314,7 +310,7 @@ impl Listener {
     pub(crate) fn local(&self) -> Option<SocketAddr> {
         match &self.socket {
             Listening::Tcp(l) => l.local_addr().ok(),
-            Listening::Unix(_) => None,
+            Listening::Unix(..) => None,
         }
     }
 
@@ -322,7 +318,7 @@ impl Listener {
     pub(crate) fn unix_local(&self) -> Option<UnixAddr> {
         match &self.socket {
             Listening::Tcp(_) => None,
-            Listening::Unix(l) => Some(unix::listener_addr(l)),
+            Listening::Unix(l, _) => Some(unix::listener_addr(l)),
         }
     }
 
@@ -340,7 +336,7 @@ impl Listener {
     pub(crate) fn fd(&self) -> RawFd {
         match &self.socket {
             Listening::Tcp(l) => l.as_raw_fd(),
-            Listening::Unix(l) => l.as_raw_fd(),
+            Listening::Unix(l, _) => l.as_raw_fd(),
         }
     }
 
@@ -358,7 +354,7 @@ impl Listener {
     pub(crate) fn sockref(&self) -> socket2::SockRef<'_> {
         match &self.socket {
             Listening::Tcp(l) => socket2::SockRef::from(l),
-            Listening::Unix(l) => socket2::SockRef::from(l),
+            Listening::Unix(l, _) => socket2::SockRef::from(l),
         }
     }
 
@@ -383,7 +379,9 @@ impl Listener {
         if let Some(bg) = bg {
             bg.stop().await;
         }
-        drop(lock(&self.file).take());
+        if let Listening::Unix(_, file) = &self.socket {
+            drop(lock(file).take());
+        }
     }
 
     /// One accept of either family: the stream and who the client is.
@@ -393,7 +391,7 @@ impl Listener {
                 let (s, peer) = l.accept().await?;
                 Ok((Accepted::Tcp(s), Client::Ip(peer)))
             }
-            Listening::Unix(l) => {
+            Listening::Unix(l, _) => {
                 let (s, _) = l.accept().await?;
                 let key = Client::Unix(unix::client_inode(&s));
                 Ok((Accepted::Unix(s), key))

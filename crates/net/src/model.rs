@@ -281,7 +281,10 @@ mod tests {
         assert_eq!(a.to_string(), "@lab");
         assert_eq!(UnixAddr::Unnamed.to_string(), "(unnamed)");
         // A name read from a peer shows its control bytes escaped.
-        assert_eq!(UnixAddr::Abstract(b"a\n\xff".to_vec()).to_string(), "@a\\n\\xff");
+        assert_eq!(
+            UnixAddr::Abstract(b"a\n\xff".to_vec()).to_string(),
+            "@a\\n\\xff"
+        );
     }
 
     #[test]
