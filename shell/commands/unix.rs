@@ -317,7 +317,8 @@ pub fn info(s: &Session, name: &str, info: &SocketInfo, at: Span) -> CmdResult {
         ]);
     }
     let Some(cred) = u.cred else {
-        s.say(format!("{name}: a UNIX socket"));
+        let what = if u.dgram { "datagram" } else { "stream" };
+        s.say(format!("{name}: a UNIX {what} socket"));
         s.say(render::table(&["FIELD", "VALUE", "MEANING"], &rows));
         if u.peer.is_none() {
             s.say("   no peer: SO_PEERCRED is for a connected stream socket");

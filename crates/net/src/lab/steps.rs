@@ -196,6 +196,9 @@ impl Lab {
         if e.is_udp() {
             return Err(NetError::state(name, NO_CONNECTIONS));
         }
+        if matches!(&*lock(&e.kind), Kind::UnixDgram(_)) {
+            return Err(NetError::state(name, super::unix::NO_UNIX_CONNECTIONS));
+        }
         let Some(l) = e.listener() else {
             return Err(NetError::state(
                 name,
