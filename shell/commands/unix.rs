@@ -326,11 +326,9 @@ pub fn info(s: &Session, name: &str, info: &SocketInfo, at: Span) -> CmdResult {
         return Ok(());
     };
     let me = std::process::id() as i32;
-    let pid = match cred.pid {
-        Some(p) if p == me => format!("pid {p}"),
-        Some(p) => format!("pid {p}"),
-        None => "unknown".to_string(),
-    };
+    let pid = cred
+        .pid
+        .map_or_else(|| "unknown".to_string(), |p| p.to_string());
     let whose = if cred.pid == Some(me) {
         "the peer's process: this socklab itself (both ends are in this shell)"
     } else {
