@@ -113,6 +113,7 @@ impl From<NetError> for CmdError {
             | NetError::NameTaken(_)
             | NetError::WrongState { .. }
             | NetError::Family { .. } => Exit::Usage,
+            NetError::UnixInUse { .. } => Exit::OsErr,
             NetError::Timeout { .. } => Exit::TempFail,
             NetError::Resolve { .. } => Exit::Unavailable,
             NetError::Os { source, .. } | NetError::PartialSend { source, .. } => match source

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use socklab_net::transfer::{digest_hex, escape_shown, is_hidden, quote_name, Served};
-use socklab_net::{Event, Family, NetError, Role, SocketInfo, Transfer};
+use socklab_net::{Event, Family, NetError, Role, SocketInfo, Transfer, UnixAddr};
 use socklab_tasks::{Ending, Line, LineKind};
 
 use crate::parse::Span;
@@ -285,8 +285,34 @@ pub fn py_addr(a: &SocketAddr) -> String {
     }
 }
 
+/// A UNIX address: the path, `@name` (abstract), or `(unnamed)`.
+pub fn unix_addr(a: &UnixAddr) -> String {
+    a.to_string()
+}
+
+/// A UNIX socket the way Python's `print(socket)` shows it: an address
+/// is shown only when there is one (a path or an abstract name).
+fn py_unix_socket(s: &SocketInfo, u: &socklab_net::UnixInfo) -> String {
+    let ty = if u.dgram { "SOCK_DGRAM" } else { "SOCK_STREAM" };
+    let mut out = format!(
+        "<socket.socket fd={}, family=AF_UNIX, type={ty}, proto=0",
+        s.fd
+    );
+    if u.local != UnixAddr::Unnamed {
+        let _ = write!(out, ", laddr={}", unix_addr(&u.local));
+    }
+    if let Some(p) = u.peer.as_ref().filter(|p| **p != UnixAddr::Unnamed) {
+        let _ = write!(out, ", raddr={}", unix_addr(p));
+    }
+    out.push('>');
+    out
+}
+
 /// The socket the way Python's `print(socket)` shows it.
 pub fn py_socket(s: &SocketInfo) -> String {
+    if let Some(u) = &s.unix {
+        return py_unix_socket(s, u);
+    }
     let (Some(family), None) = (s.family, &s.program) else {
         // A program: what Python's subprocess.Popen would say of it.
         let (pid, cmd) = s.program.clone().unwrap_or_default();
@@ -321,6 +347,19 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
         } => {
             format!("{listener}: accepted {conn} from {}", addr(peer))
         }
+        Event::UnixAccepted {
+            listener,
+            conn,
+            peer,
+        } => match peer {
+            UnixAddr::Unnamed => {
+                format!("{listener}: accepted {conn} (the client is unnamed, as UNIX clients usually are: `info {conn}` says who it is)")
+            }
+            _ => format!(
+                "{listener}: accepted {conn} from {}",
+                tmp.text(&unix_addr(peer))
+            ),
+        },
         Event::Data { socket, data } => {
             format!("{socket} <- {}", payload(data, data.len(), format))
         }
@@ -613,6 +652,12 @@ pub fn sockets(list: &[SocketInfo]) -> String {
         .map(|s| {
             let v6 = s.family == Some(Family::V6);
             let kind = match (s.role, v6) {
+                _ if s.unix.is_some() => match s.role {
+                    Role::Listener => "unix listen",
+                    Role::Stream => "unix conn",
+                    Role::Datagram => "unix dgram",
+                    _ => "unix",
+                },
                 (Role::Fresh, false) => "tcp",
                 (Role::Fresh, true) => "tcp6",
                 (Role::Listener, false) => "tcp listen",
@@ -640,13 +685,17 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 kind.to_string(),
                 s.tcp_state
                     .map_or("-".to_string(), |t| t.name().to_string()),
-                match &s.program {
-                    Some((pid, _)) => format!("pid {pid}"),
-                    None => s.local.map_or("-".into(), |a| addr(&a)),
+                match (&s.program, &s.unix) {
+                    (Some((pid, _)), _) => format!("pid {pid}"),
+                    (None, Some(u)) => unix_addr(&u.local),
+                    (None, None) => s.local.map_or("-".into(), |a| addr(&a)),
                 },
-                match &s.program {
-                    Some((_, cmd)) => shorten(cmd, 32),
-                    None => s.peer.map_or("-".into(), |a| addr(&a)),
+                match (&s.program, &s.unix) {
+                    (Some((_, cmd)), _) => shorten(cmd, 32),
+                    // An accepted client is usually unnamed; `info` says
+                    // which process it is (SO_PEERCRED).
+                    (None, Some(u)) => u.peer.as_ref().map_or("-".into(), unix_addr),
+                    (None, None) => s.peer.map_or("-".into(), |a| addr(&a)),
                 },
                 state,
                 mode.to_string(),
@@ -794,6 +843,7 @@ mod tests {
             tcp_state: None,
             program: None,
             outside: false,
+            unix: None,
         };
         assert_eq!(
             py_socket(&s),

@@ -12,3 +12,4 @@ mod relay;
 mod repl;
 mod sessions;
 mod support;
+mod unix;

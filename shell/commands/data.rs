@@ -251,6 +251,11 @@ pub async fn frame(s: &mut Session, mut a: Args) -> CmdResult {
 pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let data = a.take_last("the data to send")?;
+    if s.lab.is_unix(&name) || a.peek().is_some_and(super::unix::is_unix_token) {
+        let t = a.token("a UNIX address")?;
+        a.done()?;
+        return super::unix::sendto(s, name, t, data).await;
+    }
     let to = target(s, &mut a).await?;
     a.done()?;
     let bytes = data_of(&data)?;
@@ -285,6 +290,9 @@ pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
 pub async fn recvfrom(s: &mut Session, mut a: Args) -> CmdResult {
     let limit = a.timeout()?.or(s.wait_limit);
     let name = socket_arg(s, &mut a)?;
+    if s.lab.is_unix(&name) {
+        return super::unix::recvfrom(s, a, name, limit).await;
+    }
     let max = match a.peek() {
         Some(_) => {
             let t = a.token("a size")?;

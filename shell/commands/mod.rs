@@ -26,6 +26,7 @@ mod observe;
 mod relay;
 mod session;
 mod sockets;
+mod unix;
 
 use crate::args::{Args, CmdError, CmdResult};
 use crate::dispatch::{self, Command};
@@ -37,11 +38,12 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "socket",
         aliases: &[],
-        usage: "socket tcp|udp [v4|v6] [as NAME]",
+        usage: "socket tcp|udp [v4|v6] [as NAME]\nsocket unix [stream|dgram] [as NAME]",
         summary: "create a socket, like Python's socket.socket(AF_INET, SOCK_STREAM)",
         help: "Creates an unbound TCP (SOCK_STREAM) or UDP (SOCK_DGRAM) socket and prints it the way Python does.\n\
                TCP: set options, bind, listen/accept (server) or connect (client), step by step.\n\
-               UDP: bind (receiver), sendto/recvfrom; or connect, then send/recv.",
+               UDP: bind (receiver), sendto/recvfrom; or connect, then send/recv.\n\
+               unix: an AF_UNIX socket (stream by default, or dgram): bind it to a path or unix:@NAME, then as TCP or UDP.",
         run: |s, a| Box::pin(sockets::socket(s, a)),
     },
     Command {
@@ -65,15 +67,17 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "bind",
         aliases: &[],
-        usage: "bind NAME HOST PORT",
+        usage: "bind NAME HOST PORT\nbind NAME [unix:]PATH\nbind NAME unix:@NAME",
         summary: "give a socket its local address (bind)",
-        help: "Port 0 lets the OS pick a free port. HOST 127.0.0.1 is reachable from this machine only.",
+        help: "Port 0 lets the OS pick a free port. HOST 127.0.0.1 is reachable from this machine only.\n\
+               A UNIX socket binds to a PATH (the bind makes a socket file there, at most 107 bytes; socklab removes the\n\
+               files it made when the socket closes) or to an abstract name unix:@NAME (Linux: no file at all).",
         run: |s, a| Box::pin(sockets::bind(s, a)),
     },
     Command {
         name: "listen",
         aliases: &[],
-        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]",
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]\nlisten unix:PATH [backlog N] [mode …] [as NAME] [exec PROGRAM …]",
         summary: "listen on a socket, or start a server that accepts every client",
         help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
                With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\
@@ -81,7 +85,9 @@ pub static COMMANDS: &[Command] = &[
                mode: task (default, async), thread (an OS thread per client), or iterative (one client at a time,\n\
                like the lecture's loop: the next is accepted after `close NAME.N`; meanwhile it waits in the backlog).\n\
                exec: each client is wired to its own run of PROGRAM (its bytes are the program's stdin, the program's\n\
-               stdout goes back), as `ncat --exec` does; `listen 0 exec cat` is an echo server. Starts and exits are events.",
+               stdout goes back), as `ncat --exec` does; `listen 0 exec cat` is an echo server. Starts and exits are events.\n\
+               unix:PATH listens on a UNIX socket file instead (unix:@NAME: an abstract name); a path where a stale socket\n\
+               file lies is reported, never removed for you.",
         run: |s, a| Box::pin(sockets::listen(s, a)),
     },
     Command {
@@ -96,11 +102,12 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "connect",
         aliases: &[],
-        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]",
+        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]\nconnect [NAME] unix:PATH|unix:@NAME [as NAME]",
         summary: "connect a socket, or open a new connection whose data shows as events",
         help: "With the NAME of a socket from `socket`: the connect() call; read it with `recv`.\n\
                Otherwise a new connection is made and its data arrives as events.\n\
-               LISTENER is a listening socket of this shell (no need to type its port).",
+               LISTENER is a listening socket of this shell (no need to type its port).\n\
+               unix:PATH (or unix:@NAME) connects a UNIX stream socket; `info NAME` then shows the peer's pid, uid, gid.",
         run: |s, a| Box::pin(sockets::connect(s, a)),
     },
     Command {
@@ -127,10 +134,11 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "sendto",
         aliases: &[],
-        usage: "sendto NAME HOST PORT DATA\nsendto NAME TARGET DATA",
+        usage: "sendto NAME HOST PORT DATA\nsendto NAME TARGET DATA\nsendto NAME unix:PATH|unix:@NAME DATA",
         summary: "send one UDP datagram to an address (sendto)",
         help: "TARGET is a UDP socket of this shell. DATA as for send; fill:SIZE sends SIZE bytes of 'x'.\n\
-               The largest IPv4 UDP payload is 65507 bytes; more fails with 'Message too long'.",
+               The largest IPv4 UDP payload is 65507 bytes; more fails with 'Message too long'.\n\
+               From a `socket unix dgram`, the address is unix:PATH or unix:@NAME.",
         run: |s, a| Box::pin(data::sendto(s, a)),
     },
     Command {
@@ -138,7 +146,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "recvfrom NAME [MAX] [timeout DUR]",
         summary: "read one UDP datagram and who sent it (recvfrom)",
-        help: "One datagram per read, whole: its edges are kept. A datagram longer than MAX is cut and the rest lost.",
+        help: "One datagram per read, whole: its edges are kept. A datagram longer than MAX is cut and the rest lost.\n\
+               On a UNIX datagram socket the sender is a path, @NAME, or (unnamed) when it never bound.",
         run: |s, a| Box::pin(data::recvfrom(s, a)),
     },
     Command {
@@ -428,7 +437,8 @@ pub static COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "info NAME",
         summary: "what the kernel knows of a TCP socket (TCP_INFO): state, rtt, window, bytes acked, …",
-        help: "Read at the moment you ask; the numbers change as the connection lives.",
+        help: "Read at the moment you ask; the numbers change as the connection lives.\n\
+               Of a UNIX connection: its addresses and who the peer is (SO_PEERCRED: pid, uid, gid, as the kernel recorded them).",
         run: |s, a| Box::pin(observe::info(s, a)),
     },
     Command {

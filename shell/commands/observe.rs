@@ -50,6 +50,7 @@ pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
 
 /// `info NAME`
 pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
+    let at = a.end();
     let name = socket_arg(s, &mut a)?;
     a.done()?;
     if let Some(faults) = s.lab.faults(&name) {
@@ -59,6 +60,11 @@ pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
         s.say(format!("{name}: {state}"));
         s.say(format!("{name}: {}", render::faults(&faults)));
         return Ok(());
+    }
+    if let Ok(i) = s.lab.info(&name) {
+        if i.unix.is_some() {
+            return super::unix::info(s, &name, &i, at);
+        }
     }
     let info = s.lab.tcp_info(&name)?;
     let rows: Vec<Vec<String>> = info

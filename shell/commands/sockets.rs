@@ -15,10 +15,13 @@ use crate::parse::{Span, Token};
 use crate::render;
 use crate::session::Session;
 
-/// `socket tcp|udp [v4|v6] [as NAME]`
+/// `socket tcp|udp [v4|v6] [as NAME]`, `socket unix [stream|dgram] [as NAME]`
 pub async fn socket(s: &mut Session, mut a: Args) -> CmdResult {
     let name = a.as_name()?;
-    let (proto, _) = a.choice("a protocol", &["tcp", "udp"])?;
+    let (proto, _) = a.choice("a protocol", &["tcp", "udp", "unix"])?;
+    if proto == "unix" {
+        return super::unix::socket(s, a, name).await;
+    }
     let proto = if proto == "udp" {
         Proto::Udp
     } else {
@@ -96,9 +99,12 @@ pub async fn get(s: &mut Session, mut a: Args) -> CmdResult {
     Ok(())
 }
 
-/// `bind NAME HOST PORT`
+/// `bind NAME HOST PORT`, `bind NAME [unix:]PATH`
 pub async fn bind(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
+    if s.lab.is_unix(&name) || a.peek().is_some_and(super::unix::is_unix_token) {
+        return super::unix::bind(s, a, name).await;
+    }
     let host = a.token("a host")?;
     let pt = a.token("a port")?;
     a.done()?;
@@ -136,6 +142,9 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
                 None => 128,
             };
             a.done()?;
+            if s.lab.is_unix(&name) {
+                return super::unix::listen_step(s, &name, backlog);
+            }
             let unbound = is_unbound(s, &name);
             let info = s.lab.listen(&name, backlog)?;
             let at = info.local.map(|l| render::addr(&l)).unwrap_or_default();
@@ -180,6 +189,15 @@ async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
         Some(t) => number_of(&t, "a backlog", 0..=65535)? as i32,
         None => 1024,
     };
+    if a.peek().is_some_and(super::unix::is_unix_token) {
+        let t = a.token("a UNIX address")?;
+        a.done()?;
+        let (program, name) = match program {
+            Some((command, as_name)) => (Some(command), as_name.or(name)),
+            None => (None, name),
+        };
+        return super::unix::serve(s, t, backlog, name, how, program).await;
+    }
     let (addr, pt) = host_port(&mut a).await?;
     a.done()?;
     let port = addr.port();
@@ -336,7 +354,14 @@ pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
             "no client came: accept waited for a client to connect to {name} ({so_far} accepted before); `connect {name}` makes one"
         ))
     })?;
-    let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
+    let peer = match &info.unix {
+        Some(u) => u
+            .peer
+            .as_ref()
+            .map(|p| s.tmp().text(&render::unix_addr(p)))
+            .unwrap_or_default(),
+        None => info.peer.map(|p| render::addr(&p)).unwrap_or_default(),
+    };
     if info.mode == Mode::Watched {
         s.say(format!(
             "{name}: next client is {} (from {peer})",
@@ -344,7 +369,11 @@ pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
         ));
     } else {
         s.say(format!("{name}: accepted {} from {peer}", info.name));
-        s.say(format!("{} = {}", info.name, render::py_socket(&info)));
+        s.say(format!(
+            "{} = {}",
+            info.name,
+            s.tmp().text(&render::py_socket(&info))
+        ));
     }
     Ok(())
 }
@@ -369,6 +398,11 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
                 "{name} has a name already; `as {n}` applies to new connections"
             )));
         }
+        if super::unix::is_unix_target(s, &a) {
+            let t = a.token("a UNIX address")?;
+            a.done()?;
+            return super::unix::connect(s, t, Some(name), None).await;
+        }
         let to = target(s, &mut a).await?;
         a.done()?;
         let lab = s.lab.clone();
@@ -382,6 +416,11 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
         return Ok(());
     }
     let name = a.as_name()?;
+    if super::unix::is_unix_target(s, &a) {
+        let t = a.token("a UNIX address")?;
+        a.done()?;
+        return super::unix::connect(s, t, None, name).await;
+    }
     let to = target(s, &mut a).await?;
     a.done()?;
     let lab = s.lab.clone();
@@ -531,7 +570,7 @@ pub async fn watch(s: &mut Session, mut a: Args) -> CmdResult {
 /// `sockets`
 pub async fn sockets(s: &mut Session, a: Args) -> CmdResult {
     a.done()?;
-    s.say(render::sockets(&s.lab.list()));
+    s.say(render::sockets(&super::unix::tmp_paths(s, s.lab.list())));
     let lingering = s.lab.lingering();
     if !lingering.is_empty() {
         let rows: Vec<Vec<String>> = lingering

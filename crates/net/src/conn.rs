@@ -101,6 +101,37 @@ impl Wire for TcpWire {
 /// How many reported accepts a server remembers by client address.
 const ANNOUNCED_MEMORY: usize = 4096;
 
+/// Who a server's client is, to settle on: a TCP client's address, or a
+/// UNIX client's socket inode (a UNIX client is usually unnamed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Client {
+    /// A TCP client, by address.
+    Ip(SocketAddr),
+    /// A UNIX client, by the inode of its socket.
+    Unix(u64),
+}
+
+impl From<SocketAddr> for Client {
+    fn from(a: SocketAddr) -> Client {
+        Client::Ip(a)
+    }
+}
+
+impl PartialEq<SocketAddr> for Client {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        *self == Client::Ip(*other)
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Client::Ip(a) => write!(f, "{a}"),
+            Client::Unix(ino) => write!(f, "UNIX socket {ino}"),
+        }
+    }
+}
+
 /// What a self-accepting server has reported of its accepts, for the lab's
 /// clients to settle on, and what a connection it accepted knows of it:
 /// the lab's clients waiting in its backlog (an iterative server takes the
@@ -109,12 +140,12 @@ pub(crate) struct Accepts {
     /// Accepts reported so far.
     announced: AtomicU64,
     /// The clients of the latest accepts reported, newest last.
-    recent: Mutex<VecDeque<SocketAddr>>,
+    recent: Mutex<VecDeque<Client>>,
     /// Clients of this lab that connected while the server was busy.
     queued: AtomicU64,
     /// An iterative server's client being served (the next waits in the
     /// backlog until it is done).
-    serving: Mutex<Option<SocketAddr>>,
+    serving: Mutex<Option<Client>>,
     /// Bumped with every report, so waiters can settle on it.
     changed: watch::Sender<u64>,
 }
@@ -134,7 +165,8 @@ impl Default for Accepts {
 impl Accepts {
     /// Records one more reported accept, of `client` (call after the
     /// accept event was sent).
-    pub(crate) fn announce(&self, client: SocketAddr) {
+    pub(crate) fn announce(&self, client: impl Into<Client>) {
+        let client = client.into();
         {
             let mut recent = lock(&self.recent);
             recent.push_back(client);
@@ -152,8 +184,8 @@ impl Accepts {
     }
 
     /// Whether the accept of `client` was reported.
-    pub(crate) fn has_announced(&self, client: SocketAddr) -> bool {
-        lock(&self.recent).contains(&client)
+    pub(crate) fn has_announced(&self, client: impl Into<Client>) -> bool {
+        lock(&self.recent).contains(&client.into())
     }
 
     /// A receiver that changes with every report.
@@ -163,18 +195,19 @@ impl Accepts {
 
     /// An iterative server serves `client` now (set before its accept is
     /// reported, so a client that connects next knows it must wait).
-    pub(crate) fn serve(&self, client: SocketAddr) {
-        *lock(&self.serving) = Some(client);
+    pub(crate) fn serve(&self, client: impl Into<Client>) {
+        *lock(&self.serving) = Some(client.into());
     }
 
     /// The client an iterative server serves now.
-    pub(crate) fn serving(&self) -> Option<SocketAddr> {
+    pub(crate) fn serving(&self) -> Option<Client> {
         *lock(&self.serving)
     }
 
     /// The server is done with `client` (its connection closed or was
     /// taken): the next client may be served.
-    pub(crate) fn done_with(&self, client: SocketAddr) {
+    pub(crate) fn done_with(&self, client: impl Into<Client>) {
+        let client = client.into();
         let mut serving = lock(&self.serving);
         if *serving == Some(client) {
             *serving = None;

@@ -70,6 +70,15 @@ pub enum NetError {
         /// The address that did not fit.
         addr: SocketAddr,
     },
+    /// A UNIX address is taken: what holds it (a stale socket file nobody
+    /// listens on, a live server, a file of another kind).
+    #[error("address already in use: {addr} {why}")]
+    UnixInUse {
+        /// The path or `@name`.
+        addr: String,
+        /// What is there, and what to do.
+        why: String,
+    },
 }
 
 impl NetError {

@@ -222,6 +222,15 @@ pub enum Event {
         /// The line, without its newline.
         line: Payload,
     },
+    /// A watched UNIX listener accepted a client, now known as `conn`.
+    UnixAccepted {
+        /// The listener's name.
+        listener: Arc<str>,
+        /// The name given to the accepted connection (`srv.1`).
+        conn: Arc<str>,
+        /// The client's address (unnamed, unless the client bound one).
+        peer: crate::model::UnixAddr,
+    },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
         /// The listener's name.
@@ -237,7 +246,9 @@ impl Event {
     /// The name of the socket the event belongs to.
     pub fn socket(&self) -> &str {
         match self {
-            Event::Accepted { listener, .. } | Event::AcceptFailed { listener, .. } => listener,
+            Event::Accepted { listener, .. }
+            | Event::UnixAccepted { listener, .. }
+            | Event::AcceptFailed { listener, .. } => listener,
             Event::Served { server, .. } => server,
             Event::Relayed { pair, .. } => pair,
             Event::Chat { chat, .. } => chat,

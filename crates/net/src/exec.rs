@@ -17,7 +17,6 @@ use bytes::BytesMut;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -363,16 +362,18 @@ pub(crate) async fn start_client(
 }
 
 /// Serves one client of a `listen … exec` server with its started
-/// program: copies the client's bytes to its stdin and its stdout to the
+/// program (a TCP or UNIX stream): copies the client's bytes to its stdin and its stdout to the
 /// client, until both directions end, then reaps it and reports its exit.
 /// Stopped by `stop` (the server closing), which kills the program.
-pub(crate) async fn serve_client(
+pub(crate) async fn serve_client<S>(
     name: Arc<str>,
-    stream: TcpStream,
+    stream: S,
     mut child: Child,
     events: &Sink,
     stop: CancellationToken,
-) {
+) where
+    S: tokio::io::AsyncRead + AsyncWrite + Send + 'static,
+{
     let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let watcher = Watcher {
@@ -381,7 +382,7 @@ pub(crate) async fn serve_client(
         tube: None,
         events: events.clone(),
     };
-    let (mut from_client, mut to_client) = stream.into_split();
+    let (mut from_client, mut to_client) = tokio::io::split(stream);
     // The client's bytes to the program's stdin; the client's EOF closes it.
     let upstream = async {
         if let Some(mut stdin) = stdin {

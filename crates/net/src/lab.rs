@@ -10,6 +10,7 @@ mod relay;
 mod serve;
 mod steps;
 mod tracing;
+mod unix;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -26,12 +27,13 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::exec::Program;
 use crate::listener::{Adopt, Listener, Service};
-use crate::model::{Family, Mode, Role, SocketInfo};
+use crate::model::{Family, Mode, Role, SocketInfo, UnixInfo};
 use crate::settle::lock;
 use crate::tcp::{self, TableRow};
 use crate::trace::Tracer;
 use crate::tube::Tube;
 use crate::udp::UdpSock;
+use crate::unix::{UnixConn, UnixDgram, UnixFresh};
 
 /// How many closed connections the lab remembers, to settle reads of data
 /// they sent before closing and to name them in TIME_WAIT rows.
@@ -66,6 +68,13 @@ pub(crate) enum Kind {
     Udp(Arc<UdpSock>),
     /// A relay's client: two legs and the forwarding between them.
     Pair(Arc<crate::relay::Pair>),
+    /// A UNIX stream socket made by `socket unix`, not yet listening or
+    /// connected.
+    UnixFresh(UnixFresh),
+    /// A UNIX stream connection.
+    Unix(Arc<UnixConn>),
+    /// A UNIX datagram socket.
+    UnixDgram(Arc<UnixDgram>),
     /// Taken out for a moment by a command changing it (a connect).
     Busy,
 }
@@ -97,6 +106,7 @@ impl Entry {
         match &*lock(&self.kind) {
             Kind::Conn(c) => Ok(c.tube.clone()),
             Kind::Program(p) => Ok(p.tube.clone()),
+            Kind::Unix(c) => Ok(c.tube.clone()),
             other => Err(self.not_a_stream(other)),
         }
     }
@@ -106,17 +116,32 @@ impl Entry {
         match &*lock(&self.kind) {
             Kind::Conn(c) => Ok(c.clone()),
             Kind::Program(_) => Err(NetError::state(&self.name, NOT_A_SOCKET)),
+            Kind::Unix(_) => Err(NetError::state(
+                &self.name,
+                "is a UNIX connection; this works on TCP connections only",
+            )),
             other => Err(self.not_a_stream(other)),
+        }
+    }
+
+    /// The UNIX stream connection.
+    fn unix(&self) -> Option<Arc<UnixConn>> {
+        match &*lock(&self.kind) {
+            Kind::Unix(c) => Some(c.clone()),
+            _ => None,
         }
     }
 
     fn not_a_stream(&self, kind: &Kind) -> NetError {
         let what = match kind {
-            Kind::Fresh(_) => "is not connected (connect it first)",
+            Kind::Fresh(_) | Kind::UnixFresh(_) => "is not connected (connect it first)",
             Kind::Listener(_) => "is a listener; it accepts connections but carries no data",
             Kind::Pair(_) => "is a relay pair: it forwards what its client and its upstream send (use fault, info, close)",
             Kind::Udp(_) => "is a UDP socket: use sendto/recvfrom (or send/recv after connect)",
-            Kind::Conn(_) | Kind::Program(_) | Kind::Busy => "is busy",
+            Kind::UnixDgram(_) => {
+                "is a UNIX datagram socket: use sendto/recvfrom with a unix: address"
+            }
+            Kind::Conn(_) | Kind::Program(_) | Kind::Unix(_) | Kind::Busy => "is busy",
         };
         NetError::state(&self.name, what)
     }
@@ -164,6 +189,7 @@ impl Entry {
             tcp_state: None,
             program: None,
             outside: false,
+            unix: None,
         };
         match &*lock(&self.kind) {
             Kind::Fresh(f) => fresh_info(f, &mut info),
@@ -172,6 +198,9 @@ impl Entry {
             Kind::Program(p) => program_info(p, &mut info),
             Kind::Udp(u) => udp_info(u, &mut info),
             Kind::Pair(p) => relay::pair_info(p, &mut info),
+            Kind::UnixFresh(f) => unix::fresh_info(f, &mut info),
+            Kind::Unix(c) => unix::conn_info(c, &mut info),
+            Kind::UnixDgram(d) => unix::dgram_info(d, &mut info),
             Kind::Busy => info.state = "busy".to_string(),
         }
         info
@@ -191,14 +220,28 @@ fn fresh_info(f: &Fresh, info: &mut SocketInfo) {
 fn listener_info(l: &Listener, info: &mut SocketInfo) {
     info.role = Role::Listener;
     info.fd = l.fd();
-    info.family = Some(l.family());
-    info.local = l.local();
+    match l.unix_local() {
+        Some(local) => {
+            info.unix = Some(UnixInfo {
+                dgram: false,
+                local,
+                peer: None,
+                cred: None,
+            });
+        }
+        None => {
+            info.family = Some(l.family());
+            info.local = l.local();
+        }
+    }
     info.state = "listening".to_string();
     info.accepted = l.accepted();
     if !matches!(l.service, Service::Manual) {
         info.mode = Mode::Watched;
     }
-    info.tcp_state = tcp::state_of(info.fd).ok();
+    if info.unix.is_none() {
+        info.tcp_state = tcp::state_of(info.fd).ok();
+    }
     relay::listener_state(l, info);
 }
 
@@ -318,6 +361,16 @@ impl Adopt for Lab {
         tokio::spawn(async move { lab.retire_conn(conn, listener).await });
     }
 
+    fn adopt_unix(&self, conn: Arc<UnixConn>, order: u64, k: u64) -> Result<()> {
+        let entry = Entry::new(conn.tube.name.clone(), (order, k), Kind::Unix(conn));
+        self.insert(entry)
+    }
+
+    fn retire_unix(&self, conn: Arc<UnixConn>, listener: Arc<str>) {
+        let lab = self.clone();
+        tokio::spawn(async move { lab.retire_unix_conn(conn, listener).await });
+    }
+
     fn host(&self) -> Arc<dyn crate::relay::Host> {
         Arc::new(self.clone())
     }
@@ -413,6 +466,9 @@ impl Lab {
     /// waits in that listener's accept queue: the handshake is done, but no
     /// program talks to it. Says so in its state.
     fn annotate(&self, mut info: SocketInfo) -> SocketInfo {
+        if info.unix.is_some() {
+            return self.annotate_unix(info);
+        }
         let (Role::Stream, Some(local), Some(peer)) = (info.role, info.local, info.peer) else {
             return info;
         };

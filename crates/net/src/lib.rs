@@ -1,4 +1,4 @@
-//! socklab's sockets and streams: named TCP and UDP sockets, programs as
+//! socklab's sockets and streams: named TCP, UDP and UNIX-domain sockets, programs as
 //! streams, their options, and the events they raise.
 //!
 //! A [`Lab`] holds every socket of one socklab session under a name (`srv`,
@@ -52,6 +52,7 @@ mod trace;
 pub mod transfer;
 mod tube;
 mod udp;
+mod unix;
 
 pub use budget::{Payload, EVENT_BUDGET};
 pub use chat::{MAX_LINE, MAX_MEMBERS};
@@ -61,7 +62,9 @@ pub use exec::Command;
 pub use files::FileService;
 pub use lab::Lab;
 pub use listener::{ServeMode, KEEP_DEPARTED, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
-pub use model::{Family, Mode, Proto, ReadOutcome, Role, SocketInfo};
+pub use model::{
+    Family, Mode, PeerCred, Proto, ReadOutcome, Role, SocketInfo, UnixAddr, UnixInfo, MAX_PATH,
+};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use relay::{Fault, Faults, MAX_PAIRS, PAIR_BUFFER};
 pub use socklab_frame::Framing;
@@ -69,3 +72,4 @@ pub use sys::raise_fd_limit;
 pub use tap::{LogForm, LogInfo, LOG_QUEUE_BYTES, LOG_QUEUE_RECORDS};
 pub use trace::{TraceMode, TraceWish};
 pub use udp::Datagram;
+pub use unix::UnixDatagramIn;

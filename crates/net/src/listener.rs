@@ -1,6 +1,10 @@
-//! The listener kind: a listening TCP socket, the service that takes its
-//! clients (accepted by command, reported as events, served files, wired
-//! to a program), its accept loop and its children's numbering.
+//! The listener kind: a listening TCP or UNIX stream socket, the service
+//! that takes its clients (accepted by command, reported as events, served
+//! files, wired to a program), its accept loop and its children's
+//! numbering. What differs between the two families is kept to three small
+//! enums: `Listening` (the socket), `Accepted` (what one accept returns)
+//! and `Child` (the lab's connection it becomes); the services and their
+//! loops are written once.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -9,20 +13,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::{self, ChatServer};
-use crate::conn::{Accepts, Conn};
+use crate::conn::{Accepts, Client, Conn};
 use crate::error::{NetError, Result};
 use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
-use crate::model::{reaches, Family};
+use crate::model::{reaches, Family, UnixAddr};
 use crate::relay::{self, Host, RelayServer};
 use crate::settle::lock;
-use crate::tube::Background;
+use crate::tube::{Background, Tube};
+use crate::unix::{self, SocketFile, UnixConn};
 
 /// The most clients a `mode thread` server reads at once (a thread each).
 pub const MAX_THREAD_CLIENTS: usize = 512;
@@ -89,6 +94,11 @@ pub(crate) trait Adopt: Send + Sync + 'static {
     /// # Errors
     /// The name is taken.
     fn adopt(&self, conn: Arc<Conn>, order: u64, k: u64) -> Result<()>;
+    /// The same for a UNIX connection.
+    ///
+    /// # Errors
+    /// The name is taken.
+    fn adopt_unix(&self, conn: Arc<UnixConn>, order: u64, k: u64) -> Result<()>;
     /// Where background events go.
     fn events(&self) -> Sink;
     /// Closes `conn`, a client of `listener` that left with nothing left to
@@ -96,6 +106,73 @@ pub(crate) trait Adopt: Send + Sync + 'static {
     fn retire(&self, conn: Arc<Conn>, listener: Arc<str>);
     /// What a relay or a chat broker needs of the lab.
     fn host(&self) -> Arc<dyn Host>;
+    /// The same for a UNIX connection.
+    fn retire_unix(&self, conn: Arc<UnixConn>, listener: Arc<str>);
+}
+
+/// A listening socket of either family.
+pub(crate) enum Listening {
+    /// TCP.
+    Tcp(TcpListener),
+    /// UNIX stream, with the socket file its bind made (removed when the
+    /// listener stops).
+    Unix(UnixListener, Mutex<Option<SocketFile>>),
+}
+
+/// What one accept returned.
+pub(crate) enum Accepted {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A UNIX stream connection.
+    Unix(UnixStream),
+}
+
+/// A connection an event server accepted, as the lab holds it.
+#[derive(Clone)]
+pub(crate) enum Child {
+    /// TCP.
+    Tcp(Arc<Conn>),
+    /// UNIX stream.
+    Unix(Arc<UnixConn>),
+}
+
+impl Child {
+    /// The byte stream.
+    fn tube(&self) -> &Arc<Tube> {
+        match self {
+            Child::Tcp(c) => &c.tube,
+            Child::Unix(c) => &c.tube,
+        }
+    }
+
+    fn downgrade(&self) -> WeakChild {
+        match self {
+            Child::Tcp(c) => WeakChild::Tcp(Arc::downgrade(c)),
+            Child::Unix(c) => WeakChild::Unix(Arc::downgrade(c)),
+        }
+    }
+}
+
+/// A [`Child`] that does not keep its connection open.
+enum WeakChild {
+    Tcp(Weak<Conn>),
+    Unix(Weak<UnixConn>),
+}
+
+impl WeakChild {
+    fn upgrade(&self) -> Option<Child> {
+        match self {
+            WeakChild::Tcp(w) => w.upgrade().map(Child::Tcp),
+            WeakChild::Unix(w) => w.upgrade().map(Child::Unix),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        match self {
+            WeakChild::Tcp(w) => w.strong_count() > 0,
+            WeakChild::Unix(w) => w.strong_count() > 0,
+        }
+    }
 }
 
 /// How many accepted connections whose client left (end of stream read,
@@ -114,7 +191,7 @@ pub(crate) struct EventServer {
     /// Accepted connections handed to `accept` callers.
     claimed: AtomicU64,
     /// Accepted connections whose client left, oldest first.
-    departed: Arc<Mutex<VecDeque<Weak<Conn>>>>,
+    departed: Arc<Mutex<VecDeque<WeakChild>>>,
 }
 
 /// A server whose clients are file transfers (`serve files`, `serve raw`).
@@ -189,7 +266,7 @@ pub(crate) struct Listener {
     /// Where it stands in listings (its children follow it).
     pub(crate) order: u64,
     /// The socket.
-    socket: Arc<TcpListener>,
+    socket: Listening,
     /// Connections accepted so far (numbers the children: `NAME.k`).
     accepted: AtomicU64,
     /// What takes its clients.
@@ -207,19 +284,55 @@ impl Listener {
         socket: TcpListener,
         service: Service,
     ) -> Listener {
+        Listener::over(name, order, Listening::Tcp(socket), service)
+    }
+
+    /// A UNIX listener over `socket`, owning the socket file its bind made.
+    pub(crate) fn new_unix(
+        name: Arc<str>,
+        order: u64,
+        socket: UnixListener,
+        file: Option<SocketFile>,
+        service: Service,
+    ) -> Listener {
+        Listener::over(
+            name,
+            order,
+            Listening::Unix(socket, Mutex::new(file)),
+            service,
+        )
+    }
+
+    fn over(name: Arc<str>, order: u64, socket: Listening, service: Service) -> Listener {
         Listener {
             name,
             order,
-            socket: Arc::new(socket),
+            socket,
             accepted: AtomicU64::new(0),
             service,
             background: Mutex::new(None),
         }
     }
 
-    /// The local address, when the OS can say.
+    /// The local address, when the OS can say (`None` for UNIX).
     pub(crate) fn local(&self) -> Option<SocketAddr> {
-        self.socket.local_addr().ok()
+        match &self.socket {
+            Listening::Tcp(l) => l.local_addr().ok(),
+            Listening::Unix(..) => None,
+        }
+    }
+
+    /// The path or abstract name of a UNIX listener.
+    pub(crate) fn unix_local(&self) -> Option<UnixAddr> {
+        match &self.socket {
+            Listening::Tcp(_) => None,
+            Listening::Unix(l, _) => Some(unix::listener_addr(l)),
+        }
+    }
+
+    /// Whether UNIX connections to `to` reach this listener.
+    pub(crate) fn listens_at_unix(&self, to: &UnixAddr) -> bool {
+        self.unix_local().is_some_and(|a| a == *to)
     }
 
     /// The address family.
@@ -229,7 +342,10 @@ impl Listener {
 
     /// The descriptor.
     pub(crate) fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        match &self.socket {
+            Listening::Tcp(l) => l.as_raw_fd(),
+            Listening::Unix(l, _) => l.as_raw_fd(),
+        }
     }
 
     /// Connections accepted so far.
@@ -244,7 +360,10 @@ impl Listener {
 
     /// A reference for socket options.
     pub(crate) fn sockref(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(&*self.socket)
+        match &self.socket {
+            Listening::Tcp(l) => socket2::SockRef::from(l),
+            Listening::Unix(l, _) => socket2::SockRef::from(l),
+        }
     }
 
     /// Starts the accept loop of a self-accepting service.
@@ -263,11 +382,30 @@ impl Listener {
         *lock(&self.background) = Some(bg);
     }
 
-    /// Stops the accept loop (and, for an exec server, its programs).
+    /// Stops the accept loop (and, for an exec server, its programs); a
+    /// UNIX listener removes the socket file it made.
     pub(crate) async fn stop(&self) {
         let bg = lock(&self.background).take();
         if let Some(bg) = bg {
             bg.stop().await;
+        }
+        if let Listening::Unix(_, file) = &self.socket {
+            drop(lock(file).take());
+        }
+    }
+
+    /// One accept of either family: the stream and who the client is.
+    async fn accept_any(&self) -> std::io::Result<(Accepted, Client)> {
+        match &self.socket {
+            Listening::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                Ok((Accepted::Tcp(s), Client::Ip(peer)))
+            }
+            Listening::Unix(l, _) => {
+                let (s, _) = l.accept().await?;
+                let key = Client::Unix(unix::client_inode(&s));
+                Ok((Accepted::Unix(s), key))
+            }
         }
     }
 
@@ -275,8 +413,8 @@ impl Listener {
     ///
     /// # Errors
     /// The OS refused.
-    pub(crate) async fn accept_one(&self) -> Result<TcpStream> {
-        let (stream, _) = self.socket.accept().await.map_err(NetError::os("accept"))?;
+    pub(crate) async fn accept_one(&self) -> Result<Accepted> {
+        let (stream, _) = self.accept_any().await.map_err(NetError::os("accept"))?;
         self.accepted.fetch_add(1, Ordering::SeqCst);
         Ok(stream)
     }
@@ -289,7 +427,7 @@ impl Listener {
         slots: Option<&Arc<Semaphore>>,
         events: &Sink,
         cancel: &CancellationToken,
-    ) -> Option<(TcpStream, SocketAddr, u64, Option<OwnedSemaphorePermit>)> {
+    ) -> Option<(Accepted, Client, u64, Option<OwnedSemaphorePermit>)> {
         let mut backoff = Duration::from_millis(10);
         loop {
             let slot = match slots {
@@ -301,7 +439,7 @@ impl Listener {
             };
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => return None,
-                r = self.socket.accept() => r,
+                r = self.accept_any() => r,
             };
             match accepted {
                 Ok((stream, peer)) => {
@@ -345,11 +483,16 @@ impl Listener {
             self.next_client(slots.as_ref(), &events, cancel).await
         {
             let name = self.child_name(k);
-            let Ok(child) = Conn::new(name.clone(), stream, Some(server.accepts.clone()), false)
-            else {
-                continue;
+            let parent = Some(server.accepts.clone());
+            let child = match stream {
+                Accepted::Tcp(s) => match Conn::new(name.clone(), s, parent, false) {
+                    Ok(c) => Child::Tcp(Arc::new(c)),
+                    Err(_) => continue,
+                },
+                Accepted::Unix(s) => {
+                    Child::Unix(Arc::new(UnixConn::new(name.clone(), s, parent, false)))
+                }
             };
-            let child = Arc::new(child);
             if server.how == ServeMode::Iterative {
                 // Busy (with whom) before anyone can see the accept, so a
                 // client that connects next knows it waits in the backlog.
@@ -357,19 +500,19 @@ impl Listener {
             }
             // The accept is reported before anyone can find the child (a
             // connect settling on it) and before its data can be.
-            let accepted = Event::Accepted {
-                listener: self.name.clone(),
-                conn: name,
-                peer,
+            let _ = events.send(self.accepted_event(name, &child)).await;
+            let adopted = match &child {
+                Child::Tcp(c) => lab.adopt(c.clone(), self.order, k),
+                Child::Unix(c) => lab.adopt_unix(c.clone(), self.order, k),
             };
-            let _ = events.send(accepted).await;
-            if lab.adopt(child.clone(), self.order, k).is_err() {
+            if adopted.is_err() {
                 continue;
             }
+            let tube = child.tube();
             let _ = match slot {
-                Some(slot) => child.tube.start_thread_reader(events.clone(), slot),
+                Some(slot) => tube.start_thread_reader(events.clone(), slot),
                 None => {
-                    child.tube.start_reader(events.clone());
+                    tube.start_reader(events.clone());
                     Ok(())
                 }
             };
@@ -381,7 +524,7 @@ impl Listener {
                 // client waits in the backlog meanwhile. Only its progress
                 // is kept: the connection itself belongs to the lab (a
                 // transfer may take it).
-                let mut rx = child.tube.watch_progress();
+                let mut rx = child.tube().watch_progress();
                 drop(child);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
@@ -392,18 +535,34 @@ impl Listener {
         }
     }
 
+    /// The event that reports the accept of `child`, named `name`.
+    fn accepted_event(&self, name: Arc<str>, child: &Child) -> Event {
+        match child {
+            Child::Tcp(c) => Event::Accepted {
+                listener: self.name.clone(),
+                conn: name,
+                peer: c.peer,
+            },
+            Child::Unix(c) => Event::UnixAccepted {
+                listener: self.name.clone(),
+                conn: name,
+                peer: c.peer.clone(),
+            },
+        }
+    }
+
     /// When `child`'s client leaves (end of stream, or a failure), counts
     /// it among the server's departed connections, and past
     /// [`KEEP_DEPARTED`] closes the oldest that has nothing left unread.
     fn watch_departure(
         &self,
-        child: &Arc<Conn>,
+        child: &Child,
         server: &EventServer,
         lab: &Arc<dyn Adopt>,
         cancel: &CancellationToken,
     ) {
-        let mut rx = child.tube.watch_progress();
-        let (weak, departed) = (Arc::downgrade(child), server.departed.clone());
+        let mut rx = child.tube().watch_progress();
+        let (weak, departed) = (child.downgrade(), server.departed.clone());
         let (lab, listener, cancel) = (lab.clone(), self.name.clone(), cancel.clone());
         tokio::spawn(async move {
             tokio::select! {
@@ -417,14 +576,14 @@ impl Listener {
             let retire = {
                 let mut departed = lock(&departed);
                 departed.push_back(weak);
-                departed.retain(|w| w.strong_count() > 0);
+                departed.retain(WeakChild::alive);
                 let mut out = Vec::new();
                 while departed.len() > KEEP_DEPARTED {
                     let Some(oldest) = departed.pop_front() else {
                         break;
                     };
                     match oldest.upgrade() {
-                        Some(c) if c.tube.unmatched(1).is_empty() => out.push(c),
+                        Some(c) if c.tube().unmatched(1).is_empty() => out.push(c),
                         // Data nobody took stays available: keep it.
                         Some(_) => {}
                         None => {}
@@ -433,7 +592,10 @@ impl Listener {
                 out
             };
             for c in retire {
-                lab.retire(c, listener.clone());
+                match c {
+                    Child::Tcp(c) => lab.retire(c, listener.clone()),
+                    Child::Unix(c) => lab.retire_unix(c, listener.clone()),
+                }
             }
         });
     }
@@ -454,6 +616,10 @@ impl Listener {
         };
         let clients = tokio_util::task::TaskTracker::new();
         while let Some((stream, peer, _, slot)) = self.next_client(gate, &events, cancel).await {
+            // File servers listen on TCP only (`serve` takes a port).
+            let (Accepted::Tcp(stream), Client::Ip(peer)) = (stream, peer) else {
+                continue;
+            };
             let service = server.service.clone();
             let events = events.clone();
             let name = self.name.clone();
@@ -497,10 +663,18 @@ impl Listener {
             self.next_client(Some(&slots), &events, cancel).await
         {
             let name = self.child_name(k);
-            let accepted = Event::Accepted {
-                listener: self.name.clone(),
-                conn: name.clone(),
-                peer,
+            let accepted = match (&stream, peer) {
+                (Accepted::Unix(s), _) => Event::UnixAccepted {
+                    listener: self.name.clone(),
+                    conn: name.clone(),
+                    peer: unix::peer_addr(s),
+                },
+                (Accepted::Tcp(_), Client::Ip(peer)) => Event::Accepted {
+                    listener: self.name.clone(),
+                    conn: name.clone(),
+                    peer,
+                },
+                (Accepted::Tcp(_), Client::Unix(_)) => continue,
             };
             let _ = events.send(accepted).await;
             let child = exec::start_client(&name, &server.command, &events).await;
@@ -513,7 +687,10 @@ impl Listener {
             let stop = cancel.child_token();
             let reports = server.reports.clone();
             programs.spawn(async move {
-                exec::serve_client(name, stream, child, &events, stop).await;
+                match stream {
+                    Accepted::Tcp(s) => exec::serve_client(name, s, child, &events, stop).await,
+                    Accepted::Unix(s) => exec::serve_client(name, s, child, &events, stop).await,
+                }
                 reports.finish(peer);
                 drop(slot);
             });
@@ -537,6 +714,10 @@ impl Listener {
             let Some(slot) = slot else { break };
             let Some((stream, peer, k, _)) = self.next_client(None, &events, cancel).await else {
                 break;
+            };
+            // Relays listen on TCP only (`relay` takes a port).
+            let (Accepted::Tcp(stream), Client::Ip(peer)) = (stream, peer) else {
+                continue;
             };
             let name = self.child_name(k);
             let accepted = Event::Accepted {
@@ -569,6 +750,10 @@ impl Listener {
             self.next_client(Some(&server.slots), &events, cancel).await
         {
             let Some(slot) = slot else { break };
+            // A chat listens on TCP only (`chat` takes a port).
+            let (Accepted::Tcp(stream), Client::Ip(peer)) = (stream, peer) else {
+                continue;
+            };
             members.spawn(chat::serve_client(
                 lab.host(),
                 server.clone(),
@@ -588,7 +773,12 @@ impl Listener {
     ///
     /// # Errors
     /// It did not report within `limit`.
-    pub(crate) async fn settle_finished(&self, client: SocketAddr, limit: Duration) -> Result<()> {
+    pub(crate) async fn settle_finished(
+        &self,
+        client: impl Into<Client>,
+        limit: Duration,
+    ) -> Result<()> {
+        let client = client.into();
         match &self.service {
             Service::Files(s) => s.reports.settle(client, limit, &self.name).await,
             Service::Exec(s) => s.reports.settle(client, limit, &self.name).await,
@@ -630,7 +820,7 @@ impl Listener {
 /// to settle on.
 pub(crate) struct Reports {
     /// Clients whose end has been reported, newest last.
-    finished: Mutex<VecDeque<SocketAddr>>,
+    finished: Mutex<VecDeque<Client>>,
     /// Bumped after each report.
     reported: watch::Sender<u64>,
 }
@@ -647,7 +837,8 @@ impl Default for Reports {
 impl Reports {
     /// Records that `client`'s end was reported (call after sending the
     /// report, so a waiter that sees this finds the event).
-    fn finish(&self, client: SocketAddr) {
+    fn finish(&self, client: impl Into<Client>) {
+        let client = client.into();
         {
             let mut finished = lock(&self.finished);
             finished.push_back(client);
@@ -659,7 +850,7 @@ impl Reports {
     }
 
     /// Waits until `client`'s end has been reported.
-    async fn settle(&self, client: SocketAddr, limit: Duration, server: &str) -> Result<()> {
+    async fn settle(&self, client: Client, limit: Duration, server: &str) -> Result<()> {
         let what = || format!("waiting for {server} to report its client {client}");
         crate::settle::wait_until(what, limit, self.reported.subscribe(), |_| {
             lock(&self.finished).contains(&client)

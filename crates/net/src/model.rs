@@ -1,8 +1,10 @@
 //! What the lab's sockets are, as the rest of the program sees them:
 //! families, protocols, roles, and a snapshot of one socket for display.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use socket2::Domain;
@@ -74,6 +76,9 @@ pub enum Role {
     Program,
 }
 
+// A UNIX socket has the roles of a TCP one (fresh, listener, stream) or
+// of a UDP one (datagram); `SocketInfo::unix` says it is UNIX.
+
 /// A transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -99,7 +104,7 @@ pub struct SocketInfo {
     pub name: String,
     /// The file descriptor.
     pub fd: RawFd,
-    /// Address family (`None` for a program).
+    /// Address family (`None` for a program and a UNIX socket).
     pub family: Option<Family>,
     /// Fresh, listener or connection.
     pub role: Role,
@@ -131,6 +136,8 @@ pub struct SocketInfo {
     /// schedule, and only a command that waits for it (expect, recv,
     /// close) settles it.
     pub outside: bool,
+    /// A UNIX-domain socket's addresses and peer (`family` is `None` then).
+    pub unix: Option<UnixInfo>,
 }
 
 /// What one read returned.
@@ -148,4 +155,147 @@ pub(crate) fn reaches(local: SocketAddr, to: SocketAddr) -> bool {
     local.port() == to.port()
         && Family::of(&local) == Family::of(&to)
         && (local.ip() == to.ip() || local.ip().is_unspecified())
+}
+
+/// The longest path (or abstract name) a UNIX address holds: `sun_path`
+/// is 108 bytes, one of them the path's terminating NUL (an abstract name
+/// gives it to its leading NUL instead).
+pub const MAX_PATH: usize = 107;
+
+/// Where a UNIX socket is, as a person writes it after `unix:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnixAddr {
+    /// A path in the file system (a socket file is made there by bind).
+    Path(PathBuf),
+    /// A name in Linux's abstract namespace (`@name`): no file, gone with
+    /// the last socket that holds it.
+    Abstract(Vec<u8>),
+    /// No address: a client that never bound (the usual case).
+    Unnamed,
+}
+
+impl UnixAddr {
+    /// Parses what follows `unix:`: `@NAME` is abstract, anything else a
+    /// path.
+    ///
+    /// # Errors
+    /// Empty, or longer than [`MAX_PATH`] bytes (with what it is).
+    pub fn parse(s: &str) -> std::result::Result<UnixAddr, String> {
+        let addr = match s.strip_prefix('@') {
+            Some("") => return Err("an abstract name needs a name after @".to_string()),
+            Some(name) => UnixAddr::Abstract(name.as_bytes().to_vec()),
+            None if s.is_empty() => {
+                return Err("a UNIX address needs a path after unix: (or @NAME)".to_string())
+            }
+            None => UnixAddr::Path(PathBuf::from(s)),
+        };
+        addr.check_len()?;
+        Ok(addr)
+    }
+
+    pub(crate) fn check_len(&self) -> std::result::Result<(), String> {
+        let (n, what) = match self {
+            UnixAddr::Path(p) => (p.as_os_str().len(), "path"),
+            UnixAddr::Abstract(a) => (a.len(), "abstract name"),
+            UnixAddr::Unnamed => return Ok(()),
+        };
+        if n > MAX_PATH {
+            return Err(format!(
+                "a UNIX socket's {what} holds at most {MAX_PATH} bytes (sun_path is 108, with the NUL); this one has {n}: use a shorter directory, or an abstract name (unix:@NAME)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The path, for a file-system address.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            UnixAddr::Path(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddr::Path(p) => write!(f, "{}", p.display()),
+            UnixAddr::Abstract(a) => {
+                f.write_str("@")?;
+                for c in a.utf8_chunks() {
+                    for ch in c.valid().chars() {
+                        if ch.is_control() {
+                            write!(f, "{}", ch.escape_default())?;
+                        } else {
+                            write!(f, "{ch}")?;
+                        }
+                    }
+                    for b in c.invalid() {
+                        write!(f, "\\x{b:02x}")?;
+                    }
+                }
+                Ok(())
+            }
+            UnixAddr::Unnamed => f.write_str("(unnamed)"),
+        }
+    }
+}
+
+/// Who is at the other end of a UNIX stream, as the kernel recorded it
+/// when the connection was made (SO_PEERCRED): it cannot be forged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// The peer's process id (`None` when the kernel cannot say: another
+    /// pid namespace).
+    pub pid: Option<i32>,
+    /// The peer's user id.
+    pub uid: u32,
+    /// The peer's group id.
+    pub gid: u32,
+}
+
+/// What a UNIX-domain socket has instead of IP addresses.
+#[derive(Debug, Clone)]
+pub struct UnixInfo {
+    /// A datagram socket (SOCK_DGRAM), not a stream.
+    pub dgram: bool,
+    /// Its own address.
+    pub local: UnixAddr,
+    /// Its peer's address (a connection).
+    pub peer: Option<UnixAddr>,
+    /// The peer's credentials (SO_PEERCRED), for a connection.
+    pub cred: Option<PeerCred>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_addresses_parse_and_show_as_typed() {
+        let p = UnixAddr::parse("/tmp/x.sock").unwrap();
+        assert_eq!(p, UnixAddr::Path(PathBuf::from("/tmp/x.sock")));
+        assert_eq!(p.to_string(), "/tmp/x.sock");
+        let a = UnixAddr::parse("@lab").unwrap();
+        assert_eq!(a, UnixAddr::Abstract(b"lab".to_vec()));
+        assert_eq!(a.to_string(), "@lab");
+        assert_eq!(UnixAddr::Unnamed.to_string(), "(unnamed)");
+        // A name read from a peer shows its control bytes escaped.
+        assert_eq!(
+            UnixAddr::Abstract(b"a\n\xff".to_vec()).to_string(),
+            "@a\\n\\xff"
+        );
+    }
+
+    #[test]
+    fn unix_addresses_have_a_length_limit() {
+        assert!(UnixAddr::parse("").is_err());
+        assert!(UnixAddr::parse("@").is_err());
+        let fits = format!("/{}", "x".repeat(MAX_PATH - 1));
+        assert!(UnixAddr::parse(&fits).is_ok());
+        let long = format!("/{}", "x".repeat(MAX_PATH));
+        let e = UnixAddr::parse(&long).unwrap_err();
+        assert!(e.contains("at most 107 bytes"), "{e}");
+        assert!(UnixAddr::parse(&format!("@{}", "n".repeat(MAX_PATH + 1))).is_err());
+    }
 }

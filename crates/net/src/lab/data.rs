@@ -22,7 +22,7 @@ const UNREAD_SHOWN: usize = 1 << 20;
 
 /// Waits until the lab peer `peer` has published progress `done` accepts,
 /// or stopped being read.
-async fn settle_peer(peer: &Tube, done: impl Fn(&Progress) -> bool) -> Result<()> {
+pub(super) async fn settle_peer(peer: &Tube, done: impl Fn(&Progress) -> bool) -> Result<()> {
     let what = || format!("waiting for {} to report", peer.name);
     wait_until(what, SETTLE_LIMIT, peer.watch_progress(), |p| {
         !p.watched || done(p)
@@ -49,12 +49,16 @@ impl Lab {
         }
         let tube = e.tube()?;
         let sent = tube.send(data).await?;
+        let total = tube.bytes_out();
         if let Ok(c) = e.conn() {
-            let total = tube.bytes_out();
             if let Some(peer) = self.lab_peer(&c) {
                 settle_peer(&peer.tube, |p| p.bytes_in >= total).await?;
             } else if let Some(flow) = self.brokered_flow(&c) {
                 super::relay::settle_flow(&c, flow, Some(total)).await?;
+            }
+        } else if let Some(c) = e.unix() {
+            if let Some(peer) = self.unix_lab_peer(&c) {
+                settle_peer(&peer.tube, |p| p.bytes_in >= total).await?;
             }
         }
         Ok(sent)
@@ -75,6 +79,9 @@ impl Lab {
         }
         let tube = e.tube()?;
         tube.check_manual()?;
+        if let Some(c) = e.unix() {
+            return self.recv_unix(&c, max).await;
+        }
         if let Ok(c) = e.conn() {
             c.await_arrival(|| self.pending_from_peer(&c).min(max as u64) as usize)
                 .await?;
@@ -170,6 +177,11 @@ impl Lab {
             // FIN_WAIT_1 (CLOSING, LAST_ACK); it may delay that ACK.
             c.settle_fin().await;
         }
+        if let (Some(c), Shutdown::Write | Shutdown::Both) = (e.unix(), how) {
+            if let Some(peer) = self.unix_lab_peer(&c) {
+                settle_peer(&peer.tube, |p| p.eof || p.failed).await?;
+            }
+        }
         Ok(())
     }
 
@@ -239,7 +251,11 @@ impl Lab {
                 p.end(false).await;
                 Bytes::new()
             }
-            Kind::Fresh(_) | Kind::Busy => Bytes::new(),
+            Kind::Unix(c) => {
+                self.close_unix(&c).await?;
+                c.tube.unmatched(UNREAD_SHOWN)
+            }
+            Kind::Fresh(_) | Kind::UnixFresh(_) | Kind::UnixDgram(_) | Kind::Busy => Bytes::new(),
         };
         Ok((info, unread))
     }
@@ -338,13 +354,19 @@ impl Lab {
                 Kind::Listener(l) => l.stop().await,
                 Kind::Udp(u) => u.stop_reader().await,
                 Kind::Program(p) => p.tube.stop_reader().await,
-                Kind::Fresh(_) | Kind::Pair(_) | Kind::Busy => {}
+                Kind::Unix(c) => c.tube.stop_reader().await,
+                Kind::Fresh(_)
+                | Kind::Pair(_)
+                | Kind::UnixFresh(_)
+                | Kind::UnixDgram(_)
+                | Kind::Busy => {}
             }
         }
         let mut programs = Vec::new();
         for kind in kinds {
             match kind {
                 Kind::Conn(c) => c.tube.close().await,
+                Kind::Unix(c) => c.tube.close().await,
                 Kind::Program(p) => programs.push(p),
                 Kind::Pair(p) => p.end(false).await,
                 _ => {}

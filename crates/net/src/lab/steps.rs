@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use super::{check_family, Entry, Fresh, Kind, Lab, NOT_A_SOCKET, NO_CONNECTIONS};
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
-use crate::listener::{Listener, Service};
+use crate::listener::{Accepted, Listener, Service};
 use crate::model::{Family, Proto, SocketInfo};
 use crate::options::{OptValue, SockOpt};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tcp;
 use crate::udp::UdpSock;
+use crate::unix::UnixConn;
 
 impl Entry {
     /// Runs `f` on the socket under any kind, with whether it is IPv6.
@@ -26,6 +27,9 @@ impl Entry {
             Kind::Listener(l) => Ok(f(l.sockref(), l.family() == Family::V6)),
             Kind::Conn(c) => c.with_sockref(|s| f(s, c.family() == Family::V6)),
             Kind::Udp(u) => Ok(f(u.sockref(), u.family == Family::V6)),
+            Kind::UnixFresh(s) => Ok(f(SockRef::from(&s.socket), false)),
+            Kind::Unix(c) => c.with_sockref(|s| f(s, false)),
+            Kind::UnixDgram(d) => Ok(f(d.sockref(), false)),
             Kind::Program(_) => Err(NetError::state(&self.name, NOT_A_SOCKET)),
             Kind::Pair(_) => Err(NetError::state(
                 &self.name,
@@ -80,9 +84,15 @@ impl Lab {
     /// `TCP_INFO` of a TCP socket, decoded.
     ///
     /// # Errors
-    /// No such socket, a UDP socket, or the OS refused.
+    /// No such socket, a UDP or UNIX socket, or the OS refused.
     pub fn tcp_info(&self, name: &str) -> Result<tcp::TcpInfo> {
         let e = self.get(name)?;
+        if e.info().unix.is_some() {
+            return Err(NetError::state(
+                name,
+                "is a UNIX-domain socket: TCP_INFO is for TCP",
+            ));
+        }
         if e.is_udp() {
             return Err(NetError::state(
                 name,
@@ -111,6 +121,9 @@ impl Lab {
                     .map_err(NetError::os("bind"))?;
             }
             Kind::Program(_) => return Err(NetError::state(name, NOT_A_SOCKET)),
+            Kind::UnixFresh(_) | Kind::UnixDgram(_) => {
+                return Err(NetError::state(name, super::unix::NOT_IP))
+            }
             _ => {
                 return Err(NetError::state(
                     name,
@@ -131,9 +144,28 @@ impl Lab {
         let mut kind = lock(&e.kind);
         let fresh = match std::mem::replace(&mut *kind, Kind::Busy) {
             Kind::Fresh(f) => f,
+            Kind::UnixFresh(f) => {
+                if let Err(err) = f.socket.listen(backlog) {
+                    *kind = Kind::UnixFresh(f);
+                    return Err(NetError::os("listen")(err));
+                }
+                let listener = crate::unix::listener_of(f.socket)?;
+                let l = Listener::new_unix(
+                    e.name.clone(),
+                    e.order.0,
+                    listener,
+                    f.file,
+                    Service::Manual,
+                );
+                *kind = Kind::Listener(Arc::new(l));
+                drop(kind);
+                self.index(&e);
+                return Ok(e.info());
+            }
             other => {
                 let why = match &other {
                     Kind::Udp(_) => NO_CONNECTIONS,
+                    Kind::UnixDgram(_) => super::unix::NO_UNIX_CONNECTIONS,
                     Kind::Program(_) => NOT_A_SOCKET,
                     _ => "is already listening or connected",
                 };
@@ -167,6 +199,9 @@ impl Lab {
         let e = self.get(name)?;
         if e.is_udp() {
             return Err(NetError::state(name, NO_CONNECTIONS));
+        }
+        if matches!(&*lock(&e.kind), Kind::UnixDgram(_)) {
+            return Err(NetError::state(name, super::unix::NO_UNIX_CONNECTIONS));
         }
         let Some(l) = e.listener() else {
             return Err(NetError::state(
@@ -204,9 +239,18 @@ impl Lab {
             }
         }
         let conn_name = self.claim_name(conn)?;
-        let stream = l.accept_one().await?;
-        let c = Conn::new(conn_name.clone(), stream, None, false)?;
-        Ok(self.add(conn_name, Kind::Conn(Arc::new(c)))?.info())
+        let kind = match l.accept_one().await? {
+            Accepted::Tcp(stream) => {
+                Kind::Conn(Arc::new(Conn::new(conn_name.clone(), stream, None, false)?))
+            }
+            Accepted::Unix(stream) => Kind::Unix(Arc::new(UnixConn::new(
+                conn_name.clone(),
+                stream,
+                None,
+                false,
+            ))),
+        };
+        Ok(self.add(conn_name, kind)?.info())
     }
 
     /// `connect()` a fresh socket; the connection is read manually.
@@ -239,6 +283,7 @@ impl Lab {
                 other => {
                     let why = match &other {
                         Kind::Program(_) => NOT_A_SOCKET,
+                        Kind::UnixFresh(_) | Kind::UnixDgram(_) => super::unix::NOT_IP,
                         _ => "is already listening or connected",
                     };
                     *kind = other;

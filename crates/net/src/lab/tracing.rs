@@ -92,7 +92,13 @@ impl Lab {
                         });
                     }
                 }
-                Kind::Program(_) | Kind::Udp(_) | Kind::Busy => {}
+                // trace watches TCP over loopback; UNIX sockets never cross it.
+                Kind::Program(_)
+                | Kind::Udp(_)
+                | Kind::UnixFresh(_)
+                | Kind::Unix(_)
+                | Kind::UnixDgram(_)
+                | Kind::Busy => {}
             }
         }
         let departed = lock(&self.inner.departed);
