@@ -378,6 +378,15 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
         Event::Stderr { .. } | Event::Started { .. } | Event::Exited { .. } => {
             program_event(ev, format)
         }
+        Event::TlsReady { socket, facts } => tls_facts(socket, facts),
+        Event::TlsFailed {
+            socket,
+            peer,
+            error,
+        } => format!(
+            "{socket} !! TLS handshake with {} failed: {error}; the client was let go",
+            addr(peer)
+        ),
     }
 }
 
@@ -412,6 +421,38 @@ fn trace_event(ev: &Event) -> String {
         }
         other => format!("{}: {other:?}", other.socket()),
     }
+}
+
+/// What a TLS handshake agreed, as one line: version, cipher suite,
+/// ALPN, the name a client asked for, and the peer's certificate.
+pub fn tls_facts(name: &str, f: &socklab_net::TlsFacts) -> String {
+    let mut s = format!("{name}: TLS: {}, {}", f.version, f.suite);
+    match &f.alpn {
+        Some(p) => {
+            let _ = write!(s, ", ALPN {p}");
+        }
+        None => s.push_str(", no ALPN"),
+    }
+    if let Some(sni) = &f.sni {
+        let _ = write!(s, ", SNI {sni}");
+    }
+    let whose = match f.side {
+        socklab_net::Side::Client => "server",
+        socklab_net::Side::Server => "client",
+    };
+    match &f.peer_cert {
+        Some(c) => {
+            let _ = write!(
+                s,
+                "; {whose} certificate {}, issued by {}, valid {} to {}, SHA-256 {}",
+                c.subject, c.issuer, c.not_before, c.not_after, c.fingerprint
+            );
+        }
+        None => {
+            let _ = write!(s, "; no {whose} certificate");
+        }
+    }
+    s
 }
 
 /// A program's events (`exec`, `listen … exec`) as a line.
@@ -594,6 +635,8 @@ pub fn sockets(list: &[SocketInfo]) -> String {
         .map(|s| {
             let v6 = s.family == Some(Family::V6);
             let kind = match (s.role, v6) {
+                (Role::Stream, false) if s.tls.is_some() => "tls conn",
+                (Role::Stream, true) if s.tls.is_some() => "tls6 conn",
                 (Role::Fresh, false) => "tcp",
                 (Role::Fresh, true) => "tcp6",
                 (Role::Listener, false) => "tcp listen",
@@ -775,6 +818,7 @@ mod tests {
             tcp_state: None,
             program: None,
             outside: false,
+            tls: None,
         };
         assert_eq!(
             py_socket(&s),

@@ -10,6 +10,8 @@
 //! - `inspect`: `ip`, `port`, `ifconfig`, `resolve`, `ping`;
 //! - `jobs`: `spawn`, `jobs`, `wait`, `kill`, `measure`, `repeat`;
 //! - `session`: `format`, `sleep`, `echo`, `quit`;
+//! - `tls`: `connect … tls`, `listen … tls`, `starttls`, `tls export`
+//!   (`connect` and `listen` pass through it to `sockets` without `tls`);
 //!
 //! `common` holds what several groups share; `help` lives here, with the
 //! table it shows.
@@ -22,6 +24,7 @@ mod jobs;
 mod observe;
 mod session;
 mod sockets;
+mod tls;
 
 use crate::args::{Args, CmdError, CmdResult};
 use crate::dispatch::{self, Command};
@@ -69,7 +72,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "listen",
         aliases: &[],
-        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]",
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]\nlisten [HOST] PORT tls [cert FILE key FILE | certout FILE] [alpn P,…] [mode iterative|task] [as NAME]",
         summary: "listen on a socket, or start a server that accepts every client",
         help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
                With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\
@@ -77,8 +80,11 @@ pub static COMMANDS: &[Command] = &[
                mode: task (default, async), thread (an OS thread per client), or iterative (one client at a time,\n\
                like the lecture's loop: the next is accepted after `close NAME.N`; meanwhile it waits in the backlog).\n\
                exec: each client is wired to its own run of PROGRAM (its bytes are the program's stdin, the program's\n\
-               stdout goes back), as `ncat --exec` does; `listen 0 exec cat` is an echo server. Starts and exits are events.",
-        run: |s, a| Box::pin(sockets::listen(s, a)),
+               stdout goes back), as `ncat --exec` does; `listen 0 exec cat` is an echo server. Starts and exits are events.\n\
+               tls: every client does a TLS handshake first (within 10s); it becomes NAME.k once done, and one line says\n\
+               what was agreed. Without `cert FILE key FILE` the session's own certificate serves (localhost, 127.0.0.1,\n\
+               ::1), signed by a CA made for the session; `certout FILE` writes that CA for `curl --cacert FILE`.",
+        run: |s, a| Box::pin(tls::listen(s, a)),
     },
     Command {
         name: "accept",
@@ -92,12 +98,35 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "connect",
         aliases: &[],
-        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]",
+        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]\nconnect HOST PORT tls [sni NAME] [alpn P,…] [ca FILE|session | insecure] [as NAME] [timeout DUR]",
         summary: "connect a socket, or open a new connection whose data shows as events",
         help: "With the NAME of a socket from `socket`: the connect() call; read it with `recv`.\n\
                Otherwise a new connection is made and its data arrives as events.\n\
-               LISTENER is a listening socket of this shell (no need to type its port).",
-        run: |s, a| Box::pin(sockets::connect(s, a)),
+               LISTENER is a listening socket of this shell (no need to type its port).\n\
+               tls: a TLS handshake follows the connect (within the timeout, else 10s), and one line says what was agreed\n\
+               and who the server is. The certificate is checked against the system's CAs and the host as typed (sni NAME\n\
+               to ask for another name); `ca FILE` trusts the CAs in FILE, `ca session` this shell's own, `insecure` none.",
+        run: |s, a| Box::pin(tls::connect(s, a)),
+    },
+    Command {
+        name: "starttls",
+        aliases: &[],
+        usage: "starttls NAME [sni NAME] [alpn P,…] [ca FILE|session | insecure] [cert FILE key FILE] [timeout DUR]",
+        summary: "upgrade a connection to TLS in place (SMTP, IMAP, FTP, PostgreSQL do this after a plain-text start)",
+        help: "A connection a server accepted plays the TLS server (cert FILE key FILE, or the session's certificate); one that\n\
+               connected plays the client (sni, alpn, ca, insecure as for `connect … tls`). Its reader stops first, so no\n\
+               byte of the handshake is taken for data; a client hello that arrived already starts the server's handshake.\n\
+               When the other end is a connection of this shell too, both ends are upgraded together.",
+        run: |s, a| Box::pin(tls::starttls(s, a)),
+    },
+    Command {
+        name: "tls",
+        aliases: &[],
+        usage: "tls export FILE",
+        summary: "write this session's CA certificate (PEM) to FILE, for other programs to trust",
+        help: "`listen … tls` without a certificate uses one the session's CA signed; `curl --cacert FILE` and\n\
+               `openssl s_client -CAfile FILE` then trust it.",
+        run: |s, a| Box::pin(tls::tls(s, a)),
     },
     Command {
         name: "exec",

@@ -70,6 +70,22 @@ pub enum NetError {
         /// The address that did not fit.
         addr: SocketAddr,
     },
+    /// A TLS handshake failed.
+    #[error("{name}: TLS handshake failed: {error}")]
+    Handshake {
+        /// The connection's (or the new connection's) name.
+        name: String,
+        /// Why, in words, with the library's text.
+        error: crate::tls::TlsError,
+    },
+    /// A TLS setting cannot be used (a certificate file that is not one).
+    #[error("{name}: {error}")]
+    TlsSetup {
+        /// The socket it was for.
+        name: String,
+        /// What is wrong, with the library's text.
+        error: crate::tls::TlsError,
+    },
 }
 
 impl NetError {

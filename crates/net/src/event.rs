@@ -159,6 +159,23 @@ pub enum Event {
         /// Its server.
         listener: Arc<str>,
     },
+    /// A TLS server's client finished its handshake: what it agreed.
+    TlsReady {
+        /// The client's name (`srv.1`).
+        socket: Arc<str>,
+        /// Version, cipher suite, ALPN, the name asked for.
+        facts: Arc<crate::tls::TlsFacts>,
+    },
+    /// A TLS server's handshake with a client failed; the client was let
+    /// go (it got no name).
+    TlsFailed {
+        /// The server's name.
+        socket: Arc<str>,
+        /// The client.
+        peer: SocketAddr,
+        /// Why, in words, with the library's text.
+        error: crate::tls::TlsError,
+    },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
         /// The listener's name.
@@ -189,6 +206,8 @@ impl Event {
             | Event::Stderr { socket, .. }
             | Event::Started { socket, .. }
             | Event::Exited { socket, .. }
+            | Event::TlsReady { socket, .. }
+            | Event::TlsFailed { socket, .. }
             | Event::Failed { socket, .. } => socket,
         }
     }

@@ -5,6 +5,7 @@
 //! (`data.rs`), servers and programs (`serve.rs`), and `trace` (`tracing.rs`).
 
 mod data;
+mod secure;
 mod serve;
 mod steps;
 mod tracing;
@@ -159,6 +160,7 @@ impl Entry {
             tcp_state: None,
             program: None,
             outside: false,
+            tls: None,
         };
         match &*lock(&self.kind) {
             Kind::Fresh(f) => fresh_info(f, &mut info),
@@ -213,6 +215,7 @@ fn conn_info(c: &Conn, info: &mut SocketInfo) {
     info.bytes_out = c.tube.bytes_out();
     info.tcp_state = c.kernel_state();
     info.outside = c.tube.outside;
+    info.tls = c.tls();
 }
 
 fn program_info(p: &Program, info: &mut SocketInfo) {
@@ -287,6 +290,8 @@ struct Inner {
     /// Names of outside streams that `close` took out of the lab (their
     /// last events may still be on their way).
     closed_outside: Mutex<VecDeque<Arc<str>>>,
+    /// The certificate TLS servers use when given none, made at first use.
+    session_cert: Mutex<Option<Arc<crate::tls::SessionCert>>>,
 }
 
 /// Every socket and program of one session, by name. Cheap to clone
@@ -331,6 +336,7 @@ impl Lab {
                 closed_outside: Mutex::new(VecDeque::new()),
                 conn_index: Mutex::new(HashMap::new()),
                 listener_names: Mutex::new(Vec::new()),
+                session_cert: Mutex::new(None),
             }),
         };
         (lab, rx)

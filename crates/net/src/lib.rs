@@ -45,6 +45,7 @@ mod options;
 mod settle;
 mod sys;
 pub mod tcp;
+mod tls;
 mod trace;
 pub mod transfer;
 mod tube;
@@ -61,5 +62,8 @@ pub use model::{Family, Mode, Proto, ReadOutcome, Role, SocketInfo};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
+pub use tls::{
+    CertFacts, ClientWish, ServerWish, Side, TlsError, TlsFacts, Trust, HANDSHAKE_LIMIT,
+};
 pub use trace::{TraceMode, TraceWish};
 pub use udp::Datagram;

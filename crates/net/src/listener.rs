@@ -20,6 +20,7 @@ use crate::exec::{self, Command};
 use crate::files::{self, FileService};
 use crate::model::{reaches, Family};
 use crate::settle::lock;
+use crate::tls::{self, Side, TlsError, HANDSHAKE_LIMIT};
 use crate::tube::Background;
 
 /// The most clients a `mode thread` server reads at once (a thread each).
@@ -38,6 +39,9 @@ pub const MAX_HEADER_CLIENTS: usize = 4096;
 const FILES_STOP_WAIT: Duration = Duration::from_secs(5);
 /// How many programs one `listen … exec` server runs at once.
 pub const MAX_PROGRAMS: usize = 64;
+/// How many TLS handshakes one server runs at once (more clients wait
+/// in the accept queue).
+pub const MAX_HANDSHAKES: usize = 1024;
 /// How many finished clients a file or exec server remembers, to settle
 /// the lab's clients on.
 const FINISHED_MEMORY: usize = 1024;
@@ -111,6 +115,12 @@ pub(crate) struct EventServer {
     claimed: AtomicU64,
     /// Accepted connections whose client left, oldest first.
     departed: Arc<Mutex<VecDeque<Weak<Conn>>>>,
+    /// A TLS server's configuration: every client's handshake comes
+    /// first (`listen … tls`).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// A TLS server's clients named so far (those whose handshake was
+    /// done).
+    named: AtomicU64,
 }
 
 /// A server whose clients are file transfers (`serve files`, `serve raw`).
@@ -153,6 +163,20 @@ impl Service {
             accepts: Arc::default(),
             claimed: AtomicU64::new(0),
             departed: Arc::default(),
+            tls: None,
+            named: AtomicU64::new(0),
+        })
+    }
+
+    /// Reports clients as events once their TLS handshake is done.
+    pub(crate) fn events_tls(how: ServeMode, config: Arc<rustls::ServerConfig>) -> Service {
+        Service::Events(EventServer {
+            how,
+            accepts: Arc::default(),
+            claimed: AtomicU64::new(0),
+            departed: Arc::default(),
+            tls: Some(config),
+            named: AtomicU64::new(0),
         })
     }
 
@@ -322,7 +346,7 @@ impl Listener {
         Arc::from(format!("{}.{k}", self.name))
     }
 
-    async fn events_loop(&self, lab: &Arc<dyn Adopt>, cancel: &CancellationToken) {
+    async fn events_loop(self: &Arc<Self>, lab: &Arc<dyn Adopt>, cancel: &CancellationToken) {
         let Service::Events(server) = &self.service else {
             return;
         };
@@ -331,54 +355,146 @@ impl Listener {
         // at once; more clients wait in the accept queue.
         let slots =
             (server.how == ServeMode::Thread).then(|| Arc::new(Semaphore::new(MAX_THREAD_CLIENTS)));
+        // A TLS server's handshakes run on tasks of their own (one client
+        // that never finishes its hello holds up nobody), at most
+        // MAX_HANDSHAKES at once, each within the handshake limit.
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let clients = tokio_util::task::TaskTracker::new();
         while let Some((stream, peer, k, slot)) =
             self.next_client(slots.as_ref(), &events, cancel).await
         {
-            let name = self.child_name(k);
-            let Ok(child) = Conn::new(name.clone(), stream, Some(server.accepts.clone()), false)
-            else {
+            let Some(config) = server.tls.clone() else {
+                let name = self.child_name(k);
+                let Ok(child) =
+                    Conn::new(name.clone(), stream, Some(server.accepts.clone()), false)
+                else {
+                    continue;
+                };
+                self.welcome(Arc::new(child), peer, k, slot, lab, cancel)
+                    .await;
                 continue;
             };
-            let child = Arc::new(child);
             if server.how == ServeMode::Iterative {
-                // Busy (with whom) before anyone can see the accept, so a
-                // client that connects next knows it waits in the backlog.
-                server.accepts.serve(peer);
-            }
-            // The accept is reported before anyone can find the child (a
-            // connect settling on it) and before its data can be.
-            let accepted = Event::Accepted {
-                listener: self.name.clone(),
-                conn: name,
-                peer,
-            };
-            let _ = events.send(accepted).await;
-            if lab.adopt(child.clone(), self.order, k).is_err() {
+                if let Some((child, k)) = self.secure(stream, peer, config, &events, cancel).await {
+                    self.welcome(child, peer, k, slot, lab, cancel).await;
+                }
                 continue;
             }
-            let _ = match slot {
-                Some(slot) => child.tube.start_thread_reader(events.clone(), slot),
-                None => {
-                    child.tube.start_reader(events.clone());
-                    Ok(())
-                }
+            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                continue;
             };
-            server.accepts.announce(peer);
-            self.watch_departure(&child, server, lab, cancel);
-            if server.how == ServeMode::Iterative {
-                // Serve this client until the server side closes it (the
-                // lecture's loop: accept, send, recv, close); the next
-                // client waits in the backlog meanwhile. Only its progress
-                // is kept: the connection itself belongs to the lab (a
-                // transfer may take it).
-                let mut rx = child.tube.watch_progress();
-                drop(child);
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = rx.wait_for(|p| p.closed || p.failed) => {}
+            let (me, lab, cancel) = (self.clone(), lab.clone(), cancel.clone());
+            let events = events.clone();
+            clients.spawn(async move {
+                if let Some((child, k)) = me.secure(stream, peer, config, &events, &cancel).await {
+                    drop(permit);
+                    me.welcome(child, peer, k, slot, &lab, &cancel).await;
                 }
-                server.accepts.done_with(peer);
+            });
+        }
+        clients.close();
+        clients.wait().await;
+    }
+
+    /// A TLS server's handshake with client `peer`; once it is done, the
+    /// client takes the next child number (a client whose handshake failed
+    /// takes none). A failure is reported, and the client let go.
+    async fn secure(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+        events: &Sink,
+        cancel: &CancellationToken,
+    ) -> Option<(Arc<Conn>, u64)> {
+        let Service::Events(server) = &self.service else {
+            return None;
+        };
+        let shake = async {
+            let session = tls::server(config)?;
+            tls::handshake(&stream, session, &[], Side::Server, HANDSHAKE_LIMIT).await
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = shake => r,
+        };
+        let failed = |error: TlsError| Event::TlsFailed {
+            socket: self.name.clone(),
+            peer,
+            error,
+        };
+        let (session, facts) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                drop(stream);
+                let _ = events.send(failed(error)).await;
+                server.accepts.refuse(peer);
+                return None;
             }
+        };
+        let k = server.named.fetch_add(1, Ordering::SeqCst) + 1;
+        let child = Conn::new(self.child_name(k), stream, Some(server.accepts.clone()), false).ok()?;
+        child.upgrade(session, facts).ok()?;
+        Some((Arc::new(child), k))
+    }
+
+    /// Makes an accepted client a watched stream of the lab: reported,
+    /// adopted, read; an iterative server then serves it until it closes.
+    async fn welcome(
+        &self,
+        child: Arc<Conn>,
+        peer: SocketAddr,
+        k: u64,
+        slot: Option<OwnedSemaphorePermit>,
+        lab: &Arc<dyn Adopt>,
+        cancel: &CancellationToken,
+    ) {
+        let Service::Events(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        let name = child.tube.name.clone();
+        if server.how == ServeMode::Iterative {
+            // Busy (with whom) before anyone can see the accept, so a
+            // client that connects next knows it waits in the backlog.
+            server.accepts.serve(peer);
+        }
+        // The accept is reported before anyone can find the child (a
+        // connect settling on it) and before its data can be.
+        let accepted = Event::Accepted {
+            listener: self.name.clone(),
+            conn: name.clone(),
+            peer,
+        };
+        let _ = events.send(accepted).await;
+        if let Some(facts) = child.tls() {
+            let _ = events.send(Event::TlsReady { socket: name, facts }).await;
+        }
+        if lab.adopt(child.clone(), self.order, k).is_err() {
+            return;
+        }
+        let _ = match slot {
+            Some(slot) => child.tube.start_thread_reader(events.clone(), slot),
+            None => {
+                child.tube.start_reader(events.clone());
+                Ok(())
+            }
+        };
+        server.accepts.announce(peer);
+        self.watch_departure(&child, server, lab, cancel);
+        if server.how == ServeMode::Iterative {
+            // Serve this client until the server side closes it (the
+            // lecture's loop: accept, send, recv, close); the next client
+            // waits in the backlog meanwhile. Only its progress is kept:
+            // the connection itself belongs to the lab (a transfer may
+            // take it).
+            let mut rx = child.tube.watch_progress();
+            drop(child);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = rx.wait_for(|p| p.closed || p.failed) => {}
+            }
+            server.accepts.done_with(peer);
         }
     }
 
@@ -543,6 +659,11 @@ impl Listener {
             }
             rx.changed().await.ok()?;
         }
+    }
+
+    /// Whether its clients speak TLS (`listen … tls`).
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(&self.service, Service::Events(s) if s.tls.is_some())
     }
 
     /// The accepts of a self-accepting server (events or exec).

@@ -131,6 +131,8 @@ pub struct SocketInfo {
     /// schedule, and only a command that waits for it (expect, recv,
     /// close) settles it.
     pub outside: bool,
+    /// What the stream's TLS handshake agreed, when it carries TLS.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsFacts>>,
 }
 
 /// What one read returned.
