@@ -10,3 +10,4 @@ mod python;
 mod repl;
 mod sessions;
 mod support;
+mod tls;

@@ -29,7 +29,10 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let name = a.as_name()?;
     let wish = client_wish(&mut a)?;
     if let Some(w) = a.peek_word() {
-        if s.lab.info(w).is_ok_and(|i| i.role != socklab_net::Role::Listener) {
+        if s.lab
+            .info(w)
+            .is_ok_and(|i| i.role != socklab_net::Role::Listener)
+        {
             return Err(CmdError::usage(format!(
                 "{w} is a socket already: `starttls {w}` makes an existing connection TLS"
             )));
@@ -49,7 +52,7 @@ pub async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
     let info = lab
         .dial_tls(to, &host, name.as_deref(), limit, &wish)
         .await
-        .map_err(refused)?;
+        .map_err(|e| refused(s, e))?;
     let peer = info.peer.map(|p| render::addr(&p)).unwrap_or_default();
     let local = info.local.map(|p| render::addr(&p)).unwrap_or_default();
     s.say(format!(
@@ -94,10 +97,13 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     let info = s
         .lab
         .serve_tls(addr, backlog, name.as_deref(), how, &wish)
-        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+        .map_err(|e| refused(s, e).os_at(pt.span))?;
     let local = info.local.map(|l| render::addr(&l)).unwrap_or_default();
     let picked = if addr.port() == 0 {
-        format!(" (port 0: the OS picked free port {})", info.local.map_or(0, |l| l.port()))
+        format!(
+            " (port 0: the OS picked free port {})",
+            info.local.map_or(0, |l| l.port())
+        )
     } else {
         String::new()
     };
@@ -150,7 +156,7 @@ pub async fn starttls(s: &mut Session, mut a: Args) -> CmdResult {
     let ends = lab
         .starttls(&name, &client, &server, limit)
         .await
-        .map_err(refused)?;
+        .map_err(|e| refused(s, e))?;
     for info in ends {
         if let Some(f) = &info.tls {
             s.say(render::tls_facts(&info.name, f));
@@ -230,10 +236,16 @@ fn server_wish(a: &mut Args) -> CmdResult<ServerWish> {
         (Some(c), Some(k)) => Some((path_of(&c), path_of(&k))),
         (None, None) => None,
         (Some(t), None) => {
-            return Err(CmdError::at(t.span, "a certificate needs its key: cert FILE key FILE"))
+            return Err(CmdError::at(
+                t.span,
+                "a certificate needs its key: cert FILE key FILE",
+            ))
         }
         (None, Some(t)) => {
-            return Err(CmdError::at(t.span, "a key needs its certificate: cert FILE key FILE"))
+            return Err(CmdError::at(
+                t.span,
+                "a key needs its certificate: cert FILE key FILE",
+            ))
         }
     };
     let alpn = alpn_of(a)?;
@@ -258,10 +270,12 @@ fn alpn_of(a: &mut Args) -> CmdResult<Vec<String>> {
     Ok(protocols)
 }
 
-/// A failed handshake keeps its words; an unknown issuer gets the way out.
-fn refused(e: socklab_net::NetError) -> CmdError {
+/// A failed handshake keeps its words (paths under `{tmp}` written so);
+/// an unknown issuer gets the way out.
+fn refused(s: &Session, e: socklab_net::NetError) -> CmdError {
     let unknown = matches!(&e, socklab_net::NetError::Handshake { error, .. } if error.what.starts_with("unknown issuer"));
-    let c = CmdError::from(e);
+    let mut c = CmdError::from(e);
+    c.message = s.tmp().text(&c.message);
     if unknown {
         c.hint("a server of this shell uses the session's CA: `ca session`; another program's self-signed certificate: `ca FILE` with its certificate")
     } else {

@@ -426,14 +426,22 @@ impl Listener {
         let (session, facts) = match result {
             Ok(done) => done,
             Err(error) => {
-                drop(stream);
+                // Reported before the client is let go: a program at the
+                // other end that ends when it sees the close ends after.
                 let _ = events.send(failed(error)).await;
                 server.accepts.refuse(peer);
+                drop(stream);
                 return None;
             }
         };
         let k = server.named.fetch_add(1, Ordering::SeqCst) + 1;
-        let child = Conn::new(self.child_name(k), stream, Some(server.accepts.clone()), false).ok()?;
+        let child = Conn::new(
+            self.child_name(k),
+            stream,
+            Some(server.accepts.clone()),
+            false,
+        )
+        .ok()?;
         child.upgrade(session, facts).ok()?;
         Some((Arc::new(child), k))
     }
@@ -468,7 +476,12 @@ impl Listener {
         };
         let _ = events.send(accepted).await;
         if let Some(facts) = child.tls() {
-            let _ = events.send(Event::TlsReady { socket: name, facts }).await;
+            let _ = events
+                .send(Event::TlsReady {
+                    socket: name,
+                    facts,
+                })
+                .await;
         }
         if lab.adopt(child.clone(), self.order, k).is_err() {
             return;

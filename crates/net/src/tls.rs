@@ -314,7 +314,10 @@ pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
         })?;
     if certs.is_empty() {
         return Err(TlsError::new(
-            format!("{} is not a certificate file: no BEGIN CERTIFICATE block in it", path.display()),
+            format!(
+                "{} is not a certificate file: no BEGIN CERTIFICATE block in it",
+                path.display()
+            ),
             "no certificate found",
         ));
     }
@@ -322,7 +325,7 @@ pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let data = read_pem(path, "key file")?;
+    let data = read_pem(path, "private key file")?;
     PrivateKeyDer::from_pem_slice(&data).map_err(|e| {
         TlsError::config(
             format!("{} is not a private key file (PEM: PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", path.display()),
@@ -355,7 +358,10 @@ pub(crate) fn client_config(
                     for c in load_certs(path)? {
                         roots.add(c).map_err(|e| {
                             TlsError::config(
-                                format!("{} holds a certificate that cannot be a CA", path.display()),
+                                format!(
+                                    "{} holds a certificate that cannot be a CA",
+                                    path.display()
+                                ),
                                 e,
                             )
                         })?;
@@ -421,7 +427,10 @@ pub(crate) fn server_config(
 /// Not a DNS name or an IP address.
 pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(name.to_string()).map_err(|e| {
-        TlsError::config(format!("'{name}' is not a server name (a DNS name or an IP address)"), e)
+        TlsError::config(
+            format!("'{name}' is not a server name (a DNS name or an IP address)"),
+            e,
+        )
     })
 }
 
@@ -465,7 +474,12 @@ impl ServerCertVerifier for NoCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -474,7 +488,12 @@ impl ServerCertVerifier for NoCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -513,7 +532,10 @@ impl SessionCert {
         };
         let fail = |e: rcgen::Error| TlsError::config("cannot make the session's certificate", e);
         let now = time::OffsetDateTime::now_utc();
-        let (from, until) = (now - time::Duration::hours(1), now + time::Duration::days(30));
+        let (from, until) = (
+            now - time::Duration::hours(1),
+            now + time::Duration::days(30),
+        );
         let ca_key = KeyPair::generate().map_err(fail)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -530,7 +552,9 @@ impl SessionCert {
             "::1".to_string(),
         ];
         let mut params = CertificateParams::new(names).map_err(fail)?;
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         (params.not_before, params.not_after) = (from, until);
         let leaf = params.signed_by(&key, &ca, &ca_key).map_err(fail)?;

@@ -322,10 +322,7 @@ impl Tube {
 
     /// What moves the bytes now.
     fn wire(&self) -> Arc<dyn Wire> {
-        self.wire
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.wire.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Moves the bytes over `wire` from now on (a TLS session over the
@@ -840,7 +837,9 @@ impl Tube {
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             self.stop_reader().await;
         }
-        self.wire().shutdown(how).map_err(NetError::os("shutdown"))?;
+        self.wire()
+            .shutdown(how)
+            .map_err(NetError::os("shutdown"))?;
         let mut halves = lock(&self.halves);
         *halves = halves.after(how);
         Ok(())

@@ -196,7 +196,10 @@ impl Lab {
                 }
                 Side::Client => {
                     let config = self.client_config(&end.tube.name, client)?;
-                    let sni = client.sni.clone().unwrap_or_else(|| end.peer.ip().to_string());
+                    let sni = client
+                        .sni
+                        .clone()
+                        .unwrap_or_else(|| end.peer.ip().to_string());
                     tls::server_name(&sni).and_then(|n| tls::client(config, n))
                 }
             }
@@ -215,17 +218,17 @@ impl Lab {
         let shake = |end: &Arc<Conn>, (side, session): (Side, rustls::Connection)| {
             let end = end.clone();
             async move {
-            let stream = end.stream()?;
-            let early = match side {
-                Side::Server => end.tube.take_early_tls(),
-                Side::Client => bytes::Bytes::new(),
-            };
-            tls::handshake(&stream, session, &early, side, limit)
-                .await
-                .map_err(|error| NetError::Handshake {
-                    name: end.tube.name.to_string(),
-                    error,
-                })
+                let stream = end.stream()?;
+                let early = match side {
+                    Side::Server => end.tube.take_early_tls(),
+                    Side::Client => bytes::Bytes::new(),
+                };
+                tls::handshake(&stream, session, &early, side, limit)
+                    .await
+                    .map_err(|error| NetError::Handshake {
+                        name: end.tube.name.to_string(),
+                        error,
+                    })
             }
         };
         let mut plans = plans.into_iter();
