@@ -330,3 +330,31 @@ fn files_that_are_not_certificates_or_keys_are_refused_in_one_line() {
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
+
+#[test]
+fn trace_shows_the_tcp_segments_under_tls() {
+    let run = run_script(
+        "listen 0 tls as web\n\
+         trace on\n\
+         connect web tls ca session as cli\n\
+         send cli hi\n\
+         close cli\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    if run.stdout.contains("trace: capturing") {
+        // The handshake's records and the application data cross as TCP
+        // segments with a payload, the close_notify before the FIN.
+        check(
+            &run,
+            &[
+                "cli -> web.1 [SYN] seq=0",
+                "web.1 -> cli [SYN,ACK]",
+                "cli -> web.1 [PSH,ACK] seq=1 ack=1",
+                "cli -> web.1 [FIN,ACK]",
+            ],
+        );
+    } else {
+        check(&run, &["trace: observing", "cli: ", "ESTABLISHED"]);
+    }
+}

@@ -17,11 +17,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::error::{NetError, Result};
-use crate::model::Family;
+use crate::model::{Family, TlsFacts};
 use crate::settle::{lock, KERNEL_SETTLE};
 use crate::sys;
 use crate::tcp::{self, TableRow, TcpState};
-use crate::tls::{TlsFacts, TlsWire};
 use crate::tube::{Tube, Wire};
 
 /// A TCP stream as a wire. The stream sits behind a lock only so `close`
@@ -255,18 +254,22 @@ impl Conn {
         })
     }
 
-    /// From now on the stream carries `session`, a TLS session whose
-    /// handshake is done over this connection's stream. The caller stopped
-    /// the tube's reader first.
+    /// From now on the stream moves its bytes through the wire `wire`
+    /// makes over the TCP stream (a TLS session whose handshake is done),
+    /// and `facts` say what that handshake agreed. The caller stopped the
+    /// tube's reader first.
     ///
     /// # Errors
     /// It carries TLS already.
-    pub(crate) fn upgrade(&self, session: rustls::Connection, facts: TlsFacts) -> Result<()> {
+    pub(crate) fn upgrade(
+        &self,
+        wire: impl FnOnce(Arc<TcpWire>) -> Arc<dyn Wire>,
+        facts: TlsFacts,
+    ) -> Result<()> {
         self.tls
             .set(Arc::new(facts))
             .map_err(|_| NetError::state(&self.tube.name, "carries TLS already"))?;
-        let wire = Arc::new(TlsWire::new(self.wire.clone(), session));
-        self.tube.rewire(wire);
+        self.tube.rewire(wire(self.wire.clone()));
         Ok(())
     }
 

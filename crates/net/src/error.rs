@@ -76,7 +76,7 @@ pub enum NetError {
         /// The connection's (or the new connection's) name.
         name: String,
         /// Why, in words, with the library's text.
-        error: crate::tls::TlsError,
+        error: crate::model::TlsError,
     },
     /// A TLS setting cannot be used (a certificate file that is not one).
     #[error("{name}: {error}")]
@@ -84,7 +84,7 @@ pub enum NetError {
         /// The socket it was for.
         name: String,
         /// What is wrong, with the library's text.
-        error: crate::tls::TlsError,
+        error: crate::model::TlsError,
     },
 }
 

@@ -164,7 +164,7 @@ pub enum Event {
         /// The client's name (`srv.1`).
         socket: Arc<str>,
         /// Version, cipher suite, ALPN, the name asked for.
-        facts: Arc<crate::tls::TlsFacts>,
+        facts: Arc<crate::model::TlsFacts>,
     },
     /// A TLS server's handshake with a client failed; the client was let
     /// go (it got no name).
@@ -174,7 +174,7 @@ pub enum Event {
         /// The client.
         peer: SocketAddr,
         /// Why, in words, with the library's text.
-        error: crate::tls::TlsError,
+        error: crate::model::TlsError,
     },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {

@@ -58,12 +58,12 @@ pub use exec::Command;
 pub use files::FileService;
 pub use lab::Lab;
 pub use listener::{ServeMode, KEEP_DEPARTED, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
-pub use model::{Family, Mode, Proto, ReadOutcome, Role, SocketInfo};
+pub use model::{
+    CertFacts, Family, Mode, Proto, ReadOutcome, Role, Side, SocketInfo, TlsError, TlsFacts,
+};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
-pub use tls::{
-    CertFacts, ClientWish, ServerWish, Side, TlsError, TlsFacts, Trust, HANDSHAKE_LIMIT,
-};
+pub use tls::{ClientWish, ServerWish, Trust, HANDSHAKE_LIMIT};
 pub use trace::{TraceMode, TraceWish};
 pub use udp::Datagram;

@@ -19,8 +19,9 @@ use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
 use crate::model::{reaches, Family};
+use crate::model::{Side, TlsError};
 use crate::settle::lock;
-use crate::tls::{self, Side, TlsError, HANDSHAKE_LIMIT};
+use crate::tls::{self, HANDSHAKE_LIMIT};
 use crate::tube::Background;
 
 /// The most clients a `mode thread` server reads at once (a thread each).
@@ -442,7 +443,7 @@ impl Listener {
             false,
         )
         .ok()?;
-        child.upgrade(session, facts).ok()?;
+        tls::upgrade(&child, session, facts).ok()?;
         Some((Arc::new(child), k))
     }
 

@@ -29,6 +29,7 @@ use rustls::{
 use tokio::net::TcpStream;
 
 use crate::conn::TcpWire;
+use crate::model::{CertFacts, Side, TlsError, TlsFacts};
 use crate::settle::lock;
 use crate::tube::{Wire, READ_CHUNK};
 
@@ -48,58 +49,30 @@ fn provider() -> Arc<CryptoProvider> {
 
 // ----- facts ---------------------------------------------------------------
 
-/// Which end of the handshake we were.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// We sent the ClientHello (`connect … tls`, `starttls` on a client).
-    Client,
-    /// We answered it (`listen … tls`, `starttls` on an accepted
-    /// connection).
-    Server,
-}
-
-/// What one certificate says, as a person checks it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFacts {
-    /// The subject's distinguished name (`CN=localhost`).
-    pub subject: String,
-    /// The issuer's distinguished name.
-    pub issuer: String,
-    /// Valid from (`2026-11-30`).
-    pub not_before: String,
-    /// Valid until.
-    pub not_after: String,
-    /// SHA-256 of the DER certificate, as colon-separated hex (what
-    /// `openssl x509 -fingerprint -sha256` prints).
-    pub fingerprint: String,
-}
-
-impl CertFacts {
-    /// The facts of a DER certificate; what cannot be parsed says so.
-    pub fn of(der: &[u8]) -> CertFacts {
-        let fingerprint = fingerprint(der);
-        match x509_parser::parse_x509_certificate(der) {
-            Ok((_, cert)) => {
-                let day = |t: &x509_parser::time::ASN1Time| {
-                    let d = t.to_datetime();
-                    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-                };
-                CertFacts {
-                    subject: cert.subject().to_string(),
-                    issuer: cert.issuer().to_string(),
-                    not_before: day(&cert.validity().not_before),
-                    not_after: day(&cert.validity().not_after),
-                    fingerprint,
-                }
-            }
-            Err(_) => CertFacts {
-                subject: "(unreadable certificate)".to_string(),
-                issuer: String::new(),
-                not_before: String::new(),
-                not_after: String::new(),
+/// The facts of a DER certificate; what cannot be parsed says so.
+fn cert_facts(der: &[u8]) -> CertFacts {
+    let fingerprint = fingerprint(der);
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let day = |t: &x509_parser::time::ASN1Time| {
+                let d = t.to_datetime();
+                format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+            };
+            CertFacts {
+                subject: cert.subject().to_string(),
+                issuer: cert.issuer().to_string(),
+                not_before: day(&cert.validity().not_before),
+                not_after: day(&cert.validity().not_after),
                 fingerprint,
-            },
+            }
         }
+        Err(_) => CertFacts {
+            subject: "(unreadable certificate)".to_string(),
+            issuer: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            fingerprint,
+        },
     }
 }
 
@@ -113,82 +86,41 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// What a finished handshake agreed on and who the peer is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFacts {
-    /// Our end of it.
-    pub side: Side,
-    /// `TLS 1.3`, `TLS 1.2`.
-    pub version: String,
-    /// The cipher suite (`TLS13_AES_256_GCM_SHA384`).
-    pub suite: String,
-    /// The application protocol agreed by ALPN, if any.
-    pub alpn: Option<String>,
-    /// The server name the client asked for (SNI), as the server saw it.
-    pub sni: Option<String>,
-    /// The peer's certificate (a server's; a client usually sends none).
-    pub peer_cert: Option<CertFacts>,
-}
-
-impl TlsFacts {
-    fn of(conn: &Connection, side: Side) -> TlsFacts {
-        let version = match conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
-            Some(v) => format!("{v:?}"),
-            None => "?".to_string(),
-        };
-        let suite = conn
-            .negotiated_cipher_suite()
-            .map_or("?".to_string(), |s| format!("{:?}", s.suite()));
-        let alpn = conn
-            .alpn_protocol()
-            .map(|p| String::from_utf8_lossy(p).into_owned());
-        let sni = match conn {
-            Connection::Server(s) => s.server_name().map(str::to_string),
-            Connection::Client(_) => None,
-        };
-        let peer_cert = conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| CertFacts::of(c));
-        TlsFacts {
-            side,
-            version,
-            suite,
-            alpn,
-            sni,
-            peer_cert,
-        }
+/// What the handshake of `conn` agreed.
+fn facts_of(conn: &Connection, side: Side) -> TlsFacts {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => "?".to_string(),
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map_or("?".to_string(), |s| format!("{:?}", s.suite()));
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let sni = match conn {
+        Connection::Server(s) => s.server_name().map(str::to_string),
+        Connection::Client(_) => None,
+    };
+    let peer_cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| cert_facts(c));
+    TlsFacts {
+        side,
+        version,
+        suite,
+        alpn,
+        sni,
+        peer_cert,
     }
 }
 
 // ----- errors --------------------------------------------------------------
 
-/// Why a handshake failed: what a learner should read first, and what
-/// rustls (or the OS) said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsError {
-    /// In words: `unknown issuer: …`, `name mismatch: …`.
-    pub what: String,
-    /// The library's own text, kept.
-    pub detail: String,
-}
-
-impl fmt::Display for TlsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.what, self.detail)
-    }
-}
-
 impl TlsError {
-    fn new(what: impl Into<String>, detail: impl Into<String>) -> TlsError {
-        TlsError {
-            what: what.into(),
-            detail: detail.into(),
-        }
-    }
-
     /// A rustls error in a learner's words, the rustls text kept.
     pub(crate) fn of(e: &rustls::Error) -> TlsError {
         use rustls::Error as E;
@@ -644,7 +576,7 @@ pub(crate) async fn handshake(
     };
     match tokio::time::timeout(limit, run).await {
         Ok(Ok(())) => {
-            let facts = TlsFacts::of(&conn, side);
+            let facts = facts_of(&conn, side);
             Ok((conn, facts))
         }
         Ok(Err(e)) => Err(e),
@@ -658,6 +590,19 @@ fn flush_now(stream: &TcpStream, conn: &mut Connection) -> io::Result<()> {
         conn.write_tls(&mut Sync(stream))?;
     }
     Ok(())
+}
+
+/// Makes `conn` carry the TLS `session` (its handshake done over the
+/// connection's stream) from now on.
+///
+/// # Errors
+/// It carries TLS already.
+pub(crate) fn upgrade(
+    conn: &crate::conn::Conn,
+    session: Connection,
+    facts: TlsFacts,
+) -> crate::error::Result<()> {
+    conn.upgrade(|tcp| Arc::new(TlsWire::new(tcp, session)), facts)
 }
 
 // ----- the wire ------------------------------------------------------------

@@ -12,9 +12,10 @@ use super::{Kind, Lab};
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::listener::{ServeMode, Service};
+use crate::model::Side;
 use crate::model::{Family, Mode, SocketInfo};
 use crate::settle::lock;
-use crate::tls::{self, ClientWish, ServerWish, SessionCert, Side, Trust};
+use crate::tls::{self, ClientWish, ServerWish, SessionCert, Trust};
 
 impl Lab {
     /// The certificate this session's TLS servers use when given none,
@@ -138,7 +139,7 @@ impl Lab {
             Ok((session, facts)) => {
                 let outside = !self.lab_tubes_at(to);
                 let c = Arc::new(Conn::new(name.clone(), stream, None, outside)?);
-                c.upgrade(session, facts)?;
+                tls::upgrade(&c, session, facts)?;
                 let e = self.add(name, Kind::Conn(c.clone()))?;
                 c.tube.start_reader(self.inner.events.clone());
                 self.settle_accept(c.local, c.peer).await?;
@@ -243,7 +244,7 @@ impl Lab {
         let mut failure = None;
         for (end, result) in ends.iter().zip(results) {
             match result {
-                Ok((session, facts)) => end.upgrade(session, facts)?,
+                Ok((session, facts)) => tls::upgrade(end, session, facts)?,
                 Err(e) => {
                     failure.get_or_insert(e);
                 }
