@@ -358,3 +358,42 @@ fn trace_shows_the_tcp_segments_under_tls() {
         check(&run, &["trace: observing", "cli: ", "ESTABLISHED"]);
     }
 }
+
+#[test]
+fn a_server_that_speaks_only_tls_1_1_has_no_protocol_in_common() {
+    need("openssl");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    let _server = start(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-www",
+                "-tls1_1",
+                "-cipher",
+                "DEFAULT@SECLEVEL=0",
+            ])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key),
+        "ACCEPT",
+    );
+    let run = run_script(
+        &format!(
+            "!connect localhost {port} tls ca {} as old\n",
+            cert.display()
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    check(
+        &run,
+        &[
+            "old: TLS handshake failed: no shared protocol",
+            "ProtocolVersion",
+        ],
+    );
+}
