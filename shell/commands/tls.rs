@@ -94,6 +94,12 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
     };
     let (addr, pt) = host_port(&mut a).await?;
     a.done()?;
+    // The CA file first: a server whose CA could not be written is no use
+    // to the program that was to trust it.
+    if let Some(t) = &certout {
+        let (pem, _) = s.lab.session_ca()?;
+        write_pem(s, &path_of(t), &pem, t)?;
+    }
     let info = s
         .lab
         .serve_tls(addr, backlog, name.as_deref(), how, &wish)
@@ -118,14 +124,13 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         ));
     }
     if wish.cert.is_none() {
-        let (pem, fingerprint) = s.lab.session_ca()?;
+        let (_, fingerprint) = s.lab.session_ca()?;
         s.say(format!(
             "   certificate: this session's own, for localhost, 127.0.0.1 and ::1, signed by \"socklab session CA\"; SHA-256 {fingerprint}"
         ));
         match certout {
             Some(t) => {
                 let path = path_of(&t);
-                write_pem(s, &path, &pem, &t)?;
                 s.say(format!(
                     "   the CA is in {}: `curl --cacert {}`, or `connect … tls ca {}`, trusts this server",
                     s.tmp().path(&path),
