@@ -397,3 +397,36 @@ fn a_server_that_speaks_only_tls_1_1_has_no_protocol_in_common() {
         ],
     );
 }
+
+/// STARTTLS with a real client: `openssl s_client -starttls smtp` speaks
+/// plain SMTP to a socklab server, asks for STARTTLS, and the handshake
+/// that follows starts with a hello the server's reader may have taken
+/// already: no byte of it may be lost.
+#[test]
+fn openssl_s_client_starttls_smtp_against_a_socklab_server() {
+    need("openssl");
+    let run = run_script(
+        "listen 0 as mail\n\
+         tls export {tmp}/ca.pem\n\
+         exec openssl s_client -starttls smtp -connect 127.0.0.1:{mail.port} -CAfile {tmp}/ca.pem -servername localhost -verify_return_error -quiet as sc\n\
+         accept mail\n\
+         send mail.1 \"220 socklab ESMTP\\r\\n\"\n\
+         expect mail.1 /EHLO [^\\r]*\\r\\n/\n\
+         send mail.1 \"250-socklab\\r\\n250 STARTTLS\\r\\n\"\n\
+         expect mail.1 \"STARTTLS\\r\\n\"\n\
+         send mail.1 \"220 go ahead\\r\\n\"\n\
+         starttls mail.1\n\
+         send mail.1 \"250 secret hello\\r\\n\"\n\
+         expect sc \"secret hello\"\n\
+         send sc \"QUIT\\r\\n\"\n\
+         expect mail.1 \"QUIT\"\n\
+         close mail.1\n\
+         close sc\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    check(
+        &run,
+        &["mail.1: TLS: TLS 1.3", "SNI localhost", "verify return:1"],
+    );
+}

@@ -566,6 +566,16 @@ impl Tube {
         }
     }
 
+    /// The reader was stopped between a read and its report: the bytes it
+    /// read are kept for `expect` (and a STARTTLS handshake), unreported,
+    /// rather than lost.
+    fn keep(&self, after: After) {
+        if let After::Data(b) = after {
+            self.inbox.push(&b);
+            self.progress.send_modify(|p| p.bytes_in += b.len() as u64);
+        }
+    }
+
     /// Starts a background reader on a task: from now on every read is an
     /// event.
     pub(crate) fn start_reader(self: &Arc<Self>, events: Sink) {
@@ -592,6 +602,7 @@ impl Tube {
             };
             let (pieces, after) = self.report(got);
             if !self.deliver(pieces, events, cancel).await {
+                self.keep(after);
                 break;
             }
             if !self.publish(after) {
@@ -684,6 +695,7 @@ impl Tube {
             };
             let (pieces, after) = self.report(got);
             if !runtime.block_on(self.deliver(pieces, events, cancel)) {
+                self.keep(after);
                 break;
             }
             if !self.publish(after) {
