@@ -8,9 +8,9 @@
 //! program's exit) is sent as an [`Event`] on one bounded channel that the
 //! caller drains.
 //!
-//! Every byte stream the lab holds (a TCP connection, a program's
-//! stdin/stdout) is a *tube* (`tube.rs`): one reader, framing, inbox,
-//! events and settlement, over a kind-specific wire.
+//! Every byte stream the lab holds (a TCP connection, a TLS session over
+//! one, a program's stdin/stdout) is a *tube* (`tube.rs`): one reader,
+//! framing, inbox, events and settlement, over a kind-specific wire.
 //!
 //! Two ways to read a stream:
 //! - **watched** streams (made by `listen PORT`, `connect HOST PORT` or

@@ -504,15 +504,15 @@ impl SessionCert {
 // ----- the handshake -------------------------------------------------------
 
 /// A TCP stream as `Read`/`Write` that never blocks (WouldBlock instead).
-struct Sync<'a>(&'a TcpStream);
+struct NonBlocking<'a>(&'a TcpStream);
 
-impl Read for Sync<'_> {
+impl Read for NonBlocking<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.try_read(buf)
     }
 }
 
-impl Write for Sync<'_> {
+impl Write for NonBlocking<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
     }
@@ -551,7 +551,7 @@ pub(crate) async fn handshake(
         loop {
             while conn.wants_write() {
                 stream.writable().await.map_err(|e| TlsError::io(&e))?;
-                match conn.write_tls(&mut Sync(stream)) {
+                match conn.write_tls(&mut NonBlocking(stream)) {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(TlsError::io(&e)),
@@ -561,7 +561,7 @@ pub(crate) async fn handshake(
                 return Ok(());
             }
             stream.readable().await.map_err(|e| TlsError::io(&e))?;
-            match conn.read_tls(&mut Sync(stream)) {
+            match conn.read_tls(&mut NonBlocking(stream)) {
                 Ok(0) => return Err(TlsError::closed()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -587,7 +587,7 @@ pub(crate) async fn handshake(
 /// Writes what rustls has to send, as far as the socket takes it now.
 fn flush_now(stream: &TcpStream, conn: &mut Connection) -> io::Result<()> {
     while conn.wants_write() {
-        conn.write_tls(&mut Sync(stream))?;
+        conn.write_tls(&mut NonBlocking(stream))?;
     }
     Ok(())
 }
@@ -652,7 +652,7 @@ impl TlsWire {
     ) -> Poll<io::Result<()>> {
         while conn.wants_write() {
             ready!(stream.poll_write_ready(cx))?;
-            match conn.write_tls(&mut Sync(stream)) {
+            match conn.write_tls(&mut NonBlocking(stream)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -700,7 +700,7 @@ impl Wire for TlsWire {
             // alert) goes out as far as the socket takes it now.
             let _ = flush_now(&stream, &mut s.conn);
             ready!(stream.poll_read_ready(cx))?;
-            match s.conn.read_tls(&mut Sync(&stream)) {
+            match s.conn.read_tls(&mut NonBlocking(&stream)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),

@@ -1,7 +1,8 @@
 //! The tube: one byte stream the lab holds, whatever carries it.
 //!
-//! A TCP connection and a program's stdin/stdout are both tubes (the
-//! pwntools idea): a [`Wire`] moves the bytes, and everything else is
+//! A TCP connection, a TLS session over one, and a program's stdin/stdout
+//! are all tubes (the pwntools idea): a [`Wire`] moves the bytes, and
+//! everything else is
 //! written once, here: the name, the background reader and its events,
 //! framing, the inbox `expect` consumes, send, one manual read, shutdown,
 //! close, byte counters and the progress that settlement waits on. What
