@@ -614,6 +614,9 @@ struct Session {
     /// The peer ended its side (close_notify, or the TCP end of stream):
     /// our close sends no close_notify back to a socket that is gone.
     peer_done: bool,
+    /// The peer broke the protocol: reported once the plaintext that came
+    /// before the break has been read.
+    broken: Option<rustls::Error>,
 }
 
 /// A TLS session over a TCP connection's stream, as a wire: reads give
@@ -634,6 +637,7 @@ impl TlsWire {
             session: Mutex::new(Session {
                 conn,
                 peer_done: false,
+                broken: None,
             }),
         }
     }
@@ -696,6 +700,10 @@ impl Wire for TlsWire {
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
+            // Everything that came before a break was read: now the break.
+            if let Some(e) = s.broken.clone() {
+                return Poll::Ready(Err(tls_error(e)));
+            }
             // Whatever the session has to say (a key update's answer, an
             // alert) goes out as far as the socket takes it now.
             let _ = flush_now(&stream, &mut s.conn);
@@ -707,7 +715,7 @@ impl Wire for TlsWire {
             }
             if let Err(e) = s.conn.process_new_packets() {
                 let _ = flush_now(&stream, &mut s.conn);
-                return Poll::Ready(Err(tls_error(e)));
+                s.broken = Some(e);
             }
         }
     }

@@ -84,3 +84,71 @@ async fn a_certificate_for_another_name_is_a_name_mismatch() {
     let e = refusal(dir.path(), "example.org", -1, 30).await;
     assert!(e.to_string().contains("name mismatch"), "{e}");
 }
+
+/// A peer that finishes its handshake, sends a little, then garbage
+/// instead of TLS records: the stream fails with one event that says so,
+/// after the data that came before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_after_the_handshake_fails_the_stream_in_words() {
+    use std::io::Write;
+
+    use rustls::pki_types::pem::PemObject;
+    use socklab_net::Event;
+
+    let (lab, mut rx) = Lab::new(64);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let srv = lab
+        .serve_tls(
+            any,
+            16,
+            Some("srv"),
+            ServeMode::Task,
+            &ServerWish::default(),
+        )
+        .unwrap();
+    let to = srv.local.unwrap();
+    let (pem, _) = lab.session_ca().unwrap();
+    let ca = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        let mut sock = std::net::TcpStream::connect(to).unwrap();
+        let name = "localhost".try_into().unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        tls.write_all(b"hi").unwrap();
+        tls.flush().unwrap();
+        sock.write_all(b"this is not a TLS record at all").unwrap();
+        // Held open until the server has said what it saw.
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(10));
+    });
+    let mut seen = Vec::new();
+    let failed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(ev) = rx.recv().await {
+            if let Event::Failed { socket, error } = &ev {
+                if &**socket == "srv.1" {
+                    return error.to_string();
+                }
+            }
+            seen.push(format!("{ev:?}"));
+        }
+        String::new()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no failure reported; saw {seen:?}"));
+    let _ = done_tx.send(());
+    client.join().unwrap();
+    assert!(failed.contains("TLS: not TLS"), "{failed}");
+    assert!(
+        seen.iter()
+            .any(|e| e.contains("Data") && e.contains("srv.1")),
+        "the data before the garbage was reported first: {seen:?}"
+    );
+}
