@@ -381,7 +381,11 @@ impl Listener {
                 }
                 continue;
             }
-            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break,
+                p = handshakes.clone().acquire_owned() => p,
+            };
+            let Ok(permit) = permit else {
                 continue;
             };
             let (me, lab, cancel) = (self.clone(), lab.clone(), cancel.clone());
