@@ -115,7 +115,8 @@ impl From<NetError> for CmdError {
             | NetError::Family { .. } => Exit::Usage,
             NetError::UnixInUse { .. } => Exit::OsErr,
             NetError::Timeout { .. } => Exit::TempFail,
-            NetError::Resolve { .. } => Exit::Unavailable,
+            NetError::Resolve { .. } | NetError::Handshake { .. } => Exit::Unavailable,
+            NetError::TlsSetup { .. } => Exit::Data,
             NetError::Os { source, .. } | NetError::PartialSend { source, .. } => match source
                 .raw_os_error()
             {
@@ -286,6 +287,24 @@ impl Args {
             }
             None => false,
         }
+    }
+
+    /// Whether the word `kw` is among the tokens left, standing for
+    /// itself: not the value of one of `options` (`as tls` names
+    /// something tls), and not after `exec` (a program's arguments).
+    pub fn has_keyword(&self, kw: &str, options: &[&str]) -> bool {
+        let mut prev: Option<&str> = None;
+        for t in &self.toks {
+            let w = t.word();
+            if w == Some("exec") {
+                return false;
+            }
+            if w == Some(kw) && !prev.is_some_and(|p| options.contains(&p)) {
+                return true;
+            }
+            prev = w;
+        }
+        false
     }
 
     /// The text of the line from the next token on, as typed.

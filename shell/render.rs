@@ -426,6 +426,15 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
         Event::Chat { chat, user, line } => {
             format!("{chat} <{user}> {}", payload(line, line.len(), format))
         }
+        Event::TlsReady { socket, facts } => tls_facts(socket, facts),
+        Event::TlsFailed {
+            socket,
+            peer,
+            error,
+        } => format!(
+            "{socket} !! TLS handshake with {} failed: {error}; the client was let go",
+            addr(peer)
+        ),
     }
 }
 
@@ -470,6 +479,38 @@ pub fn faults(f: &socklab_net::Faults) -> String {
     } else {
         format!("faults now: {}", words.join(", "))
     }
+}
+
+/// What a TLS handshake agreed, as one line: version, cipher suite,
+/// ALPN, the name a client asked for, and the peer's certificate.
+pub fn tls_facts(name: &str, f: &socklab_net::TlsFacts) -> String {
+    let mut s = format!("{name}: TLS: {}, {}", f.version, f.suite);
+    match &f.alpn {
+        Some(p) => {
+            let _ = write!(s, ", ALPN {p}");
+        }
+        None => s.push_str(", no ALPN"),
+    }
+    if let Some(sni) = &f.sni {
+        let _ = write!(s, ", SNI {sni}");
+    }
+    let whose = match f.side {
+        socklab_net::Side::Client => "server",
+        socklab_net::Side::Server => "client",
+    };
+    match &f.peer_cert {
+        Some(c) => {
+            let _ = write!(
+                s,
+                "; {whose} certificate {}, issued by {}, valid {} to {}, SHA-256 {}",
+                c.subject, c.issuer, c.not_before, c.not_after, c.fingerprint
+            );
+        }
+        None => {
+            let _ = write!(s, "; no {whose} certificate");
+        }
+    }
+    s
 }
 
 /// A program's events (`exec`, `listen … exec`) as a line.
@@ -658,6 +699,8 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                     Role::Datagram => "unix dgram",
                     _ => "unix",
                 },
+                (Role::Stream, false) if s.tls.is_some() => "tls conn",
+                (Role::Stream, true) if s.tls.is_some() => "tls6 conn",
                 (Role::Fresh, false) => "tcp",
                 (Role::Fresh, true) => "tcp6",
                 (Role::Listener, false) => "tcp listen",
@@ -844,6 +887,7 @@ mod tests {
             program: None,
             outside: false,
             unix: None,
+            tls: None,
         };
         assert_eq!(
             py_socket(&s),

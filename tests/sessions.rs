@@ -71,6 +71,7 @@ fn transcripts_are_deterministic() {
         "docs/lessons/11-long-connection.sock",
         "tests/sessions/tcp-basics.sock",
         "tests/sessions/unix.sock",
+        "tests/sessions/tls.sock",
     ] {
         let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
         let script = std::fs::read_to_string(&full).expect("session file is readable");

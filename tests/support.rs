@@ -258,10 +258,24 @@ pub fn filter_timing(text: &str) -> String {
     TIMING.replace_all(text, "in [time, rate]").into_owned()
 }
 
+/// Replaces what a certificate made for each session changes on every
+/// run: SHA-256 fingerprints and validity dates (`valid 2026-11-30 to
+/// 2026-12-30`). Names, versions and cipher suites stay.
+pub fn filter_tls(text: &str) -> String {
+    static FINGERPRINT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b([0-9A-F]{2}:){31}[0-9A-F]{2}\b").unwrap());
+    static VALIDITY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"valid \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2}").unwrap());
+    let once = FINGERPRINT.replace_all(text, "[sha256]");
+    VALIDITY.replace_all(&once, "valid [dates]").into_owned()
+}
+
 /// A transcript as a snapshot shows it: stdout, then stderr and the exit
 /// status when there are any.
 pub fn transcript(run: &Run) -> String {
-    let mut s = machine_specific(&filter_timing(&filter_pids(&filter_ports(&run.stdout))));
+    let mut s = machine_specific(&filter_tls(&filter_timing(&filter_pids(&filter_ports(
+        &run.stdout,
+    )))));
     if !run.stderr.is_empty() {
         s.push_str("--- stderr ---\n");
         s.push_str(&filter_ports(&run.stderr));
@@ -279,6 +293,17 @@ fn filter_replaces_pids_and_tids_only() {
             "job1: workers a, b as processes (pid 1234, 1235)\n[a pid 1234 (x) tid 99] 42 bytes"
         ),
         "job1: workers a, b as processes (pid [pid], [pid])\n[a pid [pid] (x) tid [tid]] 42 bytes"
+    );
+}
+
+#[test]
+fn filter_masks_fingerprints_and_validity_only() {
+    let fp = vec!["AB"; 32].join(":");
+    assert_eq!(
+        filter_tls(&format!(
+            "TLS 1.3, valid 2026-11-30 to 2026-12-30, SHA-256 {fp}; 2026-11-30"
+        )),
+        "TLS 1.3, valid [dates], SHA-256 [sha256]; 2026-11-30"
     );
 }
 

@@ -12,4 +12,5 @@ mod relay;
 mod repl;
 mod sessions;
 mod support;
+mod tls;
 mod unix;

@@ -12,6 +12,8 @@
 //! - `jobs`: `spawn`, `jobs`, `wait`, `kill`, `measure`, `repeat`;
 //! - `session`: `format`, `sleep`, `echo`, `quit`;
 //! - `relay`: `relay`, `fault`, `chat` (relays with faults, the chat broker);
+//! - `tls`: `connect … tls`, `listen … tls`, `starttls`, `tls export`
+//!   (`connect` and `listen` pass through it to `sockets` without `tls`);
 //!
 //! `common` holds what several groups share; `help` lives here, with the
 //! table it shows.
@@ -26,6 +28,7 @@ mod observe;
 mod relay;
 mod session;
 mod sockets;
+mod tls;
 mod unix;
 
 use crate::args::{Args, CmdError, CmdResult};
@@ -77,7 +80,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "listen",
         aliases: &[],
-        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]\nlisten unix:PATH [backlog N] [mode …] [as NAME] [exec PROGRAM …]",
+        usage: "listen NAME [BACKLOG]\nlisten [HOST] PORT [backlog N] [mode iterative|thread|task] [as NAME]\nlisten [HOST] PORT [backlog N] [as NAME] exec PROGRAM [ARGS…]\nlisten unix:PATH [backlog N] [mode …] [as NAME] [exec PROGRAM …]\nlisten [HOST] PORT tls [cert FILE key FILE | certout FILE] [alpn P,…] [mode iterative|task] [as NAME]",
         summary: "listen on a socket, or start a server that accepts every client",
         help: "With a socket's NAME: the listen() call; clients then wait in the accept queue until `accept`.\n\
                With a PORT: socket + bind + listen, and every client is accepted in the background and named\n\
@@ -87,8 +90,11 @@ pub static COMMANDS: &[Command] = &[
                exec: each client is wired to its own run of PROGRAM (its bytes are the program's stdin, the program's\n\
                stdout goes back), as `ncat --exec` does; `listen 0 exec cat` is an echo server. Starts and exits are events.\n\
                unix:PATH listens on a UNIX socket file instead (unix:@NAME: an abstract name); a path where a stale socket\n\
-               file lies is reported, never removed for you.",
-        run: |s, a| Box::pin(sockets::listen(s, a)),
+               file lies is reported, never removed for you.\n\
+               tls: every client does a TLS handshake first (within 10s); it becomes NAME.k once done, and one line says\n\
+               what was agreed. Without `cert FILE key FILE` the session's own certificate serves (localhost, 127.0.0.1,\n\
+               ::1), signed by a CA made for the session; `certout FILE` writes that CA for `curl --cacert FILE`.",
+        run: |s, a| Box::pin(tls::listen(s, a)),
     },
     Command {
         name: "accept",
@@ -102,13 +108,36 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "connect",
         aliases: &[],
-        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]\nconnect [NAME] unix:PATH|unix:@NAME [as NAME]",
+        usage: "connect NAME HOST PORT [timeout DUR]\nconnect NAME LISTENER [timeout DUR]\nconnect HOST PORT [as NAME] [timeout DUR]\nconnect LISTENER [as NAME] [timeout DUR]\nconnect [NAME] unix:PATH|unix:@NAME [as NAME]\nconnect HOST PORT tls [sni NAME] [alpn P,…] [ca FILE|session | insecure] [as NAME] [timeout DUR]",
         summary: "connect a socket, or open a new connection whose data shows as events",
         help: "With the NAME of a socket from `socket`: the connect() call; read it with `recv`.\n\
                Otherwise a new connection is made and its data arrives as events.\n\
                LISTENER is a listening socket of this shell (no need to type its port).\n\
-               unix:PATH (or unix:@NAME) connects a UNIX stream socket; `info NAME` then shows the peer's pid, uid, gid.",
-        run: |s, a| Box::pin(sockets::connect(s, a)),
+               unix:PATH (or unix:@NAME) connects a UNIX stream socket; `info NAME` then shows the peer's pid, uid, gid.\n\
+               tls: a TLS handshake follows the connect (within the timeout, else 10s), and one line says what was agreed\n\
+               and who the server is. The certificate is checked against the system's CAs and the host as typed (sni NAME\n\
+               to ask for another name); `ca FILE` trusts the CAs in FILE, `ca session` this shell's own, `insecure` none.",
+        run: |s, a| Box::pin(tls::connect(s, a)),
+    },
+    Command {
+        name: "starttls",
+        aliases: &[],
+        usage: "starttls NAME [sni NAME] [alpn P,…] [ca FILE|session | insecure] [cert FILE key FILE] [timeout DUR]",
+        summary: "upgrade a connection to TLS in place (SMTP, IMAP, FTP, PostgreSQL do this after a plain-text start)",
+        help: "A connection a server accepted plays the TLS server (cert FILE key FILE, or the session's certificate); one that\n\
+               connected plays the client (sni, alpn, ca, insecure as for `connect … tls`). Its reader stops first, so no\n\
+               byte of the handshake is taken for data; a client hello that arrived already starts the server's handshake.\n\
+               When the other end is a connection of this shell too, both ends are upgraded together.",
+        run: |s, a| Box::pin(tls::starttls(s, a)),
+    },
+    Command {
+        name: "tls",
+        aliases: &[],
+        usage: "tls export FILE",
+        summary: "write this session's CA certificate (PEM) to FILE, for other programs to trust",
+        help: "`listen … tls` without a certificate uses one the session's CA signed; `curl --cacert FILE` and\n\
+               `openssl s_client -CAfile FILE` then trust it.",
+        run: |s, a| Box::pin(tls::tls(s, a)),
     },
     Command {
         name: "exec",
@@ -761,6 +790,10 @@ mod tests {
         "!",
         "é",
         "敲代码",
+        "tls",
+        "starttls",
+        "alpn",
+        "insecure",
     ];
 
     proptest! {
@@ -783,7 +816,7 @@ mod tests {
                 // Commands that create files at a path are left out: a test
                 // writes only in directories of its own.
                 let first = words.split_whitespace().next().unwrap_or("");
-                if ["write", "mkdir", "serve", "upload", "download"].contains(&first) {
+                if ["write", "mkdir", "serve", "upload", "download", "tls"].contains(&first) {
                     continue;
                 }
                 let line = s.expand(&words);

@@ -80,5 +80,6 @@ pub async fn info(s: &mut Session, mut a: Args) -> CmdResult {
         .collect();
     s.say(format!("{name}: TCP_INFO, as the kernel reports it now"));
     s.say(render::table(&["FIELD", "VALUE", "MEANING"], &rows));
+    super::tls::facts(s, &name);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::error::{NetError, Result};
-use crate::model::Family;
+use crate::model::{Family, TlsFacts};
 use crate::settle::{lock, KERNEL_SETTLE};
 use crate::sys;
 use crate::tcp::{self, TableRow, TcpState};
@@ -31,7 +31,7 @@ pub(crate) struct TcpWire {
 
 impl TcpWire {
     /// The stream, unless closed.
-    fn stream(&self) -> Option<Arc<TcpStream>> {
+    pub(crate) fn stream(&self) -> Option<Arc<TcpStream>> {
         self.stream
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -178,6 +178,21 @@ impl Accepts {
         self.changed.send_modify(|g| *g += 1);
     }
 
+    /// Records that `client` was let go without an accept (its TLS
+    /// handshake failed, and that was reported): a lab client that waits
+    /// for its accept settles on this.
+    pub(crate) fn refuse(&self, client: impl Into<Client>) {
+        let client = client.into();
+        {
+            let mut recent = lock(&self.recent);
+            recent.push_back(client);
+            if recent.len() > ANNOUNCED_MEMORY {
+                recent.pop_front();
+            }
+        }
+        self.changed.send_modify(|g| *g += 1);
+    }
+
     /// Accepts reported so far.
     pub(crate) fn announced(&self) -> u64 {
         self.announced.load(Ordering::SeqCst)
@@ -241,6 +256,9 @@ pub(crate) struct Conn {
     /// The accepting server's record, for a connection a self-accepting
     /// listener of the lab accepted.
     pub(crate) parent: Option<Arc<Accepts>>,
+    /// What its TLS handshake agreed, once the stream carries TLS (from
+    /// the start, or after `starttls`; never back).
+    tls: OnceLock<Arc<TlsFacts>>,
 }
 
 impl Conn {
@@ -266,7 +284,32 @@ impl Conn {
             local,
             peer,
             parent,
+            tls: OnceLock::new(),
         })
+    }
+
+    /// From now on the stream moves its bytes through the wire `wire`
+    /// makes over the TCP stream (a TLS session whose handshake is done),
+    /// and `facts` say what that handshake agreed. The caller stopped the
+    /// tube's reader first.
+    ///
+    /// # Errors
+    /// It carries TLS already.
+    pub(crate) fn upgrade(
+        &self,
+        wire: impl FnOnce(Arc<TcpWire>) -> Arc<dyn Wire>,
+        facts: TlsFacts,
+    ) -> Result<()> {
+        self.tls
+            .set(Arc::new(facts))
+            .map_err(|_| NetError::state(&self.tube.name, "carries TLS already"))?;
+        self.tube.rewire(wire(self.wire.clone()));
+        Ok(())
+    }
+
+    /// What its TLS handshake agreed, when it carries TLS.
+    pub(crate) fn tls(&self) -> Option<Arc<TlsFacts>> {
+        self.tls.get().cloned()
     }
 
     /// The address family.

@@ -79,6 +79,22 @@ pub enum NetError {
         /// What is there, and what to do.
         why: String,
     },
+    /// A TLS handshake failed.
+    #[error("{name}: TLS handshake failed: {error}")]
+    Handshake {
+        /// The connection's (or the new connection's) name.
+        name: String,
+        /// Why, in words, with the library's text.
+        error: crate::model::TlsError,
+    },
+    /// A TLS setting cannot be used (a certificate file that is not one).
+    #[error("{name}: {error}")]
+    TlsSetup {
+        /// The socket it was for.
+        name: String,
+        /// What is wrong, with the library's text.
+        error: crate::model::TlsError,
+    },
 }
 
 impl NetError {

@@ -231,6 +231,23 @@ pub enum Event {
         /// The client's address (unnamed, unless the client bound one).
         peer: crate::model::UnixAddr,
     },
+    /// A TLS server's client finished its handshake: what it agreed.
+    TlsReady {
+        /// The client's name (`srv.1`).
+        socket: Arc<str>,
+        /// Version, cipher suite, ALPN, the name asked for.
+        facts: Arc<crate::model::TlsFacts>,
+    },
+    /// A TLS server's handshake with a client failed; the client was let
+    /// go (it got no name).
+    TlsFailed {
+        /// The server's name.
+        socket: Arc<str>,
+        /// The client.
+        peer: SocketAddr,
+        /// Why, in words, with the library's text.
+        error: crate::model::TlsError,
+    },
     /// A watched listener's accept failed; it tries again after `retry_in`.
     AcceptFailed {
         /// The listener's name.
@@ -266,6 +283,8 @@ impl Event {
             | Event::Stderr { socket, .. }
             | Event::Started { socket, .. }
             | Event::Exited { socket, .. }
+            | Event::TlsReady { socket, .. }
+            | Event::TlsFailed { socket, .. }
             | Event::Failed { socket, .. } => socket,
         }
     }

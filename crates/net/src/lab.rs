@@ -7,6 +7,7 @@
 mod data;
 mod logging;
 mod relay;
+mod secure;
 mod serve;
 mod steps;
 mod tracing;
@@ -190,6 +191,7 @@ impl Entry {
             program: None,
             outside: false,
             unix: None,
+            tls: None,
         };
         match &*lock(&self.kind) {
             Kind::Fresh(f) => fresh_info(f, &mut info),
@@ -263,6 +265,7 @@ fn conn_info(c: &Conn, info: &mut SocketInfo) {
     info.bytes_out = c.tube.bytes_out();
     info.tcp_state = c.kernel_state();
     info.outside = c.tube.outside;
+    info.tls = c.tls();
 }
 
 fn program_info(p: &Program, info: &mut SocketInfo) {
@@ -337,6 +340,8 @@ struct Inner {
     /// Names of outside streams that `close` took out of the lab (their
     /// last events may still be on their way).
     closed_outside: Mutex<VecDeque<Arc<str>>>,
+    /// The certificate TLS servers use when given none, made at first use.
+    session_cert: Mutex<Option<Arc<crate::tls::SessionCert>>>,
 }
 
 /// Every socket and program of one session, by name. Cheap to clone
@@ -395,6 +400,7 @@ impl Lab {
                 closed_outside: Mutex::new(VecDeque::new()),
                 conn_index: Mutex::new(HashMap::new()),
                 listener_names: Mutex::new(Vec::new()),
+                session_cert: Mutex::new(None),
             }),
         };
         (lab, rx)

@@ -8,9 +8,9 @@
 //! program's exit) is sent as an [`Event`] on one bounded channel that the
 //! caller drains.
 //!
-//! Every byte stream the lab holds (a TCP connection, a program's
-//! stdin/stdout) is a *tube* (`tube.rs`): one reader, framing, inbox,
-//! events and settlement, over a kind-specific wire.
+//! Every byte stream the lab holds (a TCP connection, a TLS session over
+//! one, a program's stdin/stdout) is a *tube* (`tube.rs`): one reader,
+//! framing, inbox, events and settlement, over a kind-specific wire.
 //!
 //! Two ways to read a stream:
 //! - **watched** streams (made by `listen PORT`, `connect HOST PORT` or
@@ -48,6 +48,7 @@ mod settle;
 mod sys;
 mod tap;
 pub mod tcp;
+mod tls;
 mod trace;
 pub mod transfer;
 mod tube;
@@ -63,13 +64,15 @@ pub use files::FileService;
 pub use lab::Lab;
 pub use listener::{ServeMode, KEEP_DEPARTED, MAX_PROGRAMS, MAX_THREAD_CLIENTS, MAX_TRANSFERS};
 pub use model::{
-    Family, Mode, PeerCred, Proto, ReadOutcome, Role, SocketInfo, UnixAddr, UnixInfo, MAX_PATH,
+    CertFacts, Family, Mode, PeerCred, Proto, ReadOutcome, Role, Side, SocketInfo, TlsError,
+    TlsFacts, UnixAddr, UnixInfo, MAX_PATH,
 };
 pub use options::{OptKind, OptValue, SockOpt};
 pub use relay::{Fault, Faults, MAX_PAIRS, PAIR_BUFFER};
 pub use socklab_frame::Framing;
 pub use sys::raise_fd_limit;
 pub use tap::{LogForm, LogInfo, LOG_QUEUE_BYTES, LOG_QUEUE_RECORDS};
+pub use tls::{ClientWish, ServerWish, Trust, HANDSHAKE_LIMIT};
 pub use trace::{TraceMode, TraceWish};
 pub use udp::Datagram;
 pub use unix::UnixDatagramIn;

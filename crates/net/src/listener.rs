@@ -23,9 +23,10 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
-use crate::model::{reaches, Family, UnixAddr};
+use crate::model::{reaches, Family, Side, TlsError, UnixAddr};
 use crate::relay::{self, Host, RelayServer};
 use crate::settle::lock;
+use crate::tls::{self, HANDSHAKE_LIMIT};
 use crate::tube::{Background, Tube};
 use crate::unix::{self, SocketFile, UnixConn};
 
@@ -45,6 +46,9 @@ pub const MAX_HEADER_CLIENTS: usize = 4096;
 const FILES_STOP_WAIT: Duration = Duration::from_secs(5);
 /// How many programs one `listen … exec` server runs at once.
 pub const MAX_PROGRAMS: usize = 64;
+/// How many TLS handshakes one server runs at once (more clients wait
+/// in the accept queue).
+pub const MAX_HANDSHAKES: usize = 1024;
 /// How many finished clients a file or exec server remembers, to settle
 /// the lab's clients on.
 const FINISHED_MEMORY: usize = 1024;
@@ -192,6 +196,12 @@ pub(crate) struct EventServer {
     claimed: AtomicU64,
     /// Accepted connections whose client left, oldest first.
     departed: Arc<Mutex<VecDeque<WeakChild>>>,
+    /// A TLS server's configuration: every client's handshake comes
+    /// first (`listen … tls`).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// A TLS server's clients named so far (those whose handshake was
+    /// done).
+    named: AtomicU64,
 }
 
 /// A server whose clients are file transfers (`serve files`, `serve raw`).
@@ -238,6 +248,20 @@ impl Service {
             accepts: Arc::default(),
             claimed: AtomicU64::new(0),
             departed: Arc::default(),
+            tls: None,
+            named: AtomicU64::new(0),
+        })
+    }
+
+    /// Reports clients as events once their TLS handshake is done.
+    pub(crate) fn events_tls(how: ServeMode, config: Arc<rustls::ServerConfig>) -> Service {
+        Service::Events(EventServer {
+            how,
+            accepts: Arc::default(),
+            claimed: AtomicU64::new(0),
+            departed: Arc::default(),
+            tls: Some(config),
+            named: AtomicU64::new(0),
         })
     }
 
@@ -470,7 +494,7 @@ impl Listener {
         Arc::from(format!("{}.{k}", self.name))
     }
 
-    async fn events_loop(&self, lab: &Arc<dyn Adopt>, cancel: &CancellationToken) {
+    async fn events_loop(self: &Arc<Self>, lab: &Arc<dyn Adopt>, cancel: &CancellationToken) {
         let Service::Events(server) = &self.service else {
             return;
         };
@@ -479,59 +503,175 @@ impl Listener {
         // at once; more clients wait in the accept queue.
         let slots =
             (server.how == ServeMode::Thread).then(|| Arc::new(Semaphore::new(MAX_THREAD_CLIENTS)));
+        // A TLS server's handshakes run on tasks of their own (one client
+        // that never finishes its hello holds up nobody), at most
+        // MAX_HANDSHAKES at once, each within the handshake limit.
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let clients = tokio_util::task::TaskTracker::new();
         while let Some((stream, peer, k, slot)) =
             self.next_client(slots.as_ref(), &events, cancel).await
         {
-            let name = self.child_name(k);
-            let parent = Some(server.accepts.clone());
-            let child = match stream {
-                Accepted::Tcp(s) => match Conn::new(name.clone(), s, parent, false) {
-                    Ok(c) => Child::Tcp(Arc::new(c)),
-                    Err(_) => continue,
-                },
-                Accepted::Unix(s) => {
-                    Child::Unix(Arc::new(UnixConn::new(name.clone(), s, parent, false)))
+            let secured = match (stream, peer, server.tls.clone()) {
+                (Accepted::Tcp(s), Client::Ip(addr), Some(config)) => (s, addr, config),
+                (stream, _, _) => {
+                    let name = self.child_name(k);
+                    let parent = Some(server.accepts.clone());
+                    let child = match stream {
+                        Accepted::Tcp(s) => match Conn::new(name, s, parent, false) {
+                            Ok(c) => Child::Tcp(Arc::new(c)),
+                            Err(_) => continue,
+                        },
+                        Accepted::Unix(s) => {
+                            Child::Unix(Arc::new(UnixConn::new(name, s, parent, false)))
+                        }
+                    };
+                    self.welcome(child, peer, k, slot, lab, cancel).await;
+                    continue;
                 }
             };
+            let (stream, addr, config) = secured;
             if server.how == ServeMode::Iterative {
-                // Busy (with whom) before anyone can see the accept, so a
-                // client that connects next knows it waits in the backlog.
-                server.accepts.serve(peer);
-            }
-            // The accept is reported before anyone can find the child (a
-            // connect settling on it) and before its data can be.
-            let _ = events.send(self.accepted_event(name, &child)).await;
-            let adopted = match &child {
-                Child::Tcp(c) => lab.adopt(c.clone(), self.order, k),
-                Child::Unix(c) => lab.adopt_unix(c.clone(), self.order, k),
-            };
-            if adopted.is_err() {
+                if let Some((child, k)) = self.secure(stream, addr, config, &events, cancel).await {
+                    self.welcome(Child::Tcp(child), peer, k, slot, lab, cancel)
+                        .await;
+                }
                 continue;
             }
-            let tube = child.tube();
-            let _ = match slot {
-                Some(slot) => tube.start_thread_reader(events.clone(), slot),
-                None => {
-                    tube.start_reader(events.clone());
-                    Ok(())
-                }
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break,
+                p = handshakes.clone().acquire_owned() => p,
             };
-            server.accepts.announce(peer);
-            self.watch_departure(&child, server, lab, cancel);
-            if server.how == ServeMode::Iterative {
-                // Serve this client until the server side closes it (the
-                // lecture's loop: accept, send, recv, close); the next
-                // client waits in the backlog meanwhile. Only its progress
-                // is kept: the connection itself belongs to the lab (a
-                // transfer may take it).
-                let mut rx = child.tube().watch_progress();
-                drop(child);
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = rx.wait_for(|p| p.closed || p.failed) => {}
+            let Ok(permit) = permit else {
+                continue;
+            };
+            let (me, lab, cancel) = (self.clone(), lab.clone(), cancel.clone());
+            let events = events.clone();
+            clients.spawn(async move {
+                if let Some((child, k)) = me.secure(stream, addr, config, &events, &cancel).await {
+                    drop(permit);
+                    me.welcome(Child::Tcp(child), peer, k, slot, &lab, &cancel)
+                        .await;
                 }
-                server.accepts.done_with(peer);
+            });
+        }
+        clients.close();
+        clients.wait().await;
+    }
+
+    /// A TLS server's handshake with client `peer`; once it is done, the
+    /// client takes the next child number (a client whose handshake failed
+    /// takes none). A failure is reported, and the client let go.
+    async fn secure(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+        events: &Sink,
+        cancel: &CancellationToken,
+    ) -> Option<(Arc<Conn>, u64)> {
+        let Service::Events(server) = &self.service else {
+            return None;
+        };
+        let shake = async {
+            let session = tls::server(config)?;
+            tls::handshake(&stream, session, &[], Side::Server, HANDSHAKE_LIMIT).await
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = shake => r,
+        };
+        let failed = |error: TlsError| Event::TlsFailed {
+            socket: self.name.clone(),
+            peer,
+            error,
+        };
+        let (session, facts) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                // Reported before the client is let go: a program at the
+                // other end that ends when it sees the close ends after.
+                let _ = events.send(failed(error)).await;
+                server.accepts.refuse(peer);
+                drop(stream);
+                return None;
             }
+        };
+        let k = server.named.fetch_add(1, Ordering::SeqCst) + 1;
+        let child = Conn::new(
+            self.child_name(k),
+            stream,
+            Some(server.accepts.clone()),
+            false,
+        )
+        .ok()?;
+        tls::upgrade(&child, session, facts).ok()?;
+        Some((Arc::new(child), k))
+    }
+
+    /// Makes an accepted client a watched stream of the lab: reported,
+    /// adopted, read; an iterative server then serves it until it closes.
+    async fn welcome(
+        &self,
+        child: Child,
+        peer: Client,
+        k: u64,
+        slot: Option<OwnedSemaphorePermit>,
+        lab: &Arc<dyn Adopt>,
+        cancel: &CancellationToken,
+    ) {
+        let Service::Events(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        let name = child.tube().name.clone();
+        if server.how == ServeMode::Iterative {
+            // Busy (with whom) before anyone can see the accept, so a
+            // client that connects next knows it waits in the backlog.
+            server.accepts.serve(peer);
+        }
+        // The accept is reported before anyone can find the child (a
+        // connect settling on it) and before its data can be.
+        let _ = events.send(self.accepted_event(name.clone(), &child)).await;
+        if let Child::Tcp(c) = &child {
+            if let Some(facts) = c.tls() {
+                let _ = events
+                    .send(Event::TlsReady {
+                        socket: name,
+                        facts,
+                    })
+                    .await;
+            }
+        }
+        let adopted = match &child {
+            Child::Tcp(c) => lab.adopt(c.clone(), self.order, k),
+            Child::Unix(c) => lab.adopt_unix(c.clone(), self.order, k),
+        };
+        if adopted.is_err() {
+            return;
+        }
+        let tube = child.tube();
+        let _ = match slot {
+            Some(slot) => tube.start_thread_reader(events.clone(), slot),
+            None => {
+                tube.start_reader(events.clone());
+                Ok(())
+            }
+        };
+        server.accepts.announce(peer);
+        self.watch_departure(&child, server, lab, cancel);
+        if server.how == ServeMode::Iterative {
+            // Serve this client until the server side closes it (the
+            // lecture's loop: accept, send, recv, close); the next client
+            // waits in the backlog meanwhile. Only its progress is kept:
+            // the connection itself belongs to the lab (a transfer may
+            // take it).
+            let mut rx = child.tube().watch_progress();
+            drop(child);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = rx.wait_for(|p| p.closed || p.failed) => {}
+            }
+            server.accepts.done_with(peer);
         }
     }
 
@@ -802,6 +942,11 @@ impl Listener {
             }
             rx.changed().await.ok()?;
         }
+    }
+
+    /// Whether its clients speak TLS (`listen … tls`).
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(&self.service, Service::Events(s) if s.tls.is_some())
     }
 
     /// The accepts of a self-accepting server (events or exec).

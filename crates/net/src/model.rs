@@ -138,6 +138,8 @@ pub struct SocketInfo {
     pub outside: bool,
     /// A UNIX-domain socket's addresses and peer (`family` is `None` then).
     pub unix: Option<UnixInfo>,
+    /// What the stream's TLS handshake agreed, when it carries TLS.
+    pub tls: Option<std::sync::Arc<TlsFacts>>,
 }
 
 /// What one read returned.
@@ -265,6 +267,77 @@ pub struct UnixInfo {
     pub peer: Option<UnixAddr>,
     /// The peer's credentials (SO_PEERCRED), for a connection.
     pub cred: Option<PeerCred>,
+}
+
+// ----- TLS ---------------------------------------------------------------
+
+/// Which end of the handshake we were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// We sent the ClientHello (`connect … tls`, `starttls` on a client).
+    Client,
+    /// We answered it (`listen … tls`, `starttls` on an accepted
+    /// connection).
+    Server,
+}
+
+/// What one certificate says, as a person checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    /// The subject's distinguished name (`CN=localhost`).
+    pub subject: String,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// Valid from (`2026-11-30`).
+    pub not_before: String,
+    /// Valid until.
+    pub not_after: String,
+    /// SHA-256 of the DER certificate, as colon-separated hex (what
+    /// `openssl x509 -fingerprint -sha256` prints).
+    pub fingerprint: String,
+}
+
+/// What a finished handshake agreed on and who the peer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// Our end of it.
+    pub side: Side,
+    /// `TLS 1.3`, `TLS 1.2`.
+    pub version: String,
+    /// The cipher suite (`TLS13_AES_256_GCM_SHA384`).
+    pub suite: String,
+    /// The application protocol agreed by ALPN, if any.
+    pub alpn: Option<String>,
+    /// The server name the client asked for (SNI), as the server saw it.
+    pub sni: Option<String>,
+    /// The peer's certificate (a server's; a client usually sends none).
+    pub peer_cert: Option<CertFacts>,
+}
+
+/// Why a handshake failed: what a learner should read first, and what
+/// rustls (or the OS) said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsError {
+    /// In words: `unknown issuer: …`, `name mismatch: …`.
+    pub what: String,
+    /// The library's own text, kept.
+    pub detail: String,
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.what, self.detail)
+    }
+}
+
+impl TlsError {
+    /// What failed, in words, and the library's text.
+    pub(crate) fn new(what: impl Into<String>, detail: impl Into<String>) -> TlsError {
+        TlsError {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The tube: one byte stream the lab holds, whatever carries it.
 //!
-//! A TCP connection and a program's stdin/stdout are both tubes (the
-//! pwntools idea): a [`Wire`] moves the bytes, and everything else is
+//! A TCP connection, a TLS session over one, and a program's stdin/stdout
+//! are all tubes (the pwntools idea): a [`Wire`] moves the bytes, and
+//! everything else is
 //! written once, here: the name, the background reader and its events,
 //! framing, the inbox `expect` consumes, send, one manual read, shutdown,
 //! close, byte counters and the progress that settlement waits on. What
@@ -13,7 +14,7 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -49,6 +50,11 @@ pub(crate) trait Wire: Send + Sync + 'static {
     ) -> Poll<io::Result<usize>>;
     /// Writes some of `data`, or registers for a wake-up.
     fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Writes out what the wire still holds of what it accepted (a TLS
+    /// session's records); a plain stream holds nothing.
+    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
     /// Shuts one direction (or both) down.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     /// Lets go of the stream now (a socket's descriptor is closed here, so
@@ -271,8 +277,9 @@ enum After {
 pub(crate) struct Tube {
     /// The name in the lab (`cli`, `srv.1`, `cat`).
     pub(crate) name: Arc<str>,
-    /// What moves the bytes.
-    wire: Arc<dyn Wire>,
+    /// What moves the bytes (replaced once by `starttls`, while nobody
+    /// reads).
+    wire: RwLock<Arc<dyn Wire>>,
     /// Who reads: a background reader (events) or commands.
     reader: Reader,
     /// What the readers have published.
@@ -299,7 +306,7 @@ impl Tube {
     pub(crate) fn new(name: Arc<str>, wire: Arc<dyn Wire>, outside: bool) -> Tube {
         Tube {
             name,
-            wire,
+            wire: RwLock::new(wire),
             outside,
             reader: Reader::new(),
             progress: watch::Sender::new(Progress::default()),
@@ -317,6 +324,17 @@ impl Tube {
     /// Who reads it.
     pub(crate) fn mode(&self) -> Mode {
         self.reader.mode()
+    }
+
+    /// What moves the bytes now.
+    fn wire(&self) -> Arc<dyn Wire> {
+        self.wire.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Moves the bytes over `wire` from now on (a TLS session over the
+    /// same stream). The caller stopped the reader first.
+    pub(crate) fn rewire(&self, wire: Arc<dyn Wire>) {
+        *self.wire.write().unwrap_or_else(|e| e.into_inner()) = wire;
     }
 
     /// What the readers have published so far.
@@ -353,6 +371,15 @@ impl Tube {
         }
         parts.extend_from_slice(self.halves().words());
         parts
+    }
+
+    /// What the reader took off the stream and nothing consumed, when it
+    /// is the start of a TLS record (a STARTTLS client's hello that came
+    /// before the upgrade): the handshake begins with it.
+    pub(crate) fn take_early_tls(&self) -> Bytes {
+        self.inbox
+            .take_match(&mut |b: &[u8]| b.starts_with(&[0x16, 0x03]).then_some(b.len()))
+            .unwrap_or_default()
     }
 
     /// The last `max` bytes of data no `expect` consumed.
@@ -568,6 +595,16 @@ impl Tube {
         }
     }
 
+    /// The reader was stopped between a read and its report: the bytes it
+    /// read are kept for `expect` (and a STARTTLS handshake), unreported,
+    /// rather than lost.
+    fn keep(&self, after: After) {
+        if let After::Data(b) = after {
+            self.inbox.push(&b);
+            self.progress.send_modify(|p| p.bytes_in += b.len() as u64);
+        }
+    }
+
     /// Starts a background reader on a task: from now on every read is an
     /// event.
     pub(crate) fn start_reader(self: &Arc<Self>, events: Sink) {
@@ -581,10 +618,11 @@ impl Tube {
     }
 
     async fn read_loop(&self, events: &Sink, cancel: &CancellationToken) {
+        let wire = self.wire();
         loop {
             let got = tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = read_chunk(&*self.wire) => match r {
+                r = read_chunk(&*wire) => match r {
                     Ok(b) if b.is_empty() => Got::Eof,
                     Ok(b) => Got::Bytes(b),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -593,6 +631,7 @@ impl Tube {
             };
             let (pieces, after) = self.report(got);
             if !self.deliver(pieces, events, cancel).await {
+                self.keep(after);
                 break;
             }
             if !self.publish(after) {
@@ -613,7 +652,7 @@ impl Tube {
         events: Sink,
         slot: OwnedSemaphorePermit,
     ) -> Result<()> {
-        let Some(source) = self.wire.pollable() else {
+        let Some(source) = self.wire().pollable() else {
             return Err(NetError::state(&self.name, "cannot be read on a thread"));
         };
         let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -685,6 +724,7 @@ impl Tube {
             };
             let (pieces, after) = self.report(got);
             if !runtime.block_on(self.deliver(pieces, events, cancel)) {
+                self.keep(after);
                 break;
             }
             if !self.publish(after) {
@@ -714,9 +754,10 @@ impl Tube {
     /// much went).
     pub(crate) async fn send(&self, data: &[u8]) -> Result<usize> {
         self.tap_write(data);
+        let wire = self.wire();
         let mut sent = 0;
         while sent < data.len() {
-            let wrote = poll_fn(|cx| self.wire.poll_write(cx, &data[sent..])).await;
+            let wrote = poll_fn(|cx| wire.poll_write(cx, &data[sent..])).await;
             match wrote {
                 Ok(0) => {
                     let err = io::Error::from(io::ErrorKind::WriteZero);
@@ -730,6 +771,9 @@ impl Tube {
                 Err(err) => return Err(self.partial(sent, data.len(), err)),
             }
         }
+        if let Err(err) = poll_fn(|cx| wire.poll_flush(cx)).await {
+            return Err(self.partial(sent, data.len(), err));
+        }
         Ok(sent)
     }
 
@@ -742,12 +786,14 @@ impl Tube {
     /// The OS reported an error (a reset).
     pub(crate) async fn read_some(&self, max: usize) -> io::Result<Bytes> {
         let mut buf = BytesMut::with_capacity(max.max(1));
-        match poll_fn(|cx| self.wire.poll_read_buf(cx, &mut buf, max.max(1))).await {
+        let wire = self.wire();
+        match poll_fn(|cx| wire.poll_read_buf(cx, &mut buf, max.max(1))).await {
             Ok(0) => {
                 self.progress.send_modify(|p| p.eof = true);
                 Ok(Bytes::new())
             }
             Ok(n) => {
+                self.tap_read(&buf);
                 self.progress.send_modify(|p| p.bytes_in += n as u64);
                 Ok(buf.freeze())
             }
@@ -798,7 +844,8 @@ impl Tube {
     pub(crate) async fn recv(&self, max: usize) -> Result<ReadOutcome> {
         let max = max.max(1);
         let mut buf = BytesMut::with_capacity(max);
-        match poll_fn(|cx| self.wire.poll_read_buf(cx, &mut buf, max)).await {
+        let wire = self.wire();
+        match poll_fn(|cx| wire.poll_read_buf(cx, &mut buf, max)).await {
             Ok(0) => {
                 self.progress.send_modify(|p| p.eof = true);
                 Ok(ReadOutcome::Eof)
@@ -870,7 +917,9 @@ impl Tube {
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             self.stop_reader().await;
         }
-        self.wire.shutdown(how).map_err(NetError::os("shutdown"))?;
+        self.wire()
+            .shutdown(how)
+            .map_err(NetError::os("shutdown"))?;
         let mut halves = lock(&self.halves);
         *halves = halves.after(how);
         Ok(())
@@ -881,7 +930,7 @@ impl Tube {
     /// called, after the caller settled what the close caused.
     pub(crate) async fn close(&self) {
         self.stop_reader().await;
-        self.wire.close();
+        self.wire().close();
         self.progress.send_modify(|p| p.watched = false);
     }
 

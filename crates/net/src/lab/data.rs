@@ -82,7 +82,13 @@ impl Lab {
         if let Some(c) = e.unix() {
             return self.recv_unix(&c, max).await;
         }
-        if let Ok(c) = e.conn() {
+        // A TLS stream's reads wait for whole records; what the peer
+        // handed to the network is counted in plaintext, so the kernel's
+        // count of bytes queued cannot be compared with it.
+        if let Ok(c) = e.conn().and_then(|c| match c.tls() {
+            None => Ok(c),
+            Some(_) => Err(NetError::state(name, "carries TLS")),
+        }) {
             c.await_arrival(|| self.pending_from_peer(&c).min(max as u64) as usize)
                 .await?;
         }

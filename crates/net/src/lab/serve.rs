@@ -113,8 +113,16 @@ impl Lab {
         let c = Arc::new(Conn::new(name.clone(), stream, None, outside)?);
         let e = self.add(name, Kind::Conn(c.clone()))?;
         c.tube.start_reader(self.inner.events.clone());
-        self.settle_accept(c.local, c.peer).await?;
-        self.settle_welcome(&c).await?;
+        // A TLS server of this lab reports its client once a handshake is
+        // done, and this plain client will not make one.
+        let tls_server = self
+            .listeners()
+            .iter()
+            .any(|l| l.is_tls() && l.listens_at(to));
+        if !tls_server {
+            self.settle_accept(c.local, c.peer).await?;
+            self.settle_welcome(&c).await?;
+        }
         Ok(e.info())
     }
 
@@ -168,6 +176,12 @@ impl Lab {
     pub async fn take_stream(&self, name: &str) -> Result<TcpStream> {
         let e = self.get(name)?;
         let c = e.conn()?;
+        if c.tls().is_some() {
+            return Err(NetError::state(
+                name,
+                "carries TLS: file transfers run over plain TCP connections only",
+            ));
+        }
         c.tube.stop_reader().await;
         let Kind::Conn(owned) = std::mem::replace(&mut *lock(&e.kind), Kind::Busy) else {
             return Err(NetError::state(name, "is busy"));
