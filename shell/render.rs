@@ -589,6 +589,7 @@ pub fn sockets(list: &[SocketInfo]) -> String {
     if list.is_empty() {
         return "no sockets".to_string();
     }
+    let hosts = list.iter().any(|s| s.host.is_some());
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|s| {
@@ -616,7 +617,7 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 ),
                 _ => s.state.clone(),
             };
-            vec![
+            let mut row = vec![
                 s.name.clone(),
                 kind.to_string(),
                 s.tcp_state
@@ -633,15 +634,21 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 mode.to_string(),
                 s.bytes_in.to_string(),
                 s.bytes_out.to_string(),
-            ]
+            ];
+            if hosts {
+                row.insert(1, s.host.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    table(
-        &[
-            "NAME", "KIND", "TCP", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
-        ],
-        &rows,
-    )
+    let mut header = vec![
+        "NAME", "KIND", "TCP", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
+    ];
+    // A HOST column only in a classroom (`on HOST …`).
+    if hosts {
+        header.insert(1, "HOST");
+    }
+    table(&header, &rows)
 }
 
 /// A TCP_INFO value with its unit.
@@ -775,6 +782,7 @@ mod tests {
             tcp_state: None,
             program: None,
             outside: false,
+            host: None,
         };
         assert_eq!(
             py_socket(&s),

@@ -70,6 +70,15 @@ pub enum NetError {
         /// The address that did not fit.
         addr: SocketAddr,
     },
+    /// A socket of the root namespace aimed at the lab's LAN, where only
+    /// the lab's hosts are.
+    #[error("{addr} is on the lab's LAN ({lan}); this shell's own network has no way there: use `on HOST …`")]
+    OffLan {
+        /// The address aimed at.
+        addr: std::net::IpAddr,
+        /// The LAN, as `NET/PREFIX`.
+        lan: String,
+    },
 }
 
 impl NetError {

@@ -25,6 +25,7 @@ use crate::event::{Event, Sink};
 use crate::exec::Program;
 use crate::listener::{Adopt, Listener, Service};
 use crate::model::{Family, Mode, Role, SocketInfo};
+use crate::netns::{self, Place};
 use crate::settle::lock;
 use crate::tcp::{self, TableRow};
 use crate::trace::Tracer;
@@ -77,14 +78,19 @@ pub(crate) struct Entry {
     order: (u64, u64),
     /// What it is.
     kind: Mutex<Kind>,
+    /// The lab host it was made on (`None`: this shell's namespace).
+    place: Option<Arc<Place>>,
 }
 
 impl Entry {
+    /// An entry made in the current place (`on HOST …`, or a listener's
+    /// accept loop that runs in its host's place).
     fn new(name: Arc<str>, order: (u64, u64), kind: Kind) -> Arc<Entry> {
         Arc::new(Entry {
             name,
             order,
             kind: Mutex::new(kind),
+            place: netns::current(),
         })
     }
 
@@ -159,6 +165,7 @@ impl Entry {
             tcp_state: None,
             program: None,
             outside: false,
+            host: self.place.as_ref().map(|p| p.host.to_string()),
         };
         match &*lock(&self.kind) {
             Kind::Fresh(f) => fresh_info(f, &mut info),

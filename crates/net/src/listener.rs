@@ -242,12 +242,21 @@ impl Listener {
     /// Starts the accept loop of a self-accepting service.
     pub(crate) fn start(self: &Arc<Self>, lab: Arc<dyn Adopt>) {
         let me = self.clone();
+        // The loop works in the listener's place: its children are listed
+        // on the listener's host, its programs run there.
+        let place = crate::netns::current();
         let bg = Background::spawn(move |cancel| async move {
-            match &me.service {
-                Service::Manual => {}
-                Service::Events(_) => me.events_loop(&lab, &cancel).await,
-                Service::Files(_) => me.files_loop(&*lab, &cancel).await,
-                Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
+            let work = async {
+                match &me.service {
+                    Service::Manual => {}
+                    Service::Events(_) => me.events_loop(&lab, &cancel).await,
+                    Service::Files(_) => me.files_loop(&*lab, &cancel).await,
+                    Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
+                }
+            };
+            match place {
+                Some(p) => crate::netns::within(p, work).await,
+                None => work.await,
             }
         });
         *lock(&self.background) = Some(bg);

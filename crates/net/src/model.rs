@@ -131,6 +131,9 @@ pub struct SocketInfo {
     /// schedule, and only a command that waits for it (expect, recv,
     /// close) settles it.
     pub outside: bool,
+    /// The lab host whose network namespace holds it (`on HOST …`); `None`
+    /// in this shell's own namespace.
+    pub host: Option<String>,
 }
 
 /// What one read returned.

@@ -73,7 +73,7 @@ impl UdpSock {
     /// # Errors
     /// The OS refused.
     pub(crate) fn new(name: Arc<str>, family: Family, bind: Option<SocketAddr>) -> Result<UdpSock> {
-        let sock = socket2::Socket::new(family.domain(), socket2::Type::DGRAM, None)
+        let sock = crate::netns::socket(family.domain(), socket2::Type::DGRAM, None)
             .map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
         if let Some(addr) = bind {

@@ -141,6 +141,9 @@ pub struct PingReport {
 /// Why `ping` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PingError {
+    /// The target is on the lab's LAN and this is the root namespace.
+    #[error(transparent)]
+    OffLan(#[from] crate::error::NetError),
     /// The count is not 1-1000.
     #[error("{0} probes: ping sends 1-1000")]
     Count(u32),
@@ -233,6 +236,7 @@ pub async fn ping_with(
         }
     }
     let target = target.to_canonical();
+    crate::netns::guard(crate::netns::current().as_deref(), target)?;
     let v6 = target.is_ipv6();
     let choice = choose(method, port, |kind| open_icmp(kind, v6))?;
     let pacer = Pacer::new(every);
@@ -305,7 +309,7 @@ fn open_icmp(kind: IcmpKind, v6: bool) -> io::Result<Socket> {
         IcmpKind::Datagram => Type::DGRAM,
         IcmpKind::Raw => Type::RAW,
     };
-    Socket::new(domain, ty, Some(protocol))
+    crate::netns::socket(domain, ty, Some(protocol))
 }
 
 /// The method `ping` settled on.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use socklab_frame::Framing;
 
 use super::{check_family, Kind, Lab};
+use crate::netns;
 use crate::conn::{settle_close, Conn};
 use crate::error::{NetError, Result};
 use crate::event::Event;
@@ -356,7 +357,9 @@ impl Lab {
     /// Not a UDP socket; the OS refused (too long: EMSGSIZE; broadcast
     /// without SO_BROADCAST: EACCES).
     pub async fn sendto(&self, name: &str, to: SocketAddr, data: &[u8]) -> Result<usize> {
-        let u = self.get(name)?.udp()?;
+        let e = self.get(name)?;
+        netns::guard(e.place.as_deref(), to.ip())?;
+        let u = e.udp()?;
         check_family(name, u.family, to)?;
         self.send_datagram(&u, Some(to), to, data).await
     }
@@ -397,6 +400,7 @@ impl Lab {
     /// # Errors
     /// The name is taken, or the OS refused (address in use, …).
     pub fn udp_serve(&self, addr: SocketAddr, name: Option<&str>) -> Result<SocketInfo> {
+        netns::guard(netns::current().as_deref(), addr.ip())?;
         let name = self.claim_name(name)?;
         let family = crate::model::Family::of(&addr);
         let u = Arc::new(UdpSock::new(name.clone(), family, Some(addr))?);

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Socket, Type};
+use socket2::Type;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Kind, Lab};
+use crate::netns;
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::exec::{Command, Program};
@@ -75,10 +76,11 @@ impl Lab {
         name: Option<&str>,
         service: Service,
     ) -> Result<SocketInfo> {
+        netns::guard(netns::current().as_deref(), addr.ip())?;
         let name = self.claim_name(name)?;
         let family = Family::of(&addr);
         let sock =
-            Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
+            crate::netns::socket(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
         sock.set_reuse_address(true)
             .map_err(NetError::os("setsockopt"))?;
@@ -103,8 +105,9 @@ impl Lab {
         name: Option<&str>,
         timeout: Option<Duration>,
     ) -> Result<SocketInfo> {
+        netns::guard(netns::current().as_deref(), to.ip())?;
         let name = self.claim_name(name)?;
-        let sock = Socket::new(Family::of(&to).domain(), Type::STREAM, None)
+        let sock = crate::netns::socket(Family::of(&to).domain(), Type::STREAM, None)
             .map_err(NetError::os("socket"))?;
         let stream = connect_socket(sock, to, timeout)
             .await

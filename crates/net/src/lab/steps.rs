@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{SockRef, Socket, Type};
+use socket2::{SockRef, Type};
 use tokio::net::TcpListener;
 
 use super::{check_family, Entry, Fresh, Kind, Lab, NOT_A_SOCKET, NO_CONNECTIONS};
+use crate::netns;
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::listener::{Listener, Service};
@@ -41,7 +42,7 @@ impl Lab {
         let name = self.claim_name(name)?;
         let kind = match proto {
             Proto::Tcp => {
-                let socket = Socket::new(family.domain(), Type::STREAM, None)
+                let socket = crate::netns::socket(family.domain(), Type::STREAM, None)
                     .map_err(NetError::os("socket"))?;
                 socket
                     .set_nonblocking(true)
@@ -95,6 +96,7 @@ impl Lab {
     /// Not a fresh socket, wrong family, or the OS refused (address in use).
     pub fn bind(&self, name: &str, addr: SocketAddr) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        netns::guard(e.place.as_deref(), addr.ip())?;
         match &*lock(&e.kind) {
             Kind::Fresh(s) => {
                 check_family(name, s.family, addr)?;
@@ -216,6 +218,7 @@ impl Lab {
         timeout: Option<Duration>,
     ) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        netns::guard(e.place.as_deref(), to.ip())?;
         if let Ok(u) = e.udp() {
             // UDP: fixes the peer (send/recv then need no address, and
             // datagrams from anyone else are dropped). No packet is sent.
