@@ -285,3 +285,34 @@ pub fn shift(mut e: CmdError, offset: usize) -> CmdError {
     }
     e
 }
+
+/// `join NAME GROUP [IFADDR]`, `leave NAME GROUP [IFADDR]`
+pub async fn membership(s: &mut Session, mut a: Args, join: bool) -> CmdResult {
+    let name = super::common::socket_arg(s, &mut a)?;
+    let ip = |a: &mut Args, what: &str| -> CmdResult<Ipv4Addr> {
+        let (w, span) = a.word(what)?;
+        w.parse()
+            .map_err(|_| CmdError::at(span, format!("expected {what}, found '{w}'")))
+    };
+    let gspan = a.peek().map(|t| t.span);
+    let group = ip(&mut a, "a multicast group like 224.1.1.1")?;
+    if !group.is_multicast() {
+        return Err(CmdError::at(
+            gspan.unwrap_or(a.end()),
+            format!("{group} is not a multicast group (224.0.0.0 to 239.255.255.255)"),
+        ));
+    }
+    let iface = match a.len() {
+        0 => None,
+        _ => Some(ip(&mut a, "the address of the interface to join on")?),
+    };
+    a.done()?;
+    s.lab.membership(&name, group, iface, join)?;
+    let (verb, call) = if join {
+        ("joined", "IP_ADD_MEMBERSHIP")
+    } else {
+        ("left", "IP_DROP_MEMBERSHIP")
+    };
+    s.say(format!("{name}: {verb} {group} ({call})"));
+    Ok(())
+}

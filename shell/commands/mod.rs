@@ -50,6 +50,7 @@ pub static COMMANDS: &[Command] = &[
         summary: "set a socket option (setsockopt)",
         help: "Options: reuseaddr, reuseport, nodelay, keepalive, v6only, broadcast (on|off); rcvbuf, sndbuf (bytes, like 64K);\n\
                ttl (hops, 1 to 255); linger (off, or a time like 5s; 0s makes close send a reset).\n\
+               On a lab host's UDP socket: multicast_ttl (0 to 255), multicast_loop (on|off), multicast_if (an address).\n\
                reuseaddr, reuseport and v6only matter only when set before bind.",
         run: |s, a| Box::pin(sockets::set(s, a)),
     },
@@ -463,6 +464,24 @@ pub static COMMANDS: &[Command] = &[
         help: "Delay, jitter, loss and rate apply to what HOST sends: `link student1 delay 50ms` adds 50 ms to its round trips.\n\
                Settings add up across commands; `clear` removes them; `down` unplugs the cable, `up` plugs it back.",
         run: |s, a| Box::pin(hosts::link(s, a)),
+    },
+    Command {
+        name: "join",
+        aliases: &[],
+        usage: "join NAME GROUP [IFADDR]",
+        summary: "join a UDP socket of a lab host to a multicast group (IP_ADD_MEMBERSHIP)",
+        help: "The socket then gets what is sent to GROUP on its port (bind it to 0.0.0.0 or to GROUP). It joins on the\n\
+               host's LAN interface unless IFADDR names another. Only sockets made with `on HOST …` may: multicast stays\n\
+               inside the lab. See also `set NAME multicast_ttl|multicast_loop|multicast_if`.",
+        run: |s, a| Box::pin(hosts::membership(s, a, true)),
+    },
+    Command {
+        name: "leave",
+        aliases: &[],
+        usage: "leave NAME GROUP [IFADDR]",
+        summary: "leave a multicast group (IP_DROP_MEMBERSHIP): the socket gets no more of it",
+        help: "The opposite of `join`; the group's datagrams no longer reach the socket.",
+        run: |s, a| Box::pin(hosts::membership(s, a, false)),
     },
     Command {
         name: "quit",

@@ -72,12 +72,12 @@ pub enum NetError {
     },
     /// A socket of the root namespace aimed at the lab's LAN, where only
     /// the lab's hosts are.
-    #[error("{addr} is on the lab's LAN ({lan}); this shell's own network has no way there: use `on HOST …`")]
+    #[error("{addr} {why}: use `on HOST …`")]
     OffLan {
         /// The address aimed at.
         addr: std::net::IpAddr,
-        /// The LAN, as `NET/PREFIX`.
-        lan: String,
+        /// Why it is the lab's (words that follow the address).
+        why: String,
     },
 }
 

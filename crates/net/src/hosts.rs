@@ -68,7 +68,23 @@ pub struct Link {
 }
 
 impl Link {
-    /// tc's netem arguments; empty when nothing is set.
+    /// tc's qdisc and its arguments; empty when nothing is set. A rate
+    /// alone is a token bucket (tbf), which every kernel with traffic
+    /// control has; delay, jitter and loss need netem.
+    fn qdisc(&self) -> Vec<String> {
+        if let (None, None, Some(r)) = (self.delay, self.loss, &self.rate) {
+            return ["tbf", "rate", r, "burst", "32kbit", "latency", "400ms"]
+                .map(String::from)
+                .to_vec();
+        }
+        let mut a = self.netem();
+        if !a.is_empty() {
+            a.insert(0, "netem".to_string());
+        }
+        a
+    }
+
+    /// netem's arguments.
     fn netem(&self) -> Vec<String> {
         let mut a = Vec::new();
         if let Some(d) = self.delay {
@@ -481,17 +497,30 @@ impl Hosts {
             let state = if link.down { "down" } else { "up" };
             ip(Some(&ns), &format!("link set eth0 {state}\n"))?;
         }
-        let (now, before) = (link.netem(), old.netem());
+        let (now, before) = (link.qdisc(), old.qdisc());
         if now != before {
             let mut args: Vec<String> = vec!["-n".into(), ns.clone(), "qdisc".into()];
             if now.is_empty() {
                 args.extend(["del", "dev", "eth0", "root"].map(String::from));
             } else {
-                args.extend(["replace", "dev", "eth0", "root", "netem"].map(String::from));
-                args.extend(now);
+                args.extend(["replace", "dev", "eth0", "root"].map(String::from));
+                args.extend(now.iter().cloned());
             }
-            run("tc", &args, None)?;
+            run("tc", &args, None).map_err(|e| match e {
+                HostError::System { detail, .. }
+                    if now.first().is_some_and(|q| q == "netem")
+                        && detail.contains("qdisc kind is unknown") =>
+                {
+                    HostError::Missing(
+                        "this kernel has no netem (CONFIG_NET_SCH_NETEM): delay, jitter and loss cannot be emulated here; `rate` alone works (tbf)".into(),
+                    )
+                }
+                e => e,
+            })?;
         }
+        self.hosts[i]
+            .place
+            .set_unreliable(link.down || link.loss.is_some());
         self.hosts[i].link = link;
         Ok(self.info(&self.hosts[i]))
     }
@@ -709,7 +738,12 @@ mod tests {
             rate: None,
             down: false,
         };
-        assert_eq!(l.netem().join(" "), "delay 50000us 5000us loss 1.5%");
+        assert_eq!(l.qdisc().join(" "), "netem delay 50000us 5000us loss 1.5%");
+        let r = Link {
+            rate: Some("1mbit".into()),
+            ..Link::default()
+        };
+        assert_eq!(r.qdisc()[..3].join(" "), "tbf rate 1mbit");
         assert_eq!(l.to_string(), "delay 50ms, jitter 5ms, loss 1.5%");
         assert_eq!(Link::default().to_string(), "up");
     }

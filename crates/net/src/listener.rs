@@ -18,7 +18,7 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
-use crate::model::{reaches, Family};
+use crate::model::Family;
 use crate::settle::lock;
 use crate::tube::Background;
 
@@ -188,6 +188,8 @@ pub(crate) struct Listener {
     pub(crate) service: Service,
     /// The accept loop, for a self-accepting listener.
     background: Mutex<Option<Background>>,
+    /// The lab host it was made on (`None`: this shell's namespace).
+    pub(crate) place: Option<Arc<crate::netns::Place>>,
 }
 
 impl Listener {
@@ -198,6 +200,7 @@ impl Listener {
         order: u64,
         socket: TcpListener,
         service: Service,
+        place: Option<Arc<crate::netns::Place>>,
     ) -> Listener {
         Listener {
             name,
@@ -206,6 +209,7 @@ impl Listener {
             accepted: AtomicU64::new(0),
             service,
             background: Mutex::new(None),
+            place,
         }
     }
 
@@ -229,9 +233,11 @@ impl Listener {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// Whether connections to `to` reach this listener.
-    pub(crate) fn listens_at(&self, to: SocketAddr) -> bool {
-        self.local().is_some_and(|a| reaches(a, to))
+    /// Whether connections from a socket in `from` to `to` reach this
+    /// listener.
+    pub(crate) fn listens_at(&self, from: Option<&crate::netns::Place>, to: SocketAddr) -> bool {
+        self.local()
+            .is_some_and(|a| crate::netns::delivers(self.place.as_deref(), a, from, to))
     }
 
     /// A reference for socket options.
@@ -244,7 +250,7 @@ impl Listener {
         let me = self.clone();
         // The loop works in the listener's place: its children are listed
         // on the listener's host, its programs run there.
-        let place = crate::netns::current();
+        let place = self.place.clone();
         let bg = Background::spawn(move |cancel| async move {
             let work = async {
                 match &me.service {

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
@@ -41,6 +42,9 @@ pub struct Place {
     jobs: Mutex<mpsc::Sender<Job>>,
     /// That thread's id, to read the namespace's `/proc/…/net` files.
     tid: i32,
+    /// Its link is down or loses packets: nothing sent to or from it is
+    /// waited for.
+    unreliable: AtomicBool,
 }
 
 impl std::fmt::Debug for Place {
@@ -90,6 +94,7 @@ impl Place {
             addr,
             jobs: Mutex::new(tx),
             tid,
+            unreliable: AtomicBool::new(false),
         }))
     }
 
@@ -115,6 +120,11 @@ impl Place {
     /// The thread is gone.
     pub fn run_later(&self, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
         lock(&self.jobs).send(Box::new(f)).map_err(|_| gone())
+    }
+
+    /// Marks its link as down or lossy (or not).
+    pub fn set_unreliable(&self, yes: bool) {
+        self.unreliable.store(yes, Ordering::SeqCst);
     }
 
     /// The path of the namespace's `/proc/net/FILE` (`tcp`, `tcp6`).
@@ -207,18 +217,76 @@ pub fn on_lan(ip: IpAddr) -> bool {
     u32::from(v4) & mask == u32::from(net) || v4 == Ipv4Addr::BROADCAST && !places().is_empty()
 }
 
+/// Whether what a socket in `from` sends to one in `to` surely arrives
+/// (no link down or lossy on the way; a host's own loopback always
+/// delivers).
+pub(crate) fn reliable(from: Option<&Arc<Place>>, to: Option<&Arc<Place>>) -> bool {
+    let bad = |p: Option<&Arc<Place>>| p.is_some_and(|p| p.unreliable.load(Ordering::SeqCst));
+    same(from.map(|p| &**p), to.map(|p| &**p)) || !(bad(from) || bad(to))
+}
+
+/// Whether two sockets are in the same place.
+pub(crate) fn same(a: Option<&Place>, b: Option<&Place>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => std::ptr::eq(a, b),
+        _ => false,
+    }
+}
+
+/// Whether `to` is a broadcast address of the lab (255.255.255.255, or
+/// the LAN's own broadcast address).
+pub fn is_lab_broadcast(to: IpAddr) -> bool {
+    let IpAddr::V4(v4) = to else {
+        return false;
+    };
+    let (net, prefix) = lan();
+    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+    v4 == Ipv4Addr::BROADCAST || u32::from(v4) == u32::from(net) | host_bits
+}
+
+/// Whether a socket bound to `local` in `place` gets what a socket in
+/// `from` sends to `to` (port and address; multicast membership is the
+/// caller's to check). Outside the LAN, the old rule of one namespace:
+/// the same port, and the address or the wildcard.
+pub(crate) fn delivers(
+    place: Option<&Place>,
+    local: std::net::SocketAddr,
+    from: Option<&Place>,
+    to: std::net::SocketAddr,
+) -> bool {
+    if local.port() != to.port() || local.is_ipv4() != to.is_ipv4() {
+        return false;
+    }
+    let bound = |ip: IpAddr| local.ip() == ip || local.ip().is_unspecified();
+    let ip = to.ip();
+    let in_lab = !places().is_empty();
+    if in_lab && (is_lab_broadcast(ip) || ip.is_multicast()) {
+        // Every host on the LAN, the sender's own included.
+        return place.is_some() && from.is_some() && bound(ip);
+    }
+    if in_lab && on_lan(ip) {
+        return place.is_some_and(|p| IpAddr::V4(p.addr) == ip) && from.is_some() && bound(ip);
+    }
+    same(place, from) && bound(ip)
+}
+
 /// Refuses to aim a socket of the root namespace (`place` is `None`) at the
-/// lab's LAN: only lab hosts are on it.
+/// lab's LAN, where only lab hosts are, or at a multicast group, which only
+/// lab hosts use (from here it would leave this machine).
 ///
 /// # Errors
-/// [`NetError::OffLan`] when `ip` is on the LAN and `place` is the root.
+/// [`NetError::OffLan`] when `ip` is on the LAN or multicast and `place`
+/// is the root.
 pub(crate) fn guard(place: Option<&Place>, ip: IpAddr) -> Result<()> {
-    if place.is_none() && on_lan(ip) {
+    if place.is_none() && (on_lan(ip) || ip.is_multicast()) {
         let (net, prefix) = lan();
-        return Err(NetError::OffLan {
-            addr: ip,
-            lan: format!("{net}/{prefix}"),
-        });
+        let why = if ip.is_multicast() {
+            "is a multicast group: multicast is sent and received only inside the lab's hosts".to_string()
+        } else {
+            format!("is on the lab's LAN ({net}/{prefix}); this shell's own network has no way there")
+        };
+        return Err(NetError::OffLan { addr: ip, why });
     }
     Ok(())
 }

@@ -88,7 +88,7 @@ impl Lab {
         sock.listen(backlog).map_err(NetError::os("listen"))?;
         let socket = TcpListener::from_std(sock.into()).map_err(NetError::os("listen"))?;
         let order = self.next_order();
-        let l = Arc::new(Listener::new(name.clone(), order, socket, service));
+        let l = Arc::new(Listener::new(name.clone(), order, socket, service, netns::current()));
         let e = super::Entry::new(name, (order, 0), Kind::Listener(l.clone()));
         self.insert(e.clone())?;
         l.start(Arc::new(self.clone()));
@@ -112,11 +112,12 @@ impl Lab {
         let stream = connect_socket(sock, to, timeout)
             .await
             .map_err(|(e, _)| e)?;
-        let outside = !self.lab_tubes_at(to);
+        let outside = !self.lab_tubes_at(netns::current().as_deref(), to);
         let c = Arc::new(Conn::new(name.clone(), stream, None, outside)?);
         let e = self.add(name, Kind::Conn(c.clone()))?;
         c.tube.start_reader(self.inner.events.clone());
-        self.settle_accept(c.local, c.peer).await?;
+        self.settle_accept(netns::current().as_deref(), c.local, c.peer)
+            .await?;
         Ok(e.info())
     }
 
@@ -200,7 +201,7 @@ impl Lab {
     /// # Errors
     /// The server did not report in time.
     pub async fn settle_served(&self, local: SocketAddr, server: SocketAddr) -> Result<()> {
-        let listener = self.listeners().into_iter().find(|l| l.listens_at(server));
+        let listener = self.listeners().into_iter().find(|l| l.listens_at(netns::current().as_deref(), server));
         match listener {
             Some(l) => l.settle_finished(local, SETTLE_LIMIT).await,
             None => Ok(()),

@@ -9,7 +9,7 @@ use socket2::{SockRef, Type};
 use tokio::net::TcpListener;
 
 use super::{check_family, Entry, Fresh, Kind, Lab, NOT_A_SOCKET, NO_CONNECTIONS};
-use crate::netns;
+use crate::netns::{self, Place};
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::listener::{Listener, Service};
@@ -32,6 +32,10 @@ impl Entry {
         }
     }
 }
+
+/// Why multicast is refused on a socket of the shell's own namespace.
+pub(super) const ROOT_MULTICAST: &str =
+    "is a socket of this shell's own network: multicast is for the lab's hosts only (make the socket with `on HOST …`)";
 
 impl Lab {
     /// `socket()`: a new TCP or UDP socket of `family`, not yet bound.
@@ -59,7 +63,11 @@ impl Lab {
     /// # Errors
     /// No such socket, or the OS refused.
     pub fn set_opt(&self, name: &str, opt: SockOpt, value: OptValue) -> Result<()> {
-        self.get(name)?
+        let e = self.get(name)?;
+        if opt.is_multicast() && e.place.is_none() {
+            return Err(NetError::state(name, ROOT_MULTICAST));
+        }
+        e
             .with_sockref(|s, v6| opt.set(s, value, v6))?
             .map_err(NetError::os("setsockopt"))
     }
@@ -145,7 +153,13 @@ impl Lab {
         }
         let listener =
             TcpListener::from_std(fresh.socket.into()).map_err(NetError::os("listen"))?;
-        let l = Listener::new(e.name.clone(), e.order.0, listener, Service::Manual);
+        let l = Listener::new(
+            e.name.clone(),
+            e.order.0,
+            listener,
+            Service::Manual,
+            e.place.clone(),
+        );
         *kind = Kind::Listener(Arc::new(l));
         drop(kind);
         self.index(&e);
@@ -256,23 +270,28 @@ impl Lab {
                 return Err(err);
             }
         };
-        let outside = !self.lab_tubes_at(to);
+        let outside = !self.lab_tubes_at(e.place.as_deref(), to);
         let c = Arc::new(Conn::new(e.name.clone(), stream, None, outside)?);
         let (local, peer) = (c.local, c.peer);
         *lock(&e.kind) = Kind::Conn(c);
         self.index(&e);
-        self.settle_accept(local, peer).await?;
+        self.settle_accept(e.place.as_deref(), local, peer).await?;
         Ok(e.info())
     }
 
     /// After a connect from `local` to `peer`: when `peer` is a listener of
     /// this lab that accepts by itself, waits until it has reported the
     /// accept (an iterative server that is busy queues the client instead).
-    pub(super) async fn settle_accept(&self, local: SocketAddr, peer: SocketAddr) -> Result<()> {
+    pub(super) async fn settle_accept(
+        &self,
+        from: Option<&Place>,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Result<()> {
         let listener = self
             .listeners()
             .into_iter()
-            .find(|l| l.accepts().is_some() && l.listens_at(peer));
+            .find(|l| l.accepts().is_some() && l.listens_at(from, peer));
         let Some(l) = listener else {
             return Ok(());
         };
