@@ -155,7 +155,7 @@ impl UdpSock {
         }
         match to.ip() {
             std::net::IpAddr::V4(group) if group.is_multicast() => {
-                let looped = self.sockref().multicast_loop_v4().unwrap_or(true);
+                let looped = from.sockref().multicast_loop_v4().unwrap_or(true);
                 lock(&self.groups).contains(&group)
                     && (looped
                         || !crate::netns::same(self.place.as_deref(), from.place.as_deref()))
@@ -182,8 +182,13 @@ impl UdpSock {
                 .map_err(NetError::os("join (IP_ADD_MEMBERSHIP)"))?;
             lock(&self.groups).push(group);
         } else {
-            s.leave_multicast_v4(&group, &iface)
-                .map_err(NetError::os("leave (IP_DROP_MEMBERSHIP)"))?;
+            s.leave_multicast_v4(&group, &iface).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                    NetError::state(&self.name, format!("has not joined {group} (on {iface})"))
+                } else {
+                    NetError::os("leave (IP_DROP_MEMBERSHIP)")(e)
+                }
+            })?;
             lock(&self.groups).retain(|g| *g != group);
         }
         Ok(())
