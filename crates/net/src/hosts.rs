@@ -494,8 +494,14 @@ impl Hosts {
         let ns = self.hosts[i].netns.clone();
         let old = self.hosts[i].link.clone();
         if link.down != old.down {
-            let state = if link.down { "down" } else { "up" };
-            ip(Some(&ns), &format!("link set eth0 {state}\n"))?;
+            // Down takes the routes over eth0 with it; up puts the
+            // default route back.
+            let script = if link.down {
+                "link set eth0 down\n"
+            } else {
+                "link set eth0 up\nroute replace default dev eth0\n"
+            };
+            ip(Some(&ns), script)?;
         }
         let (now, before) = (link.qdisc(), old.qdisc());
         if now != before {
