@@ -174,6 +174,22 @@ pub(crate) fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io
     run_here(move || Socket::new(domain, ty, protocol))?
 }
 
+/// `socket()` in `place` (`None`: the root namespace).
+///
+/// # Errors
+/// The OS refused, or the place's thread is gone.
+pub(crate) fn socket_in(
+    place: Option<&Place>,
+    domain: Domain,
+    ty: Type,
+    protocol: Option<Protocol>,
+) -> io::Result<Socket> {
+    match place {
+        Some(p) => p.run(move || Socket::new(domain, ty, protocol))?,
+        None => Socket::new(domain, ty, protocol),
+    }
+}
+
 /// Every place of this process, in the order they were made.
 static PLACES: Mutex<Vec<Arc<Place>>> = Mutex::new(Vec::new());
 

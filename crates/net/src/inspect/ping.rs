@@ -560,6 +560,20 @@ async fn icmp_probes(
     Ok(probes)
 }
 
+/// A TCP connect from the current place (a lab host's, or this shell's).
+async fn tcp_connect(to: SocketAddr) -> io::Result<TcpStream> {
+    let domain = if to.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = crate::netns::socket(domain, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    tokio::net::TcpSocket::from_std_stream(s.into())
+        .connect(to)
+        .await
+}
+
 async fn tcp_probes(
     target: IpAddr,
     port: u16,
@@ -572,7 +586,7 @@ async fn tcp_probes(
     for seq in 1..=count {
         pacer.tick().await;
         let start = Instant::now();
-        let outcome = match time::timeout(timeout, TcpStream::connect(to)).await {
+        let outcome = match time::timeout(timeout, tcp_connect(to)).await {
             Err(_) => ProbeOutcome::Timeout,
             Ok(Ok(stream)) => {
                 let time = start.elapsed();

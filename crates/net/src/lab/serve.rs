@@ -121,6 +121,21 @@ impl Lab {
         Ok(e.info())
     }
 
+    /// A new connection to listener `name` of this lab, not added to the
+    /// lab (a transfer's stream). It is made in the current place, or, from
+    /// the root namespace, in the listener's own host.
+    ///
+    /// # Errors
+    /// No such listener, or the connect failed.
+    pub async fn listener_stream(&self, name: &str) -> Result<TcpStream> {
+        let to = self.connect_addr_of(name)?;
+        let place = netns::current().or_else(|| self.get(name).ok().and_then(|e| e.place.clone()));
+        netns::guard(place.as_deref(), to.ip())?;
+        let sock = netns::socket_in(place.as_deref(), Family::of(&to).domain(), Type::STREAM, None)
+            .map_err(NetError::os("socket"))?;
+        connect_socket(sock, to, None).await.map_err(|(e, _)| e)
+    }
+
     /// Starts `command` with its stdin and stdout as a stream of the lab
     /// (read in the background: its output arrives as events); its stderr
     /// and its exit are events too.
