@@ -65,7 +65,9 @@ impl Session {
 
     /// The lab's hosts.
     pub fn hosts(&self) -> MutexGuard<'_, Hosts> {
-        self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Prints a line of a command's output.

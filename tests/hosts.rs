@@ -44,14 +44,21 @@ fn root_links() -> BTreeSet<String> {
         .expect("ip runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
+        .filter_map(|l| {
+            l.split(": ")
+                .nth(1)
+                .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        })
         .collect()
 }
 
 /// The namespaces of the shell with this PID.
 fn of_shell(pid: u32) -> BTreeSet<String> {
     let prefix = format!("sl{pid}-");
-    netns().into_iter().filter(|n| n.starts_with(&prefix)).collect()
+    netns()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
 }
 
 /// The shell PID in a transcript's `netns slPID-NAME`.
@@ -106,10 +113,16 @@ fn a_classroom_on_one_machine_leaves_nothing_behind() {
         text.contains("3 hosts: student1 (192.168.24.1) … student3 (192.168.24.3)"),
         "{text}"
     );
-    assert!(text.contains("srv.1 <- 13 bytes \"hello teacher\""), "{text}");
+    assert!(
+        text.contains("srv.1 <- 13 bytes \"hello teacher\""),
+        "{text}"
+    );
     assert!(text.contains("2 sent, 2 answered"), "{text}");
     // A host has two interfaces: its loopback and eth0.
-    assert!(text.contains("ifs: took \"2\"") || text.contains("\"2\""), "{text}");
+    assert!(
+        text.contains("ifs: took \"2\"") || text.contains("\"2\""),
+        "{text}"
+    );
     assert!(text.contains("NAME   HOST"), "{text}");
     assert!(
         text.contains("student3  192.168.24.3/24    eth0 ~ br0:p4  up    s3"),
@@ -179,8 +192,7 @@ fn a_killed_shell_is_cleaned_up_by_the_next() {
     assert!(of_shell(pid).is_empty(), "{:?}", netns());
     if !still.is_empty() && next.stderr.contains(&format!("socklab {pid},")) {
         assert!(
-            next.stderr
-                .contains("network namespace(s) left by socklab"),
+            next.stderr.contains("network namespace(s) left by socklab"),
             "{}",
             next.stderr
         );
@@ -189,10 +201,21 @@ fn a_killed_shell_is_cleaned_up_by_the_next() {
 }
 
 #[test]
-fn sigterm_removes_the_hosts() {
-    if !root("sigterm_removes_the_hosts") {
+fn sigterm_and_ctrl_c_remove_the_hosts() {
+    if !root("sigterm_and_ctrl_c_remove_the_hosts") {
         return;
     }
+    for (signal, status) in [
+        (nix::sys::signal::Signal::SIGTERM, 143),
+        (nix::sys::signal::Signal::SIGINT, 130),
+    ] {
+        ended_by(signal, status);
+    }
+}
+
+/// Starts a shell with a host, sends it `signal` while a command waits,
+/// and checks it exits with `status` and leaves no namespace.
+fn ended_by(signal: nix::sys::signal::Signal, status: i32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -202,21 +225,17 @@ fn sigterm_removes_the_hosts() {
     let pid = child.id();
     let _cleanup = Cleanup(vec![pid]);
     let mut stdin = child.stdin.take().expect("piped");
-    writeln!(stdin, "host add teacher\necho made").expect("written");
+    writeln!(stdin, "host add teacher\necho made\nsleep 30s").expect("written");
     let mut out = BufReader::new(child.stdout.take().expect("piped"));
     let mut line = String::new();
-    while !line.starts_with("made") {
+    while !line.starts_with("socklab> sleep") {
         line.clear();
         assert!(out.read_line(&mut line).expect("read") > 0, "ended early");
     }
     assert_eq!(of_shell(pid).len(), 2);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let status = child.wait().expect("waited");
-    assert_eq!(status.code(), Some(143));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
+    let ended = child.wait().expect("waited");
+    assert_eq!(ended.code(), Some(status), "{signal}");
     assert!(of_shell(pid).is_empty(), "{:?}", netns());
     drop(stdin);
 }
@@ -234,7 +253,9 @@ fn two_shells_have_two_lans_that_never_meet() {
                   send a \"one\"\n\
                   sockets\n";
     let runs: Vec<_> = std::thread::scope(|s| {
-        let t: Vec<_> = (0..2).map(|_| s.spawn(|| run_script(script, &[]))).collect();
+        let t: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| run_script(script, &[])))
+            .collect();
         t.into_iter().map(|h| h.join().expect("ran")).collect()
     });
     let mut cleanup = Cleanup::default();
@@ -278,8 +299,14 @@ fn links_go_down_and_come_back() {
     assert_eq!(run.code, 0, "{text}");
     assert!(!text.contains("bytes \"lost\""), "{text}");
     assert!(text.contains("Network is unreachable"), "{text}");
-    assert!(text.contains("r <- from 192.168.24.1:[port]: 7 bytes \"arrives\""), "{text}");
-    assert!(text.contains("student1  192.168.24.1/24    eth0 ~ br0:p2  rate 1mbit"), "{text}");
+    assert!(
+        text.contains("r <- from 192.168.24.1:[port]: 7 bytes \"arrives\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("student1  192.168.24.1/24    eth0 ~ br0:p2  rate 1mbit"),
+        "{text}"
+    );
     assert!(text.contains("jitter needs a delay"), "{text}");
     assert!(text.contains("no host named 'nobody'"), "{text}");
 }
@@ -289,7 +316,9 @@ fn has_netem() -> bool {
     let ns = format!("slnetemcheck{}", std::process::id());
     let _ = Command::new("ip").args(["netns", "add", &ns]).status();
     let ok = Command::new("tc")
-        .args(["-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
+        .args([
+            "-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+        ])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
@@ -311,11 +340,16 @@ fn a_delayed_link_slows_the_round_trip_or_says_netem_is_missing() {
     cleanup.0.push(shell_pid(&run.stdout));
     if netem {
         // The `!` line succeeded, so the script failed there.
-        assert!(run.stdout.contains("student1: link delay 50ms"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("student1: link delay 50ms"),
+            "{}",
+            run.stdout
+        );
     } else {
         assert_eq!(run.code, 0, "{}", run.stdout);
         assert!(
-            run.stdout.contains("this kernel has no netem (CONFIG_NET_SCH_NETEM)"),
+            run.stdout
+                .contains("this kernel has no netem (CONFIG_NET_SCH_NETEM)"),
             "{}",
             run.stdout
         );

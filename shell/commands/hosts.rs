@@ -102,7 +102,12 @@ fn del(s: &mut Session, mut a: Args) -> CmdResult {
 fn lan(s: &mut Session, mut a: Args) -> CmdResult {
     let (w, span) = a.word("a LAN like 192.168.24.0/24")?;
     a.done()?;
-    let bad = || CmdError::at(span, format!("expected a LAN like 10.0.0.0/24, found '{w}'"));
+    let bad = || {
+        CmdError::at(
+            span,
+            format!("expected a LAN like 10.0.0.0/24, found '{w}'"),
+        )
+    };
     let (addr, prefix) = w.split_once('/').ok_or_else(bad)?;
     let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
     let prefix: u8 = prefix.parse().map_err(|_| bad())?;

@@ -269,7 +269,10 @@ impl Hosts {
     /// Not root, no iproute2, a name taken or malformed, an address taken
     /// or off the LAN, the LAN full, or a command failed (then nothing of
     /// this call is left).
-    pub fn add(&mut self, wanted: &[(String, Option<Ipv4Addr>)]) -> Result<Vec<HostInfo>, HostError> {
+    pub fn add(
+        &mut self,
+        wanted: &[(String, Option<Ipv4Addr>)],
+    ) -> Result<Vec<HostInfo>, HostError> {
         privileges()?;
         let plan = self.plan(wanted)?;
         if !self.lan_up {
@@ -291,7 +294,10 @@ impl Hosts {
             made.push((name.clone(), ns, port, *addr));
         }
         let undo = |made: &[(String, String, String, Ipv4Addr)]| {
-            let script: String = made.iter().map(|m| format!("netns del {}\n", m.1)).collect();
+            let script: String = made
+                .iter()
+                .map(|m| format!("netns del {}\n", m.1))
+                .collect();
             let _ = ip(None, &script);
         };
         if let Err(e) = ip(None, &root).and_then(|()| ip(Some(&self.lan_ns()), &bridge)) {
@@ -321,7 +327,8 @@ impl Hosts {
                 // No IPv6 on the LAN: its router and neighbour
                 // solicitations would be noise in every capture.
                 for f in ["all", "default", "eth0"] {
-                    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1");
+                    let _ =
+                        std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1");
                 }
                 let _ = tx.send(ip(None, &script));
             });
@@ -385,7 +392,9 @@ impl Hosts {
         for (name, addr) in wanted {
             check_host_name(name)?;
             if !names.insert(name) {
-                return Err(HostError::Usage(format!("a host named '{name}' exists already")));
+                return Err(HostError::Usage(format!(
+                    "a host named '{name}' exists already"
+                )));
             }
             if let Some(a) = addr {
                 let off = u32::from(*a).wrapping_sub(base);
@@ -406,7 +415,8 @@ impl Hosts {
                 Some(a) => *a,
                 None => {
                     let lecture = Ipv4Addr::from(base + 148);
-                    if name == "teacher" && !teacher_done && size > 149 && !used.contains(&lecture) {
+                    if name == "teacher" && !teacher_done && size > 149 && !used.contains(&lecture)
+                    {
                         teacher_done = true;
                         used.insert(lecture);
                         lecture
@@ -729,9 +739,16 @@ mod tests {
         let addrs: Vec<String> = plan.iter().map(|p| p.1.to_string()).collect();
         assert_eq!(
             addrs,
-            ["192.168.24.1", "192.168.24.148", "192.168.24.2", "192.168.24.3"]
+            [
+                "192.168.24.1",
+                "192.168.24.148",
+                "192.168.24.2",
+                "192.168.24.3"
+            ]
         );
-        assert!(h.plan(&[("a".into(), Some("10.0.0.1".parse().unwrap()))]).is_err());
+        assert!(h
+            .plan(&[("a".into(), Some("10.0.0.1".parse().unwrap()))])
+            .is_err());
         assert!(h.plan(&[("a".into(), None), ("a".into(), None)]).is_err());
     }
 

@@ -539,14 +539,16 @@ impl Lab {
         let all: Vec<Arc<UdpSock>> = lock(&self.inner.sockets)
             .values()
             .filter_map(|e| match &*lock(&e.kind) {
-                Kind::Udp(u) if u.receives(from, to) && netns::reliable(from.place(), u.place()) => {
+                Kind::Udp(u)
+                    if u.receives(from, to) && netns::reliable(from.place(), u.place()) =>
+                {
                     Some(u.clone())
                 }
                 _ => None,
             })
             .collect();
-        let fan_out = from.place().is_some()
-            && (netns::is_lab_broadcast(to.ip()) || to.ip().is_multicast());
+        let fan_out =
+            from.place().is_some() && (netns::is_lab_broadcast(to.ip()) || to.ip().is_multicast());
         if fan_out {
             all
         } else {

@@ -298,9 +298,12 @@ pub(crate) fn guard(place: Option<&Place>, ip: IpAddr) -> Result<()> {
     if place.is_none() && (on_lan(ip) || ip.is_multicast()) {
         let (net, prefix) = lan();
         let why = if ip.is_multicast() {
-            "is a multicast group: multicast is sent and received only inside the lab's hosts".to_string()
+            "is a multicast group: multicast is sent and received only inside the lab's hosts"
+                .to_string()
         } else {
-            format!("is on the lab's LAN ({net}/{prefix}); this shell's own network has no way there")
+            format!(
+                "is on the lab's LAN ({net}/{prefix}); this shell's own network has no way there"
+            )
         };
         return Err(NetError::OffLan { addr: ip, why });
     }

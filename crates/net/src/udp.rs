@@ -157,8 +157,7 @@ impl UdpSock {
             std::net::IpAddr::V4(group) if group.is_multicast() => {
                 let looped = from.sockref().multicast_loop_v4().unwrap_or(true);
                 lock(&self.groups).contains(&group)
-                    && (looped
-                        || !crate::netns::same(self.place.as_deref(), from.place.as_deref()))
+                    && (looped || !crate::netns::same(self.place.as_deref(), from.place.as_deref()))
             }
             _ => true,
         }

@@ -210,7 +210,8 @@ fn bind_check(ty: Type, protocol: Protocol, port: u16) -> BindCheck {
         return BindCheck::Free;
     }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let result = crate::netns::socket(Domain::IPV4, ty, Some(protocol)).and_then(|s| s.bind(&addr.into()));
+    let result =
+        crate::netns::socket(Domain::IPV4, ty, Some(protocol)).and_then(|s| s.bind(&addr.into()));
     match result {
         Ok(()) => BindCheck::Free,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => BindCheck::InUse,

@@ -8,11 +8,11 @@ use bytes::Bytes;
 use socklab_frame::Framing;
 
 use super::{check_family, Kind, Lab};
-use crate::netns::{self, Place};
 use crate::conn::{settle_close, Conn};
 use crate::error::{NetError, Result};
 use crate::event::Event;
 use crate::model::{ReadOutcome, SocketInfo};
+use crate::netns::{self, Place};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Progress, Tube};
 use crate::udp::{Datagram, UdpSock};
@@ -258,7 +258,10 @@ impl Lab {
         }
         c.tube.mark_closed();
         // A file or exec server of this lab reports the end of this client.
-        let server = self.listeners().into_iter().find(|l| l.listens_at(place, c.peer));
+        let server = self
+            .listeners()
+            .into_iter()
+            .find(|l| l.listens_at(place, c.peer));
         if let Some(server) = server {
             server.settle_finished(c.local, SETTLE_LIMIT).await?;
         }

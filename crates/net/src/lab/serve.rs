@@ -10,13 +10,13 @@ use socket2::Type;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Kind, Lab};
-use crate::netns;
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::exec::{Command, Program};
 use crate::files::FileService;
 use crate::listener::{Listener, ServeMode, Service};
 use crate::model::{Family, SocketInfo};
+use crate::netns;
 use crate::settle::{lock, SETTLE_LIMIT};
 
 impl Lab {
@@ -79,8 +79,8 @@ impl Lab {
         netns::guard(netns::current().as_deref(), addr.ip())?;
         let name = self.claim_name(name)?;
         let family = Family::of(&addr);
-        let sock =
-            crate::netns::socket(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
+        let sock = crate::netns::socket(family.domain(), Type::STREAM, None)
+            .map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
         sock.set_reuse_address(true)
             .map_err(NetError::os("setsockopt"))?;
@@ -88,7 +88,13 @@ impl Lab {
         sock.listen(backlog).map_err(NetError::os("listen"))?;
         let socket = TcpListener::from_std(sock.into()).map_err(NetError::os("listen"))?;
         let order = self.next_order();
-        let l = Arc::new(Listener::new(name.clone(), order, socket, service, netns::current()));
+        let l = Arc::new(Listener::new(
+            name.clone(),
+            order,
+            socket,
+            service,
+            netns::current(),
+        ));
         let e = super::Entry::new(name, (order, 0), Kind::Listener(l.clone()));
         self.insert(e.clone())?;
         l.start(Arc::new(self.clone()));
@@ -131,8 +137,13 @@ impl Lab {
         let to = self.connect_addr_of(name)?;
         let place = netns::current().or_else(|| self.get(name).ok().and_then(|e| e.place.clone()));
         netns::guard(place.as_deref(), to.ip())?;
-        let sock = netns::socket_in(place.as_deref(), Family::of(&to).domain(), Type::STREAM, None)
-            .map_err(NetError::os("socket"))?;
+        let sock = netns::socket_in(
+            place.as_deref(),
+            Family::of(&to).domain(),
+            Type::STREAM,
+            None,
+        )
+        .map_err(NetError::os("socket"))?;
         connect_socket(sock, to, None).await.map_err(|(e, _)| e)
     }
 
@@ -216,7 +227,10 @@ impl Lab {
     /// # Errors
     /// The server did not report in time.
     pub async fn settle_served(&self, local: SocketAddr, server: SocketAddr) -> Result<()> {
-        let listener = self.listeners().into_iter().find(|l| l.listens_at(netns::current().as_deref(), server));
+        let listener = self
+            .listeners()
+            .into_iter()
+            .find(|l| l.listens_at(netns::current().as_deref(), server));
         match listener {
             Some(l) => l.settle_finished(local, SETTLE_LIMIT).await,
             None => Ok(()),

@@ -9,11 +9,11 @@ use socket2::{SockRef, Type};
 use tokio::net::TcpListener;
 
 use super::{check_family, Entry, Fresh, Kind, Lab, NOT_A_SOCKET, NO_CONNECTIONS};
-use crate::netns::{self, Place};
 use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::listener::{Listener, Service};
 use crate::model::{Family, Proto, SocketInfo};
+use crate::netns::{self, Place};
 use crate::options::{OptValue, SockOpt};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tcp;
@@ -67,8 +67,7 @@ impl Lab {
         if opt.is_multicast() && e.place.is_none() {
             return Err(NetError::state(name, ROOT_MULTICAST));
         }
-        e
-            .with_sockref(|s, v6| opt.set(s, value, v6))?
+        e.with_sockref(|s, v6| opt.set(s, value, v6))?
             .map_err(NetError::os("setsockopt"))
     }
 
