@@ -462,7 +462,8 @@ pub static COMMANDS: &[Command] = &[
         usage: "link HOST delay DUR [jitter DUR] [loss PCT] [rate RATE]\nlink HOST down|up|clear",
         summary: "make a host's link slow, lossy or down (tc netem on its eth0)",
         help: "Delay, jitter, loss and rate apply to what HOST sends: `link student1 delay 50ms` adds 50 ms to its round trips.\n\
-               Settings add up across commands; `clear` removes them; `down` unplugs the cable, `up` plugs it back.",
+               Settings add up across commands; `clear` removes them; `down` unplugs the cable, `up` plugs it back.\n\
+               Delay and jitter need the kernel's netem; loss and rate work without it (an HTB queue and a random-drop filter).",
         run: |s, a| Box::pin(hosts::link(s, a)),
     },
     Command {

@@ -24,6 +24,10 @@ use std::time::Duration;
 
 use crate::netns::{self, Place};
 
+/// How long a link may take to carry traffic once it is up (the kernel
+/// activates its queue and the bridge port on a work queue of its own).
+const LINK_SETTLE: Duration = Duration::from_secs(3);
+
 /// Where `ip netns add` puts its namespaces.
 const NETNS_DIR: &str = "/run/netns";
 
@@ -82,6 +86,25 @@ impl Link {
             a.insert(0, "netem".to_string());
         }
         a
+    }
+
+    /// Loss (and a rate) without netem, as a `tc -batch` script: an HTB
+    /// root whose class 1:2 ends in a queue of length 0 (it drops all it
+    /// gets), and a classic BPF filter that sends a packet there with the
+    /// loss's probability (`ld rand`; `jgt`), else to class 1:1 (the rate,
+    /// if any).
+    fn random_drop(&self) -> String {
+        let loss = self.loss.unwrap_or(0.0).clamp(0.0, 100.0);
+        // P(drop) = P(rand <= t) = (t + 1) / 2^32.
+        let t = ((loss / 100.0) * 4_294_967_296.0 - 1.0).clamp(0.0, 4_294_967_295.0) as u64;
+        let rate = self.rate.clone().unwrap_or_else(|| "10gbit".into());
+        format!(
+            "qdisc add dev eth0 root handle 1: htb default 1 r2q 100000\n\
+             class add dev eth0 parent 1: classid 1:1 htb rate {rate}\n\
+             class add dev eth0 parent 1: classid 1:2 htb rate 10gbit\n\
+             qdisc add dev eth0 parent 1:2 handle 2: pfifo limit 0\n\
+             filter add dev eth0 parent 1: bpf bytecode \"4,32 0 0 4294963256,37 1 0 {t},6 0 0 65538,6 0 0 65537,\" classid 1:1\n"
+        )
     }
 
     /// netem's arguments.
@@ -358,6 +381,11 @@ impl Hosts {
             undo(&made);
             return Err(e);
         }
+        let ports: Vec<(Arc<Place>, String)> = places
+            .iter()
+            .map(|(place, _, port)| (place.clone(), port.clone()))
+            .collect();
+        self.settle_links(&ports);
         let mut infos = Vec::new();
         for (place, netns_name, port) in places {
             netns::register(place.clone());
@@ -452,6 +480,48 @@ impl Hosts {
         Ok(())
     }
 
+    /// Waits until each host's `eth0` is running (its queue active) and the
+    /// bridge port at its other end forwards: until then the kernel drops
+    /// what is sent. It polls (every 2 ms, for at most [`LINK_SETTLE`]);
+    /// a timeout only ends the wait.
+    fn settle_links(&self, hosts: &[(Arc<Place>, String)]) {
+        let deadline = std::time::Instant::now() + LINK_SETTLE;
+        let mut waiting: Vec<(Arc<Place>, String)> = hosts.to_vec();
+        while !waiting.is_empty() && std::time::Instant::now() < deadline {
+            let lan = self.forwarding_ports();
+            waiting.retain(|(place, port)| !(lan.contains(port) && eth0_running(place)));
+            if !waiting.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// The LAN's bridge ports that are up and forwarding.
+    fn forwarding_ports(&self) -> BTreeSet<String> {
+        let Ok(out) = Command::new("ip")
+            .args([
+                "-n",
+                &self.lan_ns(),
+                "-d",
+                "-o",
+                "link",
+                "show",
+                "master",
+                "br0",
+            ])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return BTreeSet::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(" state UP ") && l.contains("bridge_slave state forwarding"))
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+
     /// Removes host `name` (its namespace; its veth pair goes with it).
     ///
     /// # Errors
@@ -512,6 +582,10 @@ impl Hosts {
                 "link set eth0 up\nroute replace default dev eth0\n"
             };
             ip(Some(&ns), script)?;
+            if !link.down {
+                let h = &self.hosts[i];
+                self.settle_links(&[(h.place.clone(), h.port.clone())]);
+            }
         }
         let (now, before) = (link.qdisc(), old.qdisc());
         if now != before {
@@ -522,17 +596,30 @@ impl Hosts {
                 args.extend(["replace", "dev", "eth0", "root"].map(String::from));
                 args.extend(now.iter().cloned());
             }
-            run("tc", &args, None).map_err(|e| match e {
-                HostError::System { detail, .. }
+            let netem_missing = |e: &HostError| {
+                matches!(e, HostError::System { detail, .. }
                     if now.first().is_some_and(|q| q == "netem")
-                        && detail.contains("qdisc kind is unknown") =>
-                {
-                    HostError::Missing(
-                        "this kernel has no netem (CONFIG_NET_SCH_NETEM): delay, jitter and loss cannot be emulated here; `rate` alone works (tbf)".into(),
-                    )
+                        && detail.contains("qdisc kind is unknown"))
+            };
+            match run("tc", &args, None) {
+                Ok(()) => {}
+                // Loss (and a rate) without delay: a filter that drops at
+                // random, for kernels built without netem.
+                Err(e) if netem_missing(&e) && link.delay.is_none() => {
+                    let _ = run(
+                        "tc",
+                        &["-n", &ns, "qdisc", "del", "dev", "eth0", "root"].map(String::from),
+                        None,
+                    );
+                    run("tc", &["-n".into(), ns.clone(), "-batch".into(), "-".into()], Some(&link.random_drop()))?;
                 }
-                e => e,
-            })?;
+                Err(e) if netem_missing(&e) => {
+                    return Err(HostError::Missing(
+                        "this kernel has no netem (CONFIG_NET_SCH_NETEM): delay and jitter cannot be emulated here; loss and rate work without it".into(),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.hosts[i]
             .place
@@ -551,6 +638,20 @@ impl Drop for Hosts {
     fn drop(&mut self) {
         self.clear();
     }
+}
+
+/// Whether a host's `eth0` is up and running (carrier, queue active).
+fn eth0_running(place: &Place) -> bool {
+    use nix::net::if_::InterfaceFlags as F;
+    place
+        .run(|| {
+            nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+                all.any(|i| {
+                    i.interface_name == "eth0" && i.flags.contains(F::IFF_UP | F::IFF_RUNNING)
+                })
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// A host name: a letter, then letters, digits, `-` or `_`.
