@@ -799,11 +799,15 @@ fn owner(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Whether `pid` is a running socklab.
+/// Whether `pid` is a running socklab: a process whose command name is
+/// this program's (`socklab`, or whatever it was installed as).
 fn socklab_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim() == "socklab")
-        .unwrap_or(false)
+    let comm = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
+    match (comm(&pid.to_string()), comm("self")) {
+        (Some(theirs), Some(ours)) => theirs == ours || theirs.trim() == "socklab",
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 #[cfg(test)]
