@@ -463,3 +463,44 @@ fn without_root_hosts_say_what_is_missing() {
         "{text}"
     );
 }
+
+#[test]
+fn the_lectures_own_server_runs_unchanged_on_the_teachers_host() {
+    if !root("the_lectures_own_server_runs_unchanged_on_the_teachers_host") {
+        return;
+    }
+    let server = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/classroom_server.py"
+    );
+    let run = run_script(
+        &format!(
+            "host add teacher\n\
+             host add student 2\n\
+             on teacher exec python3 -u {server} as lecture\n\
+             expect lecture \"开始监听了\"\n\
+             on student1 connect 192.168.24.148 5556 as s1\n\
+             expect s1 \"Welcome to study socket!\"\n\
+             send s1 \"student1 here\"\n\
+             expect lecture \"student1 here\"\n\
+             on student2 connect 192.168.24.148 5556 as s2\n\
+             expect s2 \"Welcome to study socket!\"\n\
+             send s2 \"student2 here\"\n\
+             expect lecture \"student2 here\"\n\
+             close s1\n\
+             close s2\n\
+             close lecture\n"
+        ),
+        &[],
+    );
+    let mut cleanup = Cleanup::default();
+    cleanup.0.push(shell_pid(&run.stdout));
+    let text = transcript(&run);
+    assert_eq!(run.code, 0, "{text}");
+    // The server printed each receipt (服务器端收到回执信息: …) and closed each client.
+    assert!(
+        text.contains("lecture: matched \"student2 here\""),
+        "{text}"
+    );
+    assert!(text.contains("s1 <- peer closed (EOF)"), "{text}");
+}
