@@ -144,12 +144,14 @@ fn the_root_namespace_never_reaches_the_lab_lan() {
          !sendto u 224.1.1.1 9 \"x\"\n\
          !listen 192.168.24.148 5556\n\
          !ping 192.168.24.148\n\
-         !join u 224.1.1.1\n",
+         !join u 224.1.1.1\n\
+         !exec ping -c 1 192.168.24.148\n\
+         !exec nc 192.168.24.148:5556\n",
         &[],
     );
     let text = transcript(&run);
     assert_eq!(run.code, 0, "{text}");
-    assert_eq!(text.matches("`on HOST …`").count(), 6, "{text}");
+    assert_eq!(text.matches("`on HOST …`").count(), 8, "{text}");
 }
 
 #[test]

@@ -310,6 +310,28 @@ pub(crate) fn guard(place: Option<&Place>, ip: IpAddr) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a program of the root namespace whose arguments name an
+/// address of the lab's LAN or a multicast group (`exec ping
+/// 192.168.24.148`, `nc 192.168.24.148:5556`): from here such traffic
+/// would leave the machine. Numbers that look like an IPv4 address are
+/// looked for inside each argument.
+///
+/// # Errors
+/// [`NetError::OffLan`] naming the first such address.
+pub(crate) fn guard_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    if current().is_some() {
+        return Ok(());
+    }
+    for arg in args {
+        for piece in arg.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+            if let Ok(ip) = piece.parse::<Ipv4Addr>() {
+                guard(None, IpAddr::V4(ip))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +343,8 @@ mod tests {
         assert!(!on_lan("127.0.0.1".parse().unwrap()));
         assert!(guard(None, "192.168.24.3".parse().unwrap()).is_err());
         assert!(guard(None, "127.0.0.1".parse().unwrap()).is_ok());
+        assert!(guard_args(["nc", "192.168.24.148:5556"]).is_err());
+        assert!(guard_args(["ping", "-c1", "224.0.0.1"]).is_err());
+        assert!(guard_args(["cat", "1.2.3", "127.0.0.1:80", "v1.2.3.4"]).is_ok());
     }
 }

@@ -63,6 +63,10 @@ impl Lab {
         name: Option<&str>,
         command: Command,
     ) -> Result<SocketInfo> {
+        netns::guard_args(
+            std::iter::once(command.program.as_str())
+                .chain(command.args.iter().map(String::as_str)),
+        )?;
         self.server(addr, backlog, name, Service::exec(command))
     }
 
@@ -154,6 +158,10 @@ impl Lab {
     /// # Errors
     /// The name is taken, or the program cannot be started.
     pub fn exec(&self, command: Command, name: Option<&str>) -> Result<SocketInfo> {
+        netns::guard_args(
+            std::iter::once(command.program.as_str())
+                .chain(command.args.iter().map(String::as_str)),
+        )?;
         let name = self.claim_name(name)?;
         let p = Arc::new(Program::start(
             name.clone(),
