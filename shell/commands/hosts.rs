@@ -179,7 +179,7 @@ pub async fn link(s: &mut Session, mut a: Args) -> CmdResult {
         ));
     }
     while a.len() > 0 {
-        let (kw, kspan) = a.choice(
+        let (kw, _) = a.choice(
             "a setting",
             &["delay", "jitter", "loss", "rate", "down", "up", "clear"],
         )?;
@@ -236,7 +236,6 @@ pub async fn link(s: &mut Session, mut a: Args) -> CmdResult {
                 link.rate = Some(w);
             }
         }
-        let _ = kspan;
     }
     if link.jitter.is_some() && link.delay.is_none() {
         return Err(CmdError::at(span, "jitter needs a delay"));

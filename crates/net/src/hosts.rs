@@ -321,7 +321,7 @@ impl Hosts {
                 .iter()
                 .map(|m| format!("netns del {}\n", m.1))
                 .collect();
-            let _ = ip(None, &script);
+            let _ = ip_args(&["-force"], None, &script);
         };
         if let Err(e) = ip(None, &root).and_then(|()| ip(Some(&self.lan_ns()), &bridge)) {
             undo(&made);
@@ -560,8 +560,8 @@ impl Hosts {
         n
     }
 
-    /// Changes how host `name`'s link behaves; `None` fields of `change`
-    /// keep their setting unless `reset`.
+    /// Sets how host `name`'s link behaves (`link` is the whole setting:
+    /// the shell merges a command's changes into the current one).
     ///
     /// # Errors
     /// No such host, or `tc`/`ip` failed.
