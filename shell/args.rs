@@ -112,7 +112,8 @@ impl From<NetError> for CmdError {
             NetError::NoSuchSocket(_)
             | NetError::NameTaken(_)
             | NetError::WrongState { .. }
-            | NetError::Family { .. } => Exit::Usage,
+            | NetError::Family { .. }
+            | NetError::OffLan { .. } => Exit::Usage,
             NetError::UnixInUse { .. } => Exit::OsErr,
             NetError::Timeout { .. } => Exit::TempFail,
             NetError::Resolve { .. } | NetError::Handshake { .. } => Exit::Unavailable,

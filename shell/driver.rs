@@ -58,8 +58,14 @@ pub fn open(rt: &Runtime, out: Out, wait_limit: Option<Duration>) -> anyhow::Res
         jobs: jobs.killer(),
         printer: printer.clone(),
         terminal: interactive.then(Terminal::save).flatten(),
+        hosts: Arc::default(),
     };
     let session = Session::new(lab, jobs, printer, Arc::new(job_lines), wait_limit);
+    let ending = Ending {
+        hosts: session.hosts.clone(),
+        ..ending
+    };
+    sweep_hosts();
     // Installed once, so no Ctrl-C is ever lost.
     let interrupts = {
         let _guard = rt.enter();
@@ -71,6 +77,20 @@ pub fn open(rt: &Runtime, out: Out, wait_limit: Option<Duration>) -> anyhow::Res
         reports: Reports::new(events, lines, take_lines),
         interrupts,
     })
+}
+
+/// Removes the hosts that socklab shells no longer running left behind,
+/// and says so on standard error (not in the transcript: which shell
+/// sweeps them is a matter of timing).
+fn sweep_hosts() {
+    for left in socklab_net::hosts::sweep() {
+        eprintln!(
+            "socklab: removed {} network namespace(s) left by socklab {}, no longer running: {}",
+            left.netns.len(),
+            left.pid,
+            left.netns.join(" ")
+        );
+    }
 }
 
 /// Ends a session: kills every job and closes every socket; returns how
@@ -86,6 +106,7 @@ pub fn close(rt: &Runtime, session: &Session) -> usize {
 /// blocked reading the terminal and a script in the middle of a command.
 struct Ending {
     lab: Lab,
+    hosts: Arc<std::sync::Mutex<socklab_net::hosts::Hosts>>,
     jobs: Killer,
     printer: Arc<Printer>,
     terminal: Option<Terminal>,
@@ -118,6 +139,10 @@ impl Ending {
             self.lab.close_all().await
         })
         .await;
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         if let Some(tmp) = self.printer.settings().tmp().0 {
             let _ = std::fs::remove_dir_all(tmp);
         }

@@ -688,6 +688,7 @@ pub fn sockets(list: &[SocketInfo]) -> String {
     if list.is_empty() {
         return "no sockets".to_string();
     }
+    let hosts = list.iter().any(|s| s.host.is_some());
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|s| {
@@ -723,7 +724,7 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 ),
                 _ => s.state.clone(),
             };
-            vec![
+            let mut row = vec![
                 s.name.clone(),
                 kind.to_string(),
                 s.tcp_state
@@ -744,15 +745,21 @@ pub fn sockets(list: &[SocketInfo]) -> String {
                 mode.to_string(),
                 s.bytes_in.to_string(),
                 s.bytes_out.to_string(),
-            ]
+            ];
+            if hosts {
+                row.insert(1, s.host.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    table(
-        &[
-            "NAME", "KIND", "TCP", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
-        ],
-        &rows,
-    )
+    let mut header = vec![
+        "NAME", "KIND", "TCP", "LOCAL", "PEER", "STATE", "READ BY", "IN", "OUT",
+    ];
+    // A HOST column only in a classroom (`on HOST …`).
+    if hosts {
+        header.insert(1, "HOST");
+    }
+    table(&header, &rows)
 }
 
 /// A TCP_INFO value with its unit.
@@ -888,6 +895,7 @@ mod tests {
             outside: false,
             unix: None,
             tls: None,
+            host: None,
         };
         assert_eq!(
             py_socket(&s),

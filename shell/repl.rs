@@ -74,6 +74,11 @@ impl Completer for ShellHelper {
             [cmd] if matches!(*cmd, "help" | "?") => {
                 pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect())
             }
+            // The classroom: host names, and after `on HOST` a command.
+            [cmd] if matches!(*cmd, "on" | "link") => pairs(host_names()),
+            ["host", "del"] => pairs(host_names()),
+            ["host"] => pairs(["add", "del", "lan"].map(String::from).to_vec()),
+            ["on", _] => pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect()),
             _ if word.starts_with(['/', '.', '~']) => return self.files.complete(line, pos, ctx),
             _ => {
                 let mut items = self.lab.names();
@@ -113,6 +118,14 @@ impl Highlighter for ShellHelper {
     fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
         Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
     }
+}
+
+/// The lab's hosts, for completion.
+fn host_names() -> Vec<String> {
+    socklab_net::netns::places()
+        .iter()
+        .map(|p| p.host.to_string())
+        .collect()
 }
 
 /// Where history is kept: `$SOCKLAB_HISTORY`, else the user's state (or

@@ -316,10 +316,46 @@ impl Pending {
     /// Prints and forgets everything pending.
     pub fn flush(&mut self, printer: &Printer) {
         self.bytes = 0;
+        order_fan_out(self.items.make_contiguous());
         for item in self.items.drain(..) {
             print_item(item, printer);
         }
     }
+}
+
+/// One datagram that reached several receivers (a broadcast, a multicast
+/// in the classroom) is reported by each in whatever order their readers
+/// ran: a run of such reports is put in the order of the receivers' names
+/// (`r2` before `r10`).
+fn order_fan_out(items: &mut [PendingItem]) {
+    let key = |item: &PendingItem| match item {
+        PendingItem::Other(Event::Datagram { from, data, .. }) => Some((*from, data.bytes())),
+        _ => None,
+    };
+    let name = |item: &PendingItem| match item {
+        PendingItem::Other(Event::Datagram { socket, .. }) => natural(socket),
+        _ => (String::new(), 0),
+    };
+    let mut start = 0;
+    while start < items.len() {
+        let Some(k) = key(&items[start]) else {
+            start += 1;
+            continue;
+        };
+        let mut end = start + 1;
+        while end < items.len() && key(&items[end]).as_ref() == Some(&k) {
+            end += 1;
+        }
+        items[start..end].sort_by_key(|i| name(i));
+        start = end;
+    }
+}
+
+/// A name as (its text without the trailing number, that number).
+fn natural(name: &str) -> (String, u64) {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (text, num) = name.split_at(name.len() - digits);
+    (text.to_string(), num.parse().unwrap_or(0))
 }
 
 fn print_item(item: PendingItem, printer: &Printer) {

@@ -2,10 +2,11 @@
 //! and its temporary directory. Running a line is `dispatch`'s; opening and
 //! closing a session is `driver`'s.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use regex::Regex;
+use socklab_net::hosts::Hosts;
 use socklab_net::Lab;
 use socklab_tasks::Jobs;
 
@@ -34,6 +35,8 @@ pub struct Session {
     pub closed_stream: Option<String>,
     /// `{tmp}`: a directory of this session's own, removed when it ends.
     tmp: OnceLock<Option<tempfile::TempDir>>,
+    /// The lab's hosts (`host add`), removed when it ends.
+    pub hosts: Arc<Mutex<Hosts>>,
 }
 
 impl Session {
@@ -56,7 +59,15 @@ impl Session {
             interactive: wait_limit.is_none(),
             closed_stream: None,
             tmp: OnceLock::new(),
+            hosts: Arc::new(Mutex::new(Hosts::new())),
         }
+    }
+
+    /// The lab's hosts.
+    pub fn hosts(&self) -> MutexGuard<'_, Hosts> {
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Prints a line of a command's output.
@@ -83,7 +94,9 @@ impl Session {
     /// were closed.
     pub async fn end(&self) -> usize {
         let _ = self.jobs.kill_all().await;
-        self.lab.close_all().await
+        let n = self.lab.close_all().await;
+        self.hosts().clear();
+        n
     }
 
     /// Replaces `{NAME.port}`, `{NAME.host}` and `{NAME.addr}` with the

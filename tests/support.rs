@@ -212,12 +212,13 @@ pub fn machine_specific(text: &str) -> String {
     for line in text.lines() {
         if let Some(cmd) = line.strip_prefix("socklab> ") {
             flush(&command, &mut block, &mut out);
-            command = cmd
-                .trim_start_matches('!')
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string();
+            // `on HOST COMMAND…` prints what COMMAND prints.
+            let mut words = cmd.trim_start_matches('!').split_whitespace();
+            let mut first = words.next().unwrap_or("");
+            if first == "on" {
+                first = words.nth(1).unwrap_or("");
+            }
+            command = first.to_string();
             out.push(line.to_string());
         } else if line.starts_with('#') || line.is_empty() || line.starts_with("error:") {
             flush(&command, &mut block, &mut out);
@@ -236,8 +237,11 @@ pub fn machine_specific(text: &str) -> String {
 }
 
 /// Replaces process and thread ids (and only those) with `[pid]`/`[tid]`:
-/// `pid 1234`, `tid 1234`, and the list `(pid 1234, 1235)`.
+/// `pid 1234`, `tid 1234`, the list `(pid 1234, 1235)`, and the shell's
+/// PID in the names of its lab hosts' namespaces (`sl1234-teacher`).
 pub fn filter_pids(text: &str) -> String {
+    static NETNS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\bsl\d+-").unwrap());
+    let text = &*NETNS.replace_all(text, "sl[pid]-");
     static ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(pid|tid) \d+").unwrap());
     static LIST: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\(pid \[pid\](, \d+)+\)").unwrap());
@@ -276,9 +280,22 @@ pub fn transcript(run: &Run) -> String {
     let mut s = machine_specific(&filter_tls(&filter_timing(&filter_pids(&filter_ports(
         &run.stdout,
     )))));
-    if !run.stderr.is_empty() {
+    // Which shell removes what a killed shell left behind is a matter of
+    // timing (tests run in parallel): that line is not part of a
+    // transcript.
+    let swept = |l: &str| l.starts_with("socklab: removed ") && l.contains("network namespace");
+    let stderr: String = if run.stderr.lines().any(swept) {
+        run.stderr
+            .lines()
+            .filter(|l| !swept(l))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    } else {
+        run.stderr.clone()
+    };
+    if !stderr.is_empty() {
         s.push_str("--- stderr ---\n");
-        s.push_str(&filter_ports(&run.stderr));
+        s.push_str(&filter_ports(&stderr));
     }
     if run.code != 0 {
         s.push_str(&format!("--- exit status {} ---\n", run.code));

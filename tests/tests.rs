@@ -5,6 +5,7 @@ mod exec;
 mod faults;
 mod faults_shell;
 mod faults_transfer;
+mod hosts;
 mod jobs;
 mod log;
 mod python;

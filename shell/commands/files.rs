@@ -177,10 +177,13 @@ async fn transfer_stream(s: &Session, name: String, span: Span) -> CmdResult<(St
             Ok((name, stream))
         }
         Role::Listener => {
-            let to = s.lab.connect_addr_of(&name)?;
-            let stream = TcpStream::connect(to)
-                .await
-                .map_err(|e| CmdError::new(Exit::Unavailable, format!("connect to {name}: {e}")))?;
+            let stream = s.lab.listener_stream(&name).await.map_err(|e| {
+                let e = CmdError::from(e);
+                CmdError {
+                    message: format!("connect to {name}: {}", e.message),
+                    ..e
+                }
+            })?;
             Ok((name, stream))
         }
         _ => Err(CmdError::at(span, format!("{name} is not a connection"))),

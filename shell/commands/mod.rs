@@ -14,6 +14,8 @@
 //! - `relay`: `relay`, `fault`, `chat` (relays with faults, the chat broker);
 //! - `tls`: `connect … tls`, `listen … tls`, `starttls`, `tls export`
 //!   (`connect` and `listen` pass through it to `sockets` without `tls`);
+//! - `hosts`: the classroom: `host`, `hosts`, `link` (`on` is here, beside
+//!   the table it runs its command through);
 //!
 //! `common` holds what several groups share; `help` lives here, with the
 //! table it shows.
@@ -21,6 +23,7 @@
 mod common;
 mod data;
 mod files;
+mod hosts;
 mod inspect;
 mod jobs;
 mod log;
@@ -56,6 +59,7 @@ pub static COMMANDS: &[Command] = &[
         summary: "set a socket option (setsockopt)",
         help: "Options: reuseaddr, reuseport, nodelay, keepalive, v6only, broadcast (on|off); rcvbuf, sndbuf (bytes, like 64K);\n\
                ttl (hops, 1 to 255); linger (off, or a time like 5s; 0s makes close send a reset).\n\
+               On a lab host's UDP socket: multicast_ttl (0 to 255), multicast_loop (on|off), multicast_if (an address).\n\
                reuseaddr, reuseport and v6only matter only when set before bind.",
         run: |s, a| Box::pin(sockets::set(s, a)),
     },
@@ -523,6 +527,66 @@ pub static COMMANDS: &[Command] = &[
         run: |s, a| Box::pin(help(s, a)),
     },
     Command {
+        name: "host",
+        aliases: &[],
+        usage: "host add NAME [ADDR]\nhost add PREFIX COUNT\nhost del NAME\nhost lan NET/PREFIX",
+        summary: "add a lab host: a network namespace with one interface on the lab's LAN (needs root)",
+        help: "A host is a network namespace of its own, with its loopback and eth0 on the lab's LAN (192.168.24.0/24 unless\n\
+               `host lan` said otherwise), a bridge in a namespace of its own: this shell's network never touches the LAN.\n\
+               The first host named teacher gets .148 (the lecture's 192.168.24.148); others the lowest free address.\n\
+               `host add student 30` adds student1 … student30. Run commands on a host with `on HOST …`.\n\
+               Every host is removed at quit, at the end of a script, on Ctrl-C and SIGTERM; a shell killed outright\n\
+               leaves its namespaces (named sl<PID>-NAME) to the next socklab, which removes them.",
+        run: |s, a| Box::pin(hosts::host(s, a)),
+    },
+    Command {
+        name: "hosts",
+        aliases: &[],
+        usage: "hosts",
+        summary: "list the lab's hosts: address, interface, link, sockets held",
+        help: "INTERFACE is the host's eth0 and the bridge port at its other end; LINK is what `link` set.",
+        run: |s, a| Box::pin(hosts::hosts(s, a)),
+    },
+    Command {
+        name: "on",
+        aliases: &[],
+        usage: "on HOST COMMAND…",
+        summary: "run a command inside a lab host (its sockets, programs and pings are made there)",
+        help: "on teacher listen 192.168.24.148 5556 as srv | on student3 connect 192.168.24.148 5556 as s3 |\n\
+               on student1 ping 192.168.24.148 | on student2 ifconfig | on student1 exec sh -c 'ip route'.\n\
+               A socket keeps its host for life: later commands name it without `on`; `sockets` shows its HOST.\n\
+               Addresses of the lab's LAN are reached only from its hosts.",
+        run: |s, a| Box::pin(on(s, a)),
+    },
+    Command {
+        name: "link",
+        aliases: &[],
+        usage: "link HOST delay DUR [jitter DUR] [loss PCT] [rate RATE]\nlink HOST down|up|clear",
+        summary: "make a host's link slow, lossy or down (tc netem on its eth0)",
+        help: "Delay, jitter, loss and rate apply to what HOST sends: `link student1 delay 50ms` adds 50 ms to its round trips.\n\
+               Settings add up across commands; `clear` removes them; `down` unplugs the cable, `up` plugs it back.\n\
+               Delay and jitter need the kernel's netem; loss and rate work without it (an HTB queue and a random-drop filter).",
+        run: |s, a| Box::pin(hosts::link(s, a)),
+    },
+    Command {
+        name: "join",
+        aliases: &[],
+        usage: "join NAME GROUP [IFADDR]",
+        summary: "join a UDP socket of a lab host to a multicast group (IP_ADD_MEMBERSHIP)",
+        help: "The socket then gets what is sent to GROUP on its port (bind it to 0.0.0.0 or to GROUP). It joins on the\n\
+               host's LAN interface unless IFADDR names another. Only sockets made with `on HOST …` may: multicast stays\n\
+               inside the lab. See also `set NAME multicast_ttl|multicast_loop|multicast_if`.",
+        run: |s, a| Box::pin(hosts::membership(s, a, true)),
+    },
+    Command {
+        name: "leave",
+        aliases: &[],
+        usage: "leave NAME GROUP [IFADDR]",
+        summary: "leave a multicast group (IP_DROP_MEMBERSHIP): the socket gets no more of it",
+        help: "The opposite of `join`; the group's datagrams no longer reach the socket.",
+        run: |s, a| Box::pin(hosts::membership(s, a, false)),
+    },
+    Command {
         name: "quit",
         aliases: &["exit"],
         usage: "quit",
@@ -545,6 +609,16 @@ pub fn nearest(name: &str) -> Option<&'static str> {
 /// Parses and runs one line.
 pub async fn execute(s: &mut Session, line: &str) -> CmdResult {
     dispatch::execute(s, COMMANDS, line).await
+}
+
+/// `on HOST COMMAND…`: the command, run through this table inside the
+/// host's network namespace.
+async fn on(s: &mut Session, mut a: Args) -> CmdResult {
+    let (place, rest, offset) = hosts::enter(s, &mut a)?;
+    let run = dispatch::execute(s, COMMANDS, &rest);
+    socklab_net::netns::within(place, run)
+        .await
+        .map_err(|e| hosts::shift(e, offset))
 }
 
 /// `help [COMMAND]`

@@ -61,11 +61,16 @@ pub async fn set(s: &mut Session, mut a: Args) -> CmdResult {
             // The TTL is one byte of the IP header: 1 to 255 hops.
             let range = if opt == SockOpt::Ttl {
                 1..=255
+            } else if opt == SockOpt::MulticastTtl {
+                0..=255
             } else {
                 1..=(1 << 30)
             };
             OptValue::Int(number_of(&t, &format!("a value for {opt}"), range)?)
         }
+        OptKind::Addr => OptValue::Addr(w.parse().map_err(|_| {
+            CmdError::at(t.span, format!("{opt} takes an IPv4 address, not '{w}'"))
+        })?),
         OptKind::Linger => {
             if w.eq_ignore_ascii_case("off") {
                 OptValue::Linger(None)

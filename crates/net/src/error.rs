@@ -95,6 +95,15 @@ pub enum NetError {
         /// What is wrong, with the library's text.
         error: crate::model::TlsError,
     },
+    /// A socket of the root namespace aimed at the lab's LAN, where only
+    /// the lab's hosts are.
+    #[error("{addr} {why}: use `on HOST …`")]
+    OffLan {
+        /// The address aimed at.
+        addr: std::net::IpAddr,
+        /// Why it is the lab's (words that follow the address).
+        why: String,
+    },
 }
 
 impl NetError {

@@ -165,7 +165,22 @@ impl Program {
     /// # Errors
     /// The program cannot be started (not found, not executable).
     pub(crate) fn start(name: Arc<str>, command: Command, events: Sink) -> Result<Program> {
-        let mut child = command.spawn().map_err(NetError::os("exec"))?;
+        let mut child = match crate::netns::current() {
+            // Forked by the thread inside the host's namespace, the
+            // program starts there (and dies with that thread: the host).
+            Some(place) => {
+                let runtime = tokio::runtime::Handle::current();
+                let command = command.clone();
+                place
+                    .run(move || {
+                        let _guard = runtime.enter();
+                        command.spawn()
+                    })
+                    .and_then(|r| r)
+            }
+            None => command.spawn(),
+        }
+        .map_err(NetError::os("exec"))?;
         let pid = child.id().unwrap_or(0);
         let wire = Arc::new(PipeWire {
             stdin: Mutex::new(child.stdin.take()),

@@ -29,6 +29,7 @@ use crate::event::{Event, Sink};
 use crate::exec::Program;
 use crate::listener::{Adopt, Listener, Service};
 use crate::model::{Family, Mode, Role, SocketInfo, UnixInfo};
+use crate::netns::{self, Place};
 use crate::settle::lock;
 use crate::tcp::{self, TableRow};
 use crate::trace::Tracer;
@@ -91,14 +92,19 @@ pub(crate) struct Entry {
     order: (u64, u64),
     /// What it is.
     kind: Mutex<Kind>,
+    /// The lab host it was made on (`None`: this shell's namespace).
+    place: Option<Arc<Place>>,
 }
 
 impl Entry {
+    /// An entry made in the current place (`on HOST …`, or a listener's
+    /// accept loop that runs in its host's place).
     fn new(name: Arc<str>, order: (u64, u64), kind: Kind) -> Arc<Entry> {
         Arc::new(Entry {
             name,
             order,
             kind: Mutex::new(kind),
+            place: netns::current(),
         })
     }
 
@@ -192,6 +198,7 @@ impl Entry {
             outside: false,
             unix: None,
             tls: None,
+            host: self.place.as_ref().map(|p| p.host.to_string()),
         };
         match &*lock(&self.kind) {
             Kind::Fresh(f) => fresh_info(f, &mut info),
@@ -435,7 +442,7 @@ impl Lab {
     pub fn list(&self) -> Vec<SocketInfo> {
         self.sorted()
             .iter()
-            .map(|e| self.annotate(e.info()))
+            .map(|e| self.annotate(e.info(), e.place.as_deref()))
             .collect()
     }
 
@@ -465,13 +472,14 @@ impl Lab {
     /// # Errors
     /// No such socket.
     pub fn info(&self, name: &str) -> Result<SocketInfo> {
-        Ok(self.annotate(self.get(name)?.info()))
+        let e = self.get(name)?;
+        Ok(self.annotate(e.info(), e.place.as_deref()))
     }
 
     /// A connection to a listener of this lab that nobody has accepted yet
     /// waits in that listener's accept queue: the handshake is done, but no
     /// program talks to it. Says so in its state.
-    fn annotate(&self, mut info: SocketInfo) -> SocketInfo {
+    fn annotate(&self, mut info: SocketInfo, place: Option<&Place>) -> SocketInfo {
         if info.unix.is_some() {
             return self.annotate_unix(info);
         }
@@ -482,7 +490,7 @@ impl Lab {
             return info;
         }
         let queue = self.listeners().into_iter().find(|l| {
-            matches!(l.service, Service::Manual | Service::Events(_)) && l.listens_at(peer)
+            matches!(l.service, Service::Manual | Service::Events(_)) && l.listens_at(place, peer)
         });
         if let Some(l) = queue {
             info.state = format!("connected, in {}'s accept queue", l.name);
@@ -569,12 +577,12 @@ impl Lab {
     /// Whether connecting to `to` reaches a listener of this lab whose
     /// clients become tubes of the lab (so what the connection exchanges
     /// is settled within the lab).
-    fn lab_tubes_at(&self, to: SocketAddr) -> bool {
+    fn lab_tubes_at(&self, from: Option<&Place>, to: SocketAddr) -> bool {
         self.listeners().iter().any(|l| {
             matches!(
                 l.service,
                 Service::Manual | Service::Events(_) | Service::Relay(_) | Service::Chat(_)
-            ) && l.listens_at(to)
+            ) && l.listens_at(from, to)
         })
     }
 
@@ -600,14 +608,28 @@ impl Lab {
             .filter(|p| p.tube.progress().watched)
     }
 
-    /// The watched UDP socket of this lab that datagrams to `to` reach.
-    fn udp_receiver(&self, to: SocketAddr) -> Option<Arc<UdpSock>> {
-        lock(&self.inner.sockets)
+    /// The watched UDP sockets of this lab that a datagram `from` sends to
+    /// `to` reaches: one for a unicast address; every receiver for a
+    /// broadcast or multicast one in the classroom.
+    fn udp_receivers(&self, from: &UdpSock, to: SocketAddr) -> Vec<Arc<UdpSock>> {
+        let all: Vec<Arc<UdpSock>> = lock(&self.inner.sockets)
             .values()
-            .find_map(|e| match &*lock(&e.kind) {
-                Kind::Udp(u) if u.receives(to) => Some(u.clone()),
+            .filter_map(|e| match &*lock(&e.kind) {
+                Kind::Udp(u)
+                    if u.receives(from, to) && netns::reliable(from.place(), u.place()) =>
+                {
+                    Some(u.clone())
+                }
                 _ => None,
             })
+            .collect();
+        let fan_out =
+            from.place().is_some() && (netns::is_lab_broadcast(to.ip()) || to.ip().is_multicast());
+        if fan_out {
+            all
+        } else {
+            all.into_iter().take(1).collect()
+        }
     }
 
     /// Bytes the lab peer of `c` has handed to the network that `c` has not

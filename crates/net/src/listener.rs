@@ -23,7 +23,7 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink, Transfer};
 use crate::exec::{self, Command};
 use crate::files::{self, FileService};
-use crate::model::{reaches, Family, Side, TlsError, UnixAddr};
+use crate::model::{Family, Side, TlsError, UnixAddr};
 use crate::relay::{self, Host, RelayServer};
 use crate::settle::lock;
 use crate::tls::{self, HANDSHAKE_LIMIT};
@@ -297,6 +297,8 @@ pub(crate) struct Listener {
     pub(crate) service: Service,
     /// The accept loop, for a self-accepting listener.
     background: Mutex<Option<Background>>,
+    /// The lab host it was made on (`None`: this shell's namespace).
+    pub(crate) place: Option<Arc<crate::netns::Place>>,
 }
 
 impl Listener {
@@ -307,8 +309,9 @@ impl Listener {
         order: u64,
         socket: TcpListener,
         service: Service,
+        place: Option<Arc<crate::netns::Place>>,
     ) -> Listener {
-        Listener::over(name, order, Listening::Tcp(socket), service)
+        Listener::over(name, order, Listening::Tcp(socket), service, place)
     }
 
     /// A UNIX listener over `socket`, owning the socket file its bind made.
@@ -324,10 +327,17 @@ impl Listener {
             order,
             Listening::Unix(socket, Mutex::new(file)),
             service,
+            None,
         )
     }
 
-    fn over(name: Arc<str>, order: u64, socket: Listening, service: Service) -> Listener {
+    fn over(
+        name: Arc<str>,
+        order: u64,
+        socket: Listening,
+        service: Service,
+        place: Option<Arc<crate::netns::Place>>,
+    ) -> Listener {
         Listener {
             name,
             order,
@@ -335,6 +345,7 @@ impl Listener {
             accepted: AtomicU64::new(0),
             service,
             background: Mutex::new(None),
+            place,
         }
     }
 
@@ -377,9 +388,11 @@ impl Listener {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// Whether connections to `to` reach this listener.
-    pub(crate) fn listens_at(&self, to: SocketAddr) -> bool {
-        self.local().is_some_and(|a| reaches(a, to))
+    /// Whether connections from a socket in `from` to `to` reach this
+    /// listener.
+    pub(crate) fn listens_at(&self, from: Option<&crate::netns::Place>, to: SocketAddr) -> bool {
+        self.local()
+            .is_some_and(|a| crate::netns::delivers(self.place.as_deref(), a, from, to))
     }
 
     /// A reference for socket options.
@@ -393,14 +406,23 @@ impl Listener {
     /// Starts the accept loop of a self-accepting service.
     pub(crate) fn start(self: &Arc<Self>, lab: Arc<dyn Adopt>) {
         let me = self.clone();
+        // The loop works in the listener's place: its children are listed
+        // on the listener's host, its programs run there.
+        let place = self.place.clone();
         let bg = Background::spawn(move |cancel| async move {
-            match &me.service {
-                Service::Manual => {}
-                Service::Events(_) => me.events_loop(&lab, &cancel).await,
-                Service::Files(_) => me.files_loop(&*lab, &cancel).await,
-                Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
-                Service::Relay(_) => me.relay_loop(&*lab, &cancel).await,
-                Service::Chat(_) => me.chat_loop(&*lab, &cancel).await,
+            let work = async {
+                match &me.service {
+                    Service::Manual => {}
+                    Service::Events(_) => me.events_loop(&lab, &cancel).await,
+                    Service::Files(_) => me.files_loop(&*lab, &cancel).await,
+                    Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
+                    Service::Relay(_) => me.relay_loop(&*lab, &cancel).await,
+                    Service::Chat(_) => me.chat_loop(&*lab, &cancel).await,
+                }
+            };
+            match place {
+                Some(p) => crate::netns::within(p, work).await,
+                None => work.await,
             }
         });
         *lock(&self.background) = Some(bg);
@@ -868,7 +890,7 @@ impl Listener {
             let _ = events.send(accepted).await;
             // A pair outlives its relay, as a server's connections outlive
             // it: `close NAME.k` (or the end of the session) ends it.
-            tokio::spawn(relay::serve_client(
+            let pair = relay::serve_client(
                 lab.host(),
                 server.clone(),
                 name,
@@ -876,7 +898,12 @@ impl Listener {
                 peer,
                 (self.order, k),
                 slot,
-            ));
+            );
+            // The upstream leg is made where the relay is (its host).
+            match self.place.clone() {
+                Some(place) => tokio::spawn(crate::netns::within(place, pair)),
+                None => tokio::spawn(pair),
+            };
         }
     }
 

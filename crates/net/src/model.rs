@@ -140,6 +140,9 @@ pub struct SocketInfo {
     pub unix: Option<UnixInfo>,
     /// What the stream's TLS handshake agreed, when it carries TLS.
     pub tls: Option<std::sync::Arc<TlsFacts>>,
+    /// The lab host whose network namespace holds it (`on HOST …`); `None`
+    /// in this shell's own namespace.
+    pub host: Option<String>,
 }
 
 /// What one read returned.

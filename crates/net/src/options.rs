@@ -31,6 +31,14 @@ pub enum SockOpt {
     Ttl,
     /// SO_BROADCAST: a UDP socket may send to a broadcast address.
     Broadcast,
+    /// IP_MULTICAST_TTL: hop limit of multicast datagrams (lab hosts only).
+    MulticastTtl,
+    /// IP_MULTICAST_LOOP: the sender's own host gets its multicast too
+    /// (lab hosts only).
+    MulticastLoop,
+    /// IP_MULTICAST_IF: the interface (by address) multicast leaves by
+    /// (lab hosts only).
+    MulticastIf,
 }
 
 /// A value of a socket option.
@@ -42,6 +50,8 @@ pub enum OptValue {
     Int(u64),
     /// SO_LINGER: `None` is off.
     Linger(Option<Duration>),
+    /// An IPv4 address (IP_MULTICAST_IF).
+    Addr(std::net::Ipv4Addr),
 }
 
 /// What kind of value an option takes.
@@ -53,11 +63,13 @@ pub enum OptKind {
     Int,
     /// `off` or a duration.
     Linger,
+    /// An IPv4 address.
+    Addr,
 }
 
 impl SockOpt {
     /// Every option, in the order `help` lists them.
-    pub const ALL: [SockOpt; 10] = [
+    pub const ALL: [SockOpt; 13] = [
         SockOpt::ReuseAddr,
         SockOpt::ReusePort,
         SockOpt::NoDelay,
@@ -68,7 +80,19 @@ impl SockOpt {
         SockOpt::V6Only,
         SockOpt::Ttl,
         SockOpt::Broadcast,
+        SockOpt::MulticastTtl,
+        SockOpt::MulticastLoop,
+        SockOpt::MulticastIf,
     ];
+
+    /// Whether the option is about multicast (which only the lab's hosts
+    /// may use).
+    pub fn is_multicast(self) -> bool {
+        matches!(
+            self,
+            SockOpt::MulticastTtl | SockOpt::MulticastLoop | SockOpt::MulticastIf
+        )
+    }
 
     /// The option's name in commands.
     pub fn name(self) -> &'static str {
@@ -83,6 +107,9 @@ impl SockOpt {
             SockOpt::V6Only => "v6only",
             SockOpt::Ttl => "ttl",
             SockOpt::Broadcast => "broadcast",
+            SockOpt::MulticastTtl => "multicast_ttl",
+            SockOpt::MulticastLoop => "multicast_loop",
+            SockOpt::MulticastIf => "multicast_if",
         }
     }
 
@@ -99,14 +126,20 @@ impl SockOpt {
             SockOpt::V6Only => "IPV6_V6ONLY",
             SockOpt::Ttl => "IP_TTL",
             SockOpt::Broadcast => "SO_BROADCAST",
+            SockOpt::MulticastTtl => "IP_MULTICAST_TTL",
+            SockOpt::MulticastLoop => "IP_MULTICAST_LOOP",
+            SockOpt::MulticastIf => "IP_MULTICAST_IF",
         }
     }
 
     /// What kind of value the option takes.
     pub fn kind(self) -> OptKind {
         match self {
-            SockOpt::RcvBuf | SockOpt::SndBuf | SockOpt::Ttl => OptKind::Int,
+            SockOpt::RcvBuf | SockOpt::SndBuf | SockOpt::Ttl | SockOpt::MulticastTtl => {
+                OptKind::Int
+            }
             SockOpt::Linger => OptKind::Linger,
+            SockOpt::MulticastIf => OptKind::Addr,
             _ => OptKind::Bool,
         }
     }
@@ -124,6 +157,9 @@ impl SockOpt {
             SockOpt::V6Only => "an IPv6 socket refuses IPv4 clients (set before bind)",
             SockOpt::Ttl => "hop limit of outgoing packets",
             SockOpt::Broadcast => "a UDP socket may send to a broadcast address like 255.255.255.255",
+            SockOpt::MulticastTtl => "hop limit of multicast datagrams (1: this LAN only)",
+            SockOpt::MulticastLoop => "the sending host gets its own multicast datagrams too",
+            SockOpt::MulticastIf => "the interface (by its address) multicast datagrams leave by",
         }
     }
 
@@ -147,6 +183,12 @@ impl SockOpt {
                 }
             }
             (SockOpt::Linger, OptValue::Linger(d)) => sock.set_linger(d),
+            (SockOpt::MulticastTtl, OptValue::Int(n)) => {
+                let n = u32::try_from(n).map_err(|_| invalid("multicast_ttl must be 0-255"))?;
+                sock.set_multicast_ttl_v4(n)
+            }
+            (SockOpt::MulticastLoop, OptValue::Bool(b)) => sock.set_multicast_loop_v4(b),
+            (SockOpt::MulticastIf, OptValue::Addr(a)) => sock.set_multicast_if_v4(&a),
             _ => Err(invalid("wrong kind of value for this option")),
         }
     }
@@ -168,6 +210,9 @@ impl SockOpt {
                 sock.ttl_v4()?
             })),
             SockOpt::Linger => OptValue::Linger(sock.linger()?),
+            SockOpt::MulticastTtl => OptValue::Int(u64::from(sock.multicast_ttl_v4()?)),
+            SockOpt::MulticastLoop => OptValue::Bool(sock.multicast_loop_v4()?),
+            SockOpt::MulticastIf => OptValue::Addr(sock.multicast_if_v4()?),
         })
     }
 }
@@ -206,6 +251,7 @@ impl fmt::Display for OptValue {
             OptValue::Int(n) => write!(f, "{n}"),
             OptValue::Linger(None) => f.write_str("off"),
             OptValue::Linger(Some(d)) => write!(f, "{}s", d.as_secs()),
+            OptValue::Addr(a) => write!(f, "{a}"),
         }
     }
 }

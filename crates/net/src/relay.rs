@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use socket2::{Socket, Type};
+use socket2::Type;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -353,7 +353,7 @@ pub(crate) async fn serve_client(
         socket: name.clone(),
         text,
     };
-    let connected = match Socket::new(Family::of(&to).domain(), Type::STREAM, None) {
+    let connected = match crate::netns::socket(Family::of(&to).domain(), Type::STREAM, None) {
         Ok(sock) => connect_socket(sock, to, Some(UPSTREAM_CONNECT))
             .await
             .map_err(|(e, _)| e),

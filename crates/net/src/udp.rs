@@ -2,10 +2,10 @@
 //! its edges, with the sender's address.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use socket2::SockRef;
@@ -18,7 +18,8 @@ use crate::budget::Payload;
 use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::inbox::Inbox;
-use crate::model::{reaches, Family, Mode};
+use crate::model::{Family, Mode};
+use crate::settle::lock;
 use crate::tap::{self, Direction};
 use crate::tube::{Background, Reader};
 
@@ -66,6 +67,10 @@ pub(crate) struct UdpSock {
     datagrams_out: AtomicU64,
     /// Received data no `expect` consumed yet.
     inbox: Inbox,
+    /// The lab host it was made on (`None`: this shell's namespace).
+    place: Option<Arc<crate::netns::Place>>,
+    /// The multicast groups it joined.
+    groups: Mutex<Vec<Ipv4Addr>>,
 }
 
 impl UdpSock {
@@ -74,7 +79,7 @@ impl UdpSock {
     /// # Errors
     /// The OS refused.
     pub(crate) fn new(name: Arc<str>, family: Family, bind: Option<SocketAddr>) -> Result<UdpSock> {
-        let sock = socket2::Socket::new(family.domain(), socket2::Type::DGRAM, None)
+        let sock = crate::netns::socket(family.domain(), socket2::Type::DGRAM, None)
             .map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
         if let Some(addr) = bind {
@@ -90,6 +95,8 @@ impl UdpSock {
             bytes_out: AtomicU64::new(0),
             datagrams_out: AtomicU64::new(0),
             inbox: Inbox::default(),
+            place: crate::netns::current(),
+            groups: Mutex::new(Vec::new()),
         })
     }
 
@@ -136,9 +143,55 @@ impl UdpSock {
         )
     }
 
-    /// Whether datagrams sent to `to` reach this socket's reader.
-    pub(crate) fn receives(&self, to: SocketAddr) -> bool {
-        self.mode() == Mode::Watched && self.local().is_some_and(|a| reaches(a, to))
+    /// Whether datagrams that `from` sends to `to` reach this socket's
+    /// reader (a multicast group only once this socket joined it, and not
+    /// on the sender's own host when `from` has multicast loop off).
+    pub(crate) fn receives(&self, from: &UdpSock, to: SocketAddr) -> bool {
+        if self.mode() != Mode::Watched
+            || !self.local().is_some_and(|a| {
+                crate::netns::delivers(self.place.as_deref(), a, from.place.as_deref(), to)
+            })
+        {
+            return false;
+        }
+        match to.ip() {
+            std::net::IpAddr::V4(group) if group.is_multicast() => {
+                let looped = from.sockref().multicast_loop_v4().unwrap_or(true);
+                lock(&self.groups).contains(&group)
+                    && (looped || !crate::netns::same(self.place.as_deref(), from.place.as_deref()))
+            }
+            _ => true,
+        }
+    }
+
+    /// The lab host it was made on.
+    pub(crate) fn place(&self) -> Option<&Arc<crate::netns::Place>> {
+        self.place.as_ref()
+    }
+
+    /// `IP_ADD_MEMBERSHIP` (`join`) or `IP_DROP_MEMBERSHIP` (`leave`) of
+    /// `group` on the interface with address `iface` (any when
+    /// unspecified).
+    ///
+    /// # Errors
+    /// The OS refused (not a multicast address, not joined, …).
+    pub(crate) fn membership(&self, group: Ipv4Addr, iface: Ipv4Addr, join: bool) -> Result<()> {
+        let s = self.sockref();
+        if join {
+            s.join_multicast_v4(&group, &iface)
+                .map_err(NetError::os("join (IP_ADD_MEMBERSHIP)"))?;
+            lock(&self.groups).push(group);
+        } else {
+            s.leave_multicast_v4(&group, &iface).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                    NetError::state(&self.name, format!("has not joined {group} (on {iface})"))
+                } else {
+                    NetError::os("leave (IP_DROP_MEMBERSHIP)")(e)
+                }
+            })?;
+            lock(&self.groups).retain(|g| *g != group);
+        }
+        Ok(())
     }
 
     /// `sendto()` (`to` given) or `send()` on a connected socket: one

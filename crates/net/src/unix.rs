@@ -99,7 +99,7 @@ impl Drop for SocketFile {
 
 /// A new UNIX socket of `ty` (stream or datagram), non-blocking.
 pub(crate) fn new_socket(ty: Type) -> Result<Socket> {
-    let s = Socket::new(Domain::UNIX, ty, None).map_err(NetError::os("socket"))?;
+    let s = crate::netns::socket(Domain::UNIX, ty, None).map_err(NetError::os("socket"))?;
     s.set_nonblocking(true).map_err(NetError::os("socket"))?;
     Ok(s)
 }

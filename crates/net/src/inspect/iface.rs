@@ -73,6 +73,11 @@ pub struct Interface {
 /// # Errors
 /// The OS error of `getifaddrs`.
 pub fn interfaces() -> io::Result<Vec<Interface>> {
+    // A lab host's interfaces are seen from inside its namespace.
+    crate::netns::run_here(interfaces_here)?
+}
+
+fn interfaces_here() -> io::Result<Vec<Interface>> {
     let mut list: Vec<Interface> = Vec::new();
     for entry in getifaddrs().map_err(io::Error::from)? {
         let pos = match list.iter().position(|i| i.name == entry.interface_name) {

@@ -141,6 +141,9 @@ pub struct PingReport {
 /// Why `ping` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PingError {
+    /// The target is on the lab's LAN and this is the root namespace.
+    #[error(transparent)]
+    OffLan(#[from] crate::error::NetError),
     /// The count is not 1-1000.
     #[error("{0} probes: ping sends 1-1000")]
     Count(u32),
@@ -233,6 +236,7 @@ pub async fn ping_with(
         }
     }
     let target = target.to_canonical();
+    crate::netns::guard(crate::netns::current().as_deref(), target)?;
     let v6 = target.is_ipv6();
     let choice = choose(method, port, |kind| open_icmp(kind, v6))?;
     let pacer = Pacer::new(every);
@@ -305,7 +309,7 @@ fn open_icmp(kind: IcmpKind, v6: bool) -> io::Result<Socket> {
         IcmpKind::Datagram => Type::DGRAM,
         IcmpKind::Raw => Type::RAW,
     };
-    Socket::new(domain, ty, Some(protocol))
+    crate::netns::socket(domain, ty, Some(protocol))
 }
 
 /// The method `ping` settled on.
@@ -556,6 +560,20 @@ async fn icmp_probes(
     Ok(probes)
 }
 
+/// A TCP connect from the current place (a lab host's, or this shell's).
+async fn tcp_connect(to: SocketAddr) -> io::Result<TcpStream> {
+    let domain = if to.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = crate::netns::socket(domain, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    tokio::net::TcpSocket::from_std_stream(s.into())
+        .connect(to)
+        .await
+}
+
 async fn tcp_probes(
     target: IpAddr,
     port: u16,
@@ -568,7 +586,7 @@ async fn tcp_probes(
     for seq in 1..=count {
         pacer.tick().await;
         let start = Instant::now();
-        let outcome = match time::timeout(timeout, TcpStream::connect(to)).await {
+        let outcome = match time::timeout(timeout, tcp_connect(to)).await {
             Err(_) => ProbeOutcome::Timeout,
             Ok(Ok(stream)) => {
                 let time = start.elapsed();

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Type};
 
 /// Where this machine keeps its ephemeral port range.
 const PORT_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -210,7 +210,8 @@ fn bind_check(ty: Type, protocol: Protocol, port: u16) -> BindCheck {
         return BindCheck::Free;
     }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let result = Socket::new(Domain::IPV4, ty, Some(protocol)).and_then(|s| s.bind(&addr.into()));
+    let result =
+        crate::netns::socket(Domain::IPV4, ty, Some(protocol)).and_then(|s| s.bind(&addr.into()));
     match result {
         Ok(()) => BindCheck::Free,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => BindCheck::InUse,

@@ -12,6 +12,7 @@ use crate::conn::{settle_close, Conn};
 use crate::error::{NetError, Result};
 use crate::event::Event;
 use crate::model::{ReadOutcome, SocketInfo};
+use crate::netns::{self, Place};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Progress, Tube};
 use crate::udp::{Datagram, UdpSock};
@@ -238,7 +239,7 @@ impl Lab {
         let kind = std::mem::replace(&mut *lock(&e.kind), Kind::Busy);
         let unread = match kind {
             Kind::Conn(c) => {
-                self.close_conn(&c, kernel).await?;
+                self.close_conn(&c, e.place.as_deref(), kernel).await?;
                 c.tube.unmatched(UNREAD_SHOWN)
             }
             Kind::Program(p) => {
@@ -269,7 +270,7 @@ impl Lab {
     /// Closes a connection and settles what the close causes in the lab:
     /// the peer's report, a file or exec server's report, the kernel's
     /// goodbye, and an iterative server's next accept.
-    async fn close_conn(&self, c: &Conn, kernel: bool) -> Result<()> {
+    async fn close_conn(&self, c: &Conn, place: Option<&Place>, kernel: bool) -> Result<()> {
         let announced = c.parent.as_ref().map(|p| p.announced());
         let kernel_before = c.kernel_state();
         c.tube.stop_reader().await;
@@ -290,7 +291,10 @@ impl Lab {
         }
         c.tube.mark_closed();
         // A file or exec server of this lab reports the end of this client.
-        let server = self.listeners().into_iter().find(|l| l.listens_at(c.peer));
+        let server = self
+            .listeners()
+            .into_iter()
+            .find(|l| l.listens_at(place, c.peer));
         if let Some(server) = server {
             server.settle_finished(c.local, SETTLE_LIMIT).await?;
         }
@@ -399,7 +403,9 @@ impl Lab {
     /// Not a UDP socket; the OS refused (too long: EMSGSIZE; broadcast
     /// without SO_BROADCAST: EACCES).
     pub async fn sendto(&self, name: &str, to: SocketAddr, data: &[u8]) -> Result<usize> {
-        let u = self.get(name)?.udp()?;
+        let e = self.get(name)?;
+        netns::guard(e.place.as_deref(), to.ip())?;
+        let u = e.udp()?;
         check_family(name, u.family, to)?;
         self.send_datagram(&u, Some(to), to, data).await
     }
@@ -413,10 +419,18 @@ impl Lab {
         dest: SocketAddr,
         data: &[u8],
     ) -> Result<usize> {
-        let receiver = self.udp_receiver(dest);
-        let before = receiver.as_ref().map(|r| r.progress().datagrams);
+        // A broadcast or multicast datagram reaches every receiver on the
+        // LAN: the send settles on each of them, in turn.
+        let receivers: Vec<(Arc<UdpSock>, u64)> = self
+            .udp_receivers(u, dest)
+            .into_iter()
+            .map(|r| {
+                let before = r.progress().datagrams;
+                (r, before)
+            })
+            .collect();
         let n = u.send(to, data).await?;
-        if let (Some(r), Some(before)) = (receiver, before) {
+        for (r, before) in receivers {
             let what = || format!("waiting for {} to report", r.name);
             wait_until(what, SETTLE_LIMIT, r.watch_progress(), |p| {
                 !p.watched || p.datagrams > before
@@ -435,11 +449,35 @@ impl Lab {
         self.get(name)?.udp()?.recvfrom(max).await
     }
 
+    /// `join` (IP_ADD_MEMBERSHIP) or `leave` (IP_DROP_MEMBERSHIP) a
+    /// multicast group, on the host's LAN interface unless `iface` names
+    /// another address. Only sockets of the lab's hosts may.
+    ///
+    /// # Errors
+    /// No such UDP socket, a socket of the root namespace, or the OS
+    /// refused.
+    pub fn membership(
+        &self,
+        name: &str,
+        group: std::net::Ipv4Addr,
+        iface: Option<std::net::Ipv4Addr>,
+        join: bool,
+    ) -> Result<SocketInfo> {
+        let e = self.get(name)?;
+        let Some(place) = e.place.clone() else {
+            return Err(NetError::state(name, super::steps::ROOT_MULTICAST));
+        };
+        let u = e.udp()?;
+        u.membership(group, iface.unwrap_or(place.addr), join)?;
+        Ok(e.info())
+    }
+
     /// A UDP socket bound to `addr` whose datagrams arrive as events.
     ///
     /// # Errors
     /// The name is taken, or the OS refused (address in use, …).
     pub fn udp_serve(&self, addr: SocketAddr, name: Option<&str>) -> Result<SocketInfo> {
+        netns::guard(netns::current().as_deref(), addr.ip())?;
         let name = self.claim_name(name)?;
         let family = crate::model::Family::of(&addr);
         let u = Arc::new(UdpSock::new(name.clone(), family, Some(addr))?);

@@ -14,6 +14,7 @@ use crate::error::{NetError, Result};
 use crate::event::Sink;
 use crate::listener::{Listener, Service};
 use crate::model::{Mode, Role, SocketInfo};
+use crate::netns;
 use crate::relay::{Fault, Faults, Flow, Host, Pair, RelayServer, Settling};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 
@@ -68,7 +69,7 @@ impl Host for Lab {
 
     fn settle_accept(&self, local: SocketAddr, peer: SocketAddr) -> Settling<'_> {
         Box::pin(async move {
-            let _ = Lab::settle_accept(self, local, peer).await;
+            let _ = Lab::settle_accept(self, netns::current().as_deref(), local, peer).await;
         })
     }
 }
@@ -158,6 +159,9 @@ impl Lab {
         upstream: SocketAddr,
         name: Option<&str>,
     ) -> Result<SocketInfo> {
+        // A relay forwards from where it is: its upstream obeys the same
+        // rule as a connect made there.
+        netns::guard(netns::current().as_deref(), upstream.ip())?;
         let server = Arc::new(RelayServer::new(upstream));
         self.server(addr, 1024, name, Service::Relay(server))
     }
@@ -265,7 +269,9 @@ impl Lab {
                         total = Some(m.tube.bytes_out());
                     }
                 }
-                Service::Relay(r) if l.listens_at(c.peer) && r.refused(c.local) => {
+                Service::Relay(r)
+                    if l.listens_at(l.place.as_deref(), c.peer) && r.refused(c.local) =>
+                {
                     total = Some(u64::MAX);
                 }
                 _ => {}

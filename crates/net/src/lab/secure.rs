@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Socket, Type};
+use socket2::Type;
 
 use super::{Kind, Lab};
 use crate::conn::{connect_socket, Conn};
@@ -14,6 +14,7 @@ use crate::error::{NetError, Result};
 use crate::listener::{ServeMode, Service};
 use crate::model::Side;
 use crate::model::{Family, Mode, SocketInfo};
+use crate::netns;
 use crate::settle::lock;
 use crate::tls::{self, ClientWish, ServerWish, SessionCert, Trust};
 
@@ -111,7 +112,10 @@ impl Lab {
         wish: &ClientWish,
     ) -> Result<SocketInfo> {
         let name = self.claim_name(name)?;
-        let listener = self.listeners().into_iter().find(|l| l.listens_at(to));
+        let listener = self
+            .listeners()
+            .into_iter()
+            .find(|l| l.listens_at(netns::current().as_deref(), to));
         if let Some(l) = listener.as_ref().filter(|l| !l.is_tls()) {
             return Err(NetError::state(
                 &l.name,
@@ -128,7 +132,8 @@ impl Lab {
             name: name.to_string(),
             error,
         })?;
-        let sock = Socket::new(Family::of(&to).domain(), Type::STREAM, None)
+        netns::guard(netns::current().as_deref(), to.ip())?;
+        let sock = netns::socket(Family::of(&to).domain(), Type::STREAM, None)
             .map_err(NetError::os("socket"))?;
         let stream = connect_socket(sock, to, timeout)
             .await
@@ -137,19 +142,21 @@ impl Lab {
         let limit = timeout.unwrap_or(tls::HANDSHAKE_LIMIT);
         match tls::handshake(&stream, session, &[], Side::Client, limit).await {
             Ok((session, facts)) => {
-                let outside = !self.lab_tubes_at(to);
+                let outside = !self.lab_tubes_at(netns::current().as_deref(), to);
                 let c = Arc::new(Conn::new(name.clone(), stream, None, outside)?);
                 tls::upgrade(&c, session, facts)?;
                 let e = self.add(name, Kind::Conn(c.clone()))?;
                 c.tube.start_reader(self.inner.events.clone());
-                self.settle_accept(c.local, c.peer).await?;
+                self.settle_accept(netns::current().as_deref(), c.local, c.peer)
+                    .await?;
                 Ok(e.info())
             }
             Err(error) => {
                 // Let go first: a server of this lab then reports its side
                 // of the failure, and this command settles on that report.
                 drop(stream);
-                self.settle_accept(local, to).await?;
+                self.settle_accept(netns::current().as_deref(), local, to)
+                    .await?;
                 Err(NetError::Handshake {
                     name: name.to_string(),
                     error,
@@ -269,7 +276,11 @@ impl Lab {
     /// Which part a connection plays in a TLS handshake: one a listener of
     /// this lab accepted is the server.
     fn side_of(&self, c: &Conn) -> Side {
-        let accepted = c.parent.is_some() || self.listeners().iter().any(|l| l.listens_at(c.local));
+        let accepted = c.parent.is_some()
+            || self
+                .listeners()
+                .iter()
+                .any(|l| l.listens_at(netns::current().as_deref(), c.local));
         if accepted {
             Side::Server
         } else {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Socket, Type};
+use socket2::Type;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Kind, Lab};
@@ -16,6 +16,7 @@ use crate::exec::{Command, Program};
 use crate::files::FileService;
 use crate::listener::{Listener, ServeMode, Service};
 use crate::model::{Family, SocketInfo};
+use crate::netns;
 use crate::settle::{lock, SETTLE_LIMIT};
 
 impl Lab {
@@ -62,6 +63,10 @@ impl Lab {
         name: Option<&str>,
         command: Command,
     ) -> Result<SocketInfo> {
+        netns::guard_args(
+            std::iter::once(command.program.as_str())
+                .chain(command.args.iter().map(String::as_str)),
+        )?;
         self.server(addr, backlog, name, Service::exec(command))
     }
 
@@ -75,10 +80,11 @@ impl Lab {
         name: Option<&str>,
         service: Service,
     ) -> Result<SocketInfo> {
+        netns::guard(netns::current().as_deref(), addr.ip())?;
         let name = self.claim_name(name)?;
         let family = Family::of(&addr);
-        let sock =
-            Socket::new(family.domain(), Type::STREAM, None).map_err(NetError::os("socket"))?;
+        let sock = crate::netns::socket(family.domain(), Type::STREAM, None)
+            .map_err(NetError::os("socket"))?;
         sock.set_nonblocking(true).map_err(NetError::os("socket"))?;
         sock.set_reuse_address(true)
             .map_err(NetError::os("setsockopt"))?;
@@ -86,7 +92,13 @@ impl Lab {
         sock.listen(backlog).map_err(NetError::os("listen"))?;
         let socket = TcpListener::from_std(sock.into()).map_err(NetError::os("listen"))?;
         let order = self.next_order();
-        let l = Arc::new(Listener::new(name.clone(), order, socket, service));
+        let l = Arc::new(Listener::new(
+            name.clone(),
+            order,
+            socket,
+            service,
+            netns::current(),
+        ));
         let e = super::Entry::new(name, (order, 0), Kind::Listener(l.clone()));
         self.insert(e.clone())?;
         l.start(Arc::new(self.clone()));
@@ -103,27 +115,50 @@ impl Lab {
         name: Option<&str>,
         timeout: Option<Duration>,
     ) -> Result<SocketInfo> {
+        netns::guard(netns::current().as_deref(), to.ip())?;
         let name = self.claim_name(name)?;
-        let sock = Socket::new(Family::of(&to).domain(), Type::STREAM, None)
+        let sock = crate::netns::socket(Family::of(&to).domain(), Type::STREAM, None)
             .map_err(NetError::os("socket"))?;
         let stream = connect_socket(sock, to, timeout)
             .await
             .map_err(|(e, _)| e)?;
-        let outside = !self.lab_tubes_at(to);
+        let outside = !self.lab_tubes_at(netns::current().as_deref(), to);
         let c = Arc::new(Conn::new(name.clone(), stream, None, outside)?);
         let e = self.add(name, Kind::Conn(c.clone()))?;
         c.tube.start_reader(self.inner.events.clone());
         // A TLS server of this lab reports its client once a handshake is
         // done, and this plain client will not make one.
+        let place = netns::current();
         let tls_server = self
             .listeners()
             .iter()
-            .any(|l| l.is_tls() && l.listens_at(to));
+            .any(|l| l.is_tls() && l.listens_at(place.as_deref(), to));
         if !tls_server {
-            self.settle_accept(c.local, c.peer).await?;
+            self.settle_accept(place.as_deref(), c.local, c.peer)
+                .await?;
             self.settle_welcome(&c).await?;
         }
         Ok(e.info())
+    }
+
+    /// A new connection to listener `name` of this lab, not added to the
+    /// lab (a transfer's stream). It is made in the current place, or, from
+    /// the root namespace, in the listener's own host.
+    ///
+    /// # Errors
+    /// No such listener, or the connect failed.
+    pub async fn listener_stream(&self, name: &str) -> Result<TcpStream> {
+        let to = self.connect_addr_of(name)?;
+        let place = netns::current().or_else(|| self.get(name).ok().and_then(|e| e.place.clone()));
+        netns::guard(place.as_deref(), to.ip())?;
+        let sock = netns::socket_in(
+            place.as_deref(),
+            Family::of(&to).domain(),
+            Type::STREAM,
+            None,
+        )
+        .map_err(NetError::os("socket"))?;
+        connect_socket(sock, to, None).await.map_err(|(e, _)| e)
     }
 
     /// Starts `command` with its stdin and stdout as a stream of the lab
@@ -133,6 +168,10 @@ impl Lab {
     /// # Errors
     /// The name is taken, or the program cannot be started.
     pub fn exec(&self, command: Command, name: Option<&str>) -> Result<SocketInfo> {
+        netns::guard_args(
+            std::iter::once(command.program.as_str())
+                .chain(command.args.iter().map(String::as_str)),
+        )?;
         let name = self.claim_name(name)?;
         let p = Arc::new(Program::start(
             name.clone(),
@@ -212,7 +251,10 @@ impl Lab {
     /// # Errors
     /// The server did not report in time.
     pub async fn settle_served(&self, local: SocketAddr, server: SocketAddr) -> Result<()> {
-        let listener = self.listeners().into_iter().find(|l| l.listens_at(server));
+        let listener = self
+            .listeners()
+            .into_iter()
+            .find(|l| l.listens_at(netns::current().as_deref(), server));
         match listener {
             Some(l) => l.settle_finished(local, SETTLE_LIMIT).await,
             None => Ok(()),

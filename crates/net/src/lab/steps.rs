@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{SockRef, Socket, Type};
+use socket2::{SockRef, Type};
 use tokio::net::TcpListener;
 
 use super::{check_family, Entry, Fresh, Kind, Lab, NOT_A_SOCKET, NO_CONNECTIONS};
@@ -13,6 +13,7 @@ use crate::conn::{connect_socket, Conn};
 use crate::error::{NetError, Result};
 use crate::listener::{Accepted, Listener, Service};
 use crate::model::{Family, Proto, SocketInfo};
+use crate::netns::{self, Place};
 use crate::options::{OptValue, SockOpt};
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tcp;
@@ -40,6 +41,10 @@ impl Entry {
     }
 }
 
+/// Why multicast is refused on a socket of the shell's own namespace.
+pub(super) const ROOT_MULTICAST: &str =
+    "is a socket of this shell's own network: multicast is for the lab's hosts only (make the socket with `on HOST …`)";
+
 impl Lab {
     /// `socket()`: a new TCP or UDP socket of `family`, not yet bound.
     ///
@@ -49,7 +54,7 @@ impl Lab {
         let name = self.claim_name(name)?;
         let kind = match proto {
             Proto::Tcp => {
-                let socket = Socket::new(family.domain(), Type::STREAM, None)
+                let socket = crate::netns::socket(family.domain(), Type::STREAM, None)
                     .map_err(NetError::os("socket"))?;
                 socket
                     .set_nonblocking(true)
@@ -66,8 +71,11 @@ impl Lab {
     /// # Errors
     /// No such socket, or the OS refused.
     pub fn set_opt(&self, name: &str, opt: SockOpt, value: OptValue) -> Result<()> {
-        self.get(name)?
-            .with_sockref(|s, v6| opt.set(s, value, v6))?
+        let e = self.get(name)?;
+        if opt.is_multicast() && e.place.is_none() {
+            return Err(NetError::state(name, ROOT_MULTICAST));
+        }
+        e.with_sockref(|s, v6| opt.set(s, value, v6))?
             .map_err(NetError::os("setsockopt"))
     }
 
@@ -109,6 +117,7 @@ impl Lab {
     /// Not a fresh socket, wrong family, or the OS refused (address in use).
     pub fn bind(&self, name: &str, addr: SocketAddr) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        netns::guard(e.place.as_deref(), addr.ip())?;
         match &*lock(&e.kind) {
             Kind::Fresh(s) => {
                 check_family(name, s.family, addr)?;
@@ -179,7 +188,13 @@ impl Lab {
         }
         let listener =
             TcpListener::from_std(fresh.socket.into()).map_err(NetError::os("listen"))?;
-        let l = Listener::new(e.name.clone(), e.order.0, listener, Service::Manual);
+        let l = Listener::new(
+            e.name.clone(),
+            e.order.0,
+            listener,
+            Service::Manual,
+            e.place.clone(),
+        );
         *kind = Kind::Listener(Arc::new(l));
         drop(kind);
         self.index(&e);
@@ -264,6 +279,7 @@ impl Lab {
         timeout: Option<Duration>,
     ) -> Result<SocketInfo> {
         let e = self.get(name)?;
+        netns::guard(e.place.as_deref(), to.ip())?;
         if let Ok(u) = e.udp() {
             // UDP: fixes the peer (send/recv then need no address, and
             // datagrams from anyone else are dropped). No packet is sent.
@@ -302,23 +318,28 @@ impl Lab {
                 return Err(err);
             }
         };
-        let outside = !self.lab_tubes_at(to);
+        let outside = !self.lab_tubes_at(e.place.as_deref(), to);
         let c = Arc::new(Conn::new(e.name.clone(), stream, None, outside)?);
         let (local, peer) = (c.local, c.peer);
         *lock(&e.kind) = Kind::Conn(c);
         self.index(&e);
-        self.settle_accept(local, peer).await?;
+        self.settle_accept(e.place.as_deref(), local, peer).await?;
         Ok(e.info())
     }
 
     /// After a connect from `local` to `peer`: when `peer` is a listener of
     /// this lab that accepts by itself, waits until it has reported the
     /// accept (an iterative server that is busy queues the client instead).
-    pub(super) async fn settle_accept(&self, local: SocketAddr, peer: SocketAddr) -> Result<()> {
+    pub(super) async fn settle_accept(
+        &self,
+        from: Option<&Place>,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Result<()> {
         let listener = self
             .listeners()
             .into_iter()
-            .find(|l| l.accepts().is_some() && l.listens_at(peer));
+            .find(|l| l.accepts().is_some() && l.listens_at(from, peer));
         let Some(l) = listener else {
             return Ok(());
         };
