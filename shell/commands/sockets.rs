@@ -281,6 +281,22 @@ pub(super) fn is_unbound(s: &Session, name: &str) -> bool {
 
 /// A server reachable from other machines says so.
 pub(super) fn note_exposure(s: &Session, local: std::net::SocketAddr) {
+    if let Some(place) = socklab_net::netns::current() {
+        // A lab host's addresses are on the lab's LAN only.
+        if !local.ip().is_loopback() {
+            let what = if local.ip().is_unspecified() {
+                "every interface of"
+            } else {
+                "the LAN interface of"
+            };
+            s.say(format!(
+                "   note: {} is {what} {}: the other lab hosts can connect to it",
+                local.ip(),
+                place.host
+            ));
+        }
+        return;
+    }
     if !local.ip().is_loopback() {
         let what = if local.ip().is_unspecified() {
             "every interface of this machine"
