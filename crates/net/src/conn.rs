@@ -3,14 +3,12 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use socket2::{SockRef, Socket};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -22,81 +20,7 @@ use crate::settle::{lock, KERNEL_SETTLE};
 use crate::sys;
 use crate::tcp::{self, TableRow, TcpState};
 use crate::tube::{Tube, Wire};
-
-/// A TCP stream as a wire. The stream sits behind a lock only so `close`
-/// can let go of it while others hold the wire.
-pub(crate) struct TcpWire {
-    stream: RwLock<Option<Arc<TcpStream>>>,
-}
-
-impl TcpWire {
-    /// The stream, unless closed.
-    pub(crate) fn stream(&self) -> Option<Arc<TcpStream>> {
-        self.stream
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-fn closed() -> io::Error {
-    io::Error::from_raw_os_error(libc::EBADF)
-}
-
-impl Wire for TcpWire {
-    fn poll_read_buf(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        max: usize,
-    ) -> Poll<io::Result<usize>> {
-        let Some(stream) = self.stream() else {
-            return Poll::Ready(Err(closed()));
-        };
-        loop {
-            ready!(stream.poll_read_ready(cx))?;
-            let mut limited = bytes::BufMut::limit(&mut *buf, max);
-            match stream.try_read_buf(&mut limited) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let Some(stream) = self.stream() else {
-            return Poll::Ready(Err(closed()));
-        };
-        loop {
-            ready!(stream.poll_write_ready(cx))?;
-            match stream.try_write(data) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self.stream() {
-            Some(s) => SockRef::from(&*s).shutdown(how),
-            None => Err(closed()),
-        }
-    }
-
-    fn close(&self) {
-        let taken = self
-            .stream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(taken);
-    }
-
-    fn pollable(&self) -> Option<Arc<dyn AsFd + Send + Sync>> {
-        let stream: Arc<dyn AsFd + Send + Sync> = self.stream()?;
-        Some(stream)
-    }
-}
+pub(crate) use crate::wire::TcpWire;
 
 /// How many reported accepts a server remembers by client address.
 const ANNOUNCED_MEMORY: usize = 4096;
@@ -275,9 +199,7 @@ impl Conn {
     ) -> Result<Conn> {
         let local = stream.local_addr().map_err(NetError::os("getsockname"))?;
         let peer = stream.peer_addr().map_err(NetError::os("getpeername"))?;
-        let wire = Arc::new(TcpWire {
-            stream: RwLock::new(Some(Arc::new(stream))),
-        });
+        let wire = Arc::new(TcpWire::new(stream));
         Ok(Conn {
             tube: Arc::new(Tube::new(name, wire.clone(), outside)),
             wire,
@@ -430,13 +352,10 @@ impl Conn {
     /// # Errors
     /// Something else still holds the stream.
     pub(crate) fn into_stream(self) -> Result<TcpStream> {
-        let taken = self
+        let arc = self
             .wire
-            .stream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let arc = taken.ok_or_else(|| NetError::state(&self.tube.name, "is closed"))?;
+            .take()
+            .ok_or_else(|| NetError::state(&self.tube.name, "is closed"))?;
         Arc::try_unwrap(arc).map_err(|_| NetError::state(&self.tube.name, "is in use"))
     }
 }

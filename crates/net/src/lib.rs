@@ -56,6 +56,7 @@ pub mod transfer;
 mod tube;
 mod udp;
 mod unix;
+mod wire;
 
 pub use budget::{Payload, EVENT_BUDGET};
 pub use chat::{MAX_LINE, MAX_MEMBERS};

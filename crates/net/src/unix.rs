@@ -10,16 +10,14 @@
 mod diag;
 
 use std::io;
-use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::task::{ready, Context, Poll};
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use nix::sys::socket::{self as nixsock, MsgFlags, UnixAddr as NixAddr};
 use socket2::{Domain, SockRef, Socket, Type};
 use tokio::io::Interest;
@@ -28,7 +26,8 @@ use tokio::net::{UnixDatagram, UnixListener, UnixStream};
 use crate::conn::Accepts;
 use crate::error::{NetError, Result};
 use crate::model::{PeerCred, UnixAddr};
-use crate::tube::{Tube, Wire};
+use crate::tube::Tube;
+use crate::wire::UnixWire;
 
 /// The largest UNIX datagram socklab reads at once.
 const DATAGRAM_MAX: usize = 65_536;
@@ -216,79 +215,6 @@ fn inode(fd: impl AsFd) -> u64 {
     nix::sys::stat::fstat(fd).map_or(0, |st| st.st_ino)
 }
 
-/// A UNIX stream as a wire (as `TcpWire` is for TCP).
-pub(crate) struct UnixWire {
-    stream: RwLock<Option<Arc<UnixStream>>>,
-}
-
-impl UnixWire {
-    fn stream(&self) -> Option<Arc<UnixStream>> {
-        self.stream
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-fn closed() -> io::Error {
-    io::Error::from_raw_os_error(libc::EBADF)
-}
-
-impl Wire for UnixWire {
-    fn poll_read_buf(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        max: usize,
-    ) -> Poll<io::Result<usize>> {
-        let Some(stream) = self.stream() else {
-            return Poll::Ready(Err(closed()));
-        };
-        loop {
-            ready!(stream.poll_read_ready(cx))?;
-            let mut limited = bytes::BufMut::limit(&mut *buf, max);
-            match stream.try_read_buf(&mut limited) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let Some(stream) = self.stream() else {
-            return Poll::Ready(Err(closed()));
-        };
-        loop {
-            ready!(stream.poll_write_ready(cx))?;
-            match stream.try_write(data) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self.stream() {
-            Some(s) => SockRef::from(&*s).shutdown(how),
-            None => Err(closed()),
-        }
-    }
-
-    fn close(&self) {
-        let taken = self
-            .stream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(taken);
-    }
-
-    fn pollable(&self) -> Option<Arc<dyn AsFd + Send + Sync>> {
-        let stream: Arc<dyn AsFd + Send + Sync> = self.stream()?;
-        Some(stream)
-    }
-}
-
 /// A UNIX stream connection of the lab: a tube, its addresses, who the
 /// peer is, and which socket is its other end.
 pub(crate) struct UnixConn {
@@ -333,9 +259,7 @@ impl UnixConn {
         });
         let inode = inode(&stream);
         let peer_inode = AtomicU64::new(diag::peer_inode(inode).unwrap_or(0));
-        let wire = Arc::new(UnixWire {
-            stream: RwLock::new(Some(Arc::new(stream))),
-        });
+        let wire = Arc::new(UnixWire::new(stream));
         UnixConn {
             tube: Arc::new(Tube::new(name, wire.clone(), outside)),
             wire,
