@@ -764,16 +764,21 @@ pub fn host(s: &str) -> Result<Host, String> {
 
 /// What a socket name may look like, for error messages.
 const NAME_RULE: &str =
-    "a name starts with a letter or '_' and has only letters, digits, '_' and '-', at most 32 characters";
+    "a name starts with a letter (of any script: 服务器 is one) or '_' and has only letters, digits, '_' and '-', at most 32 characters";
 
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+    c.is_alphanumeric() || c == '_' || c == '-'
 }
 
-/// A socket name: `[A-Za-z_][A-Za-z0-9_-]{0,31}`.
+fn is_name_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_'
+}
+
+/// A socket name: a Unicode letter or `_`, then up to 31 letters, digits,
+/// `_` and `-` (`srv`, `服务器`).
 fn socket_name(i: &str) -> IResult<&str, &str> {
     recognize(pair(
-        satisfy(|c| c.is_ascii_alphabetic() || c == '_'),
+        satisfy(is_name_start),
         take_while_m_n(0, 31, is_name_char),
     ))
     .parse(i)
@@ -786,7 +791,7 @@ fn name_problem(s: &str) -> String {
     }
     match s.chars().next() {
         None => return "it is empty".to_string(),
-        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+        Some(c) if !is_name_start(c) => {
             return format!("it starts with '{}'", show_char(c));
         }
         Some(_) => {}
@@ -797,7 +802,7 @@ fn name_problem(s: &str) -> String {
     }
 }
 
-/// A socket name given with `as NAME`: [A-Za-z_][A-Za-z0-9_-]{0,31}. (Dots are reserved for names the shell makes,
+/// A socket name given with `as NAME`: a letter or `_`, then letters, digits, `_`, `-`, 32 characters at most. (Dots are reserved for names the shell makes,
 /// like srv.1.) Error says what a name may contain.
 pub fn name(s: &str) -> Result<&str, String> {
     match all_consuming(socket_name).parse(s) {
