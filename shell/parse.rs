@@ -1601,6 +1601,19 @@ mod tests {
         }
     }
 
+    /// Issue 14: a name may be Chinese (any Unicode letter starts one);
+    /// 32 characters, not bytes.
+    #[test]
+    fn chinese_names_are_names() {
+        for s in ["服务器", "客户端_1", "预留-a", "σ", "_服务器"] {
+            assert_eq!(name(s), Ok(s), "{s}");
+        }
+        let long = "服".repeat(33);
+        assert!(name(&long).is_err());
+        assert!(name(&long[..32 * 3]).is_ok());
+        assert!(name("1服务器").is_err() && name("服务器.1").is_err() && name("服 务").is_err());
+    }
+
     #[test]
     fn socket_name_rule_stops_after_32_characters() {
         let long = "a".repeat(40);
@@ -1610,7 +1623,7 @@ mod tests {
 
     #[test]
     fn name_errors_say_what_a_name_may_contain() {
-        let rule = "(a name starts with a letter or '_' and has only letters, digits, '_' and '-', at most 32 characters)";
+        let rule = "(a name starts with a letter (of any script: 服务器 is one) or '_' and has only letters, digits, '_' and '-', at most 32 characters)";
         assert_eq!(
             name(""),
             Err(format!("'' is not a valid name: it is empty {rule}"))
@@ -1637,10 +1650,12 @@ mod tests {
                 "'a b' is not a valid name: ' ' is not allowed {rule}"
             ))
         );
+        // Any letter is a letter (issue 14: 服务器, café); punctuation is not.
+        assert_eq!(name("café"), Ok("café"));
         assert_eq!(
-            name("café"),
+            name("a/b"),
             Err(format!(
-                "'café' is not a valid name: 'é' is not allowed {rule}"
+                "'a/b' is not a valid name: '/' is not allowed {rule}"
             ))
         );
         let long = "a".repeat(33);
