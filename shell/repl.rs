@@ -19,7 +19,7 @@ use crate::args::{error_text, CmdError, Exit, Fatal};
 use crate::commands::{self, COMMANDS, KEYWORDS};
 use crate::driver::{self, Opened, PROMPT};
 use crate::guide::{Progress, LESSONS};
-use crate::lang;
+use crate::lang::{self, Lang};
 use crate::out::Out;
 use crate::render;
 use crate::session::Session;
@@ -321,14 +321,12 @@ fn walk(
     let mut progress = Progress::load();
     let l = lang::current();
     let h = file.header();
-    session.say(format!(
-        "== {} {}/{} · §{} · {} ==",
-        l.pick("第", "Lesson", "").replace('\n', "/"),
-        n + 1,
-        LESSONS.len(),
-        h.section,
-        h.title
-    ));
+    let (k, of) = (n + 1, LESSONS.len());
+    let which = match l {
+        Lang::Zh => format!("第 {k}/{of} 课"),
+        _ => format!("Lesson {k}/{of}"),
+    };
+    session.say(format!("== {which} · §{} · {} ==", h.section, h.title));
     session.say(l.pick(
         "Enter 运行行上的命令 (可以先修改, 或输入你自己的); back 上一步, skip 跳过, again 再来一次, quit lesson 退出课程",
         "Enter runs the command on the line (edit it first, or type your own); back, skip, again, quit lesson",
@@ -351,14 +349,12 @@ fn walk(
             for q in p.question(l) {
                 session.say(format!("? {q}"));
             }
-            match read_step(
-                rl,
-                l.pick("你的预测> ", "your guess> ", "")
-                    .lines()
-                    .last()
-                    .unwrap_or("> "),
-                "",
-            ) {
+            let prompt = match l {
+                Lang::Zh => "你的预测> ",
+                Lang::En => "your guess> ",
+                Lang::Both => "your guess 你的预测> ",
+            };
+            match read_step(rl, prompt, "") {
                 Typed::Line(g) => guess = Some(g),
                 Typed::Back => {
                     at = at.saturating_sub(1);
