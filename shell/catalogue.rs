@@ -123,6 +123,11 @@ pub static MESSAGES: &[Msg] = &[
         en: "another socket already holds this address and port (or old connections on it linger in TIME_WAIT); pick another port, or `set {name} reuseaddr on` before bind to get past TIME_WAIT",
     },
     Msg {
+        id: "send-stalled",
+        zh: "对方没有在读: 它的接收缓冲区和我们的发送缓冲区都满了, 剩下的只能等着 (sendall 会阻塞)",
+        en: "the peer is not reading: its receive buffer and our send buffer are full, so the rest waits (sendall blocks)",
+    },
+    Msg {
         id: "help-lists",
         zh: "`help` 列出所有命令",
         en: "`help` lists the commands",
