@@ -130,7 +130,7 @@ impl From<NetError> for CmdError {
         CmdError {
             message: e.to_string(),
             span: None,
-            hint: render::explain(&e).map(str::to_string),
+            hint: render::explain(&e),
             exit,
         }
     }

@@ -64,7 +64,7 @@ pub async fn execute(s: &mut Session, table: &'static [Command], line: &str) -> 
                 message: format!("unknown command '{name}'; did you mean '{n}'?"),
                 ..e
             },
-            None => e.hint("`help` lists the commands"),
+            None => e.hint(crate::catalogue::text("help-lists", "  ")),
         });
     };
     let end = line.trim_end().len();

@@ -2,9 +2,13 @@
 //! otherwise.
 
 mod args;
+mod catalogue;
 mod commands;
 mod dispatch;
 mod driver;
+mod guide;
+mod lang;
+mod lesson;
 mod out;
 mod parse;
 mod render;
@@ -22,6 +26,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use crate::args::{Exit, Fatal};
+use crate::lang::Lang;
 
 /// A socket laboratory: real sockets, one command at a time.
 #[derive(Parser)]
@@ -47,6 +52,27 @@ struct Cli {
     /// expect, wait, send, …) waits when it names no timeout.
     #[arg(long, default_value = "10s", value_parser = wait_arg)]
     wait: Duration,
+    /// The language of lessons and explanations: zh (中文), en or both
+    /// (default; or $SOCKLAB_LANG).
+    #[arg(long, value_parser = lang_arg)]
+    lang: Option<Lang>,
+    /// On a terminal, start in guided lesson N (a number or a name, as
+    /// `lessons` lists them).
+    #[arg(long, value_parser = lesson_arg)]
+    lesson: Option<usize>,
+}
+
+fn lang_arg(s: &str) -> Result<Lang, String> {
+    Lang::parse(s).ok_or_else(|| format!("'{s}' is not a language: zh, en or both"))
+}
+
+fn lesson_arg(s: &str) -> Result<usize, String> {
+    guide::find(s).ok_or_else(|| {
+        format!(
+            "no lesson '{s}': 1 to {} (or a name, like greeting)",
+            guide::LESSONS.len()
+        )
+    })
 }
 
 fn wait_arg(s: &str) -> Result<Duration, String> {
@@ -114,6 +140,27 @@ fn usage_error(e: &clap::Error) -> u8 {
 /// Starts the runtime and runs the REPL or the script; returns the exit
 /// status of the session, or why none could run.
 fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let env_lang = std::env::var("SOCKLAB_LANG").ok();
+    match (cli.lang, env_lang.as_deref()) {
+        (Some(l), _) => lang::set(l),
+        (None, Some(v)) if !v.is_empty() => match Lang::parse(v) {
+            Some(l) => lang::set(l),
+            None => {
+                return Err(
+                    anyhow::anyhow!("SOCKLAB_LANG='{v}' is not a language: zh, en or both")
+                        .context(Fatal::new(Exit::Usage, "bad environment")),
+                )
+            }
+        },
+        _ => {}
+    }
+    if cli.lesson.is_some() && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal())
+    {
+        return Err(anyhow::anyhow!(
+            "a guided lesson needs a terminal; to run a lesson whole: socklab docs/lessons/FILE"
+        )
+        .context(Fatal::new(Exit::Usage, "--lesson")));
+    }
     let _ = socklab_net::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -137,7 +184,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 },
             )
         }
-        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => repl::run(&rt),
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            repl::run(&rt, cli.lesson)
+        }
         None => script::run(
             &rt,
             std::io::BufReader::new(std::io::stdin()),

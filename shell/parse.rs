@@ -764,16 +764,21 @@ pub fn host(s: &str) -> Result<Host, String> {
 
 /// What a socket name may look like, for error messages.
 const NAME_RULE: &str =
-    "a name starts with a letter or '_' and has only letters, digits, '_' and '-', at most 32 characters";
+    "a name starts with a letter (of any script: 服务器 is one) or '_' and has only letters, digits, '_' and '-', at most 32 characters";
 
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+    c.is_alphanumeric() || c == '_' || c == '-'
 }
 
-/// A socket name: `[A-Za-z_][A-Za-z0-9_-]{0,31}`.
+fn is_name_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_'
+}
+
+/// A socket name: a Unicode letter or `_`, then up to 31 letters, digits,
+/// `_` and `-` (`srv`, `服务器`).
 fn socket_name(i: &str) -> IResult<&str, &str> {
     recognize(pair(
-        satisfy(|c| c.is_ascii_alphabetic() || c == '_'),
+        satisfy(is_name_start),
         take_while_m_n(0, 31, is_name_char),
     ))
     .parse(i)
@@ -786,7 +791,7 @@ fn name_problem(s: &str) -> String {
     }
     match s.chars().next() {
         None => return "it is empty".to_string(),
-        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+        Some(c) if !is_name_start(c) => {
             return format!("it starts with '{}'", show_char(c));
         }
         Some(_) => {}
@@ -797,7 +802,7 @@ fn name_problem(s: &str) -> String {
     }
 }
 
-/// A socket name given with `as NAME`: [A-Za-z_][A-Za-z0-9_-]{0,31}. (Dots are reserved for names the shell makes,
+/// A socket name given with `as NAME`: a letter or `_`, then letters, digits, `_`, `-`, 32 characters at most. (Dots are reserved for names the shell makes,
 /// like srv.1.) Error says what a name may contain.
 pub fn name(s: &str) -> Result<&str, String> {
     match all_consuming(socket_name).parse(s) {
@@ -1596,6 +1601,19 @@ mod tests {
         }
     }
 
+    /// Issue 14: a name may be Chinese (any Unicode letter starts one);
+    /// 32 characters, not bytes.
+    #[test]
+    fn chinese_names_are_names() {
+        for s in ["服务器", "客户端_1", "预留-a", "σ", "_服务器"] {
+            assert_eq!(name(s), Ok(s), "{s}");
+        }
+        let long = "服".repeat(33);
+        assert!(name(&long).is_err());
+        assert!(name(&long[..32 * 3]).is_ok());
+        assert!(name("1服务器").is_err() && name("服务器.1").is_err() && name("服 务").is_err());
+    }
+
     #[test]
     fn socket_name_rule_stops_after_32_characters() {
         let long = "a".repeat(40);
@@ -1605,7 +1623,7 @@ mod tests {
 
     #[test]
     fn name_errors_say_what_a_name_may_contain() {
-        let rule = "(a name starts with a letter or '_' and has only letters, digits, '_' and '-', at most 32 characters)";
+        let rule = "(a name starts with a letter (of any script: 服务器 is one) or '_' and has only letters, digits, '_' and '-', at most 32 characters)";
         assert_eq!(
             name(""),
             Err(format!("'' is not a valid name: it is empty {rule}"))
@@ -1632,10 +1650,12 @@ mod tests {
                 "'a b' is not a valid name: ' ' is not allowed {rule}"
             ))
         );
+        // Any letter is a letter (issue 14: 服务器, café); punctuation is not.
+        assert_eq!(name("café"), Ok("café"));
         assert_eq!(
-            name("café"),
+            name("a/b"),
             Err(format!(
-                "'café' is not a valid name: 'é' is not allowed {rule}"
+                "'a/b' is not a valid name: '/' is not allowed {rule}"
             ))
         );
         let long = "a".repeat(33);

@@ -9,7 +9,9 @@ use socklab_net::transfer::{digest_hex, escape_shown, is_hidden, quote_name, Ser
 use socklab_net::{Event, Family, NetError, Role, SocketInfo, Transfer, UnixAddr};
 use socklab_tasks::{Ending, Line, LineKind};
 
+use crate::catalogue;
 use crate::parse::Span;
+use unicode_width::UnicodeWidthStr;
 
 /// How received bytes are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,7 +404,7 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
         ),
         Event::Failed { socket, error } => {
             let mut s = format!("{socket} !! {error}");
-            if let Some(h) = explain_io(error) {
+            if let Some(h) = explain_io_in(error, "   ") {
                 let _ = write!(s, "\n   {h}");
             }
             s
@@ -648,11 +650,11 @@ pub fn bye(n: usize) -> String {
 
 /// A table with a header row; columns as wide as their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| UnicodeWidthStr::width(*h)).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(c.chars().count());
+                *w = (*w).max(UnicodeWidthStr::width(c.as_str()));
             }
         }
     }
@@ -667,7 +669,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
                     .get(i)
                     .copied()
                     .unwrap_or(0)
-                    .saturating_sub(c.chars().count());
+                    .saturating_sub(UnicodeWidthStr::width(*c));
                 l.push_str(c);
                 l.push_str(&" ".repeat(pad + 2));
             }
@@ -778,58 +780,78 @@ pub fn info_value(v: &socklab_net::tcp::InfoValue) -> String {
     }
 }
 
-/// One line on what an OS error means for the learner.
-pub fn explain_io(e: &io::Error) -> Option<&'static str> {
-    let hint = match e.raw_os_error()? {
-        libc::EADDRINUSE => "another socket already holds this address and port, or old connections on it linger in TIME_WAIT; pick another port, or close the socket that holds it (SO_REUSEADDR, on before bind, gets past TIME_WAIT only)",
-        libc::EADDRNOTAVAIL => "this machine has no such address to bind or connect from; use 127.0.0.1, or an address `ifconfig` lists",
-        libc::ECONNREFUSED => "nothing listens on that port: the peer's kernel answered the SYN with a reset",
-        libc::ECONNRESET => "the peer reset the connection (it closed with data unread, or crashed); data in flight is lost; Python raises ConnectionResetError",
-        libc::EPIPE => "the connection is closed for writing (the peer reset it, or we shut down writing)",
-        libc::ETIMEDOUT => "no answer came: the peer or the network dropped the packets",
-        libc::EHOSTUNREACH | libc::ENETUNREACH => "no route to that address from this machine",
-        libc::EACCES => "ports below 1024 need privilege (root or CAP_NET_BIND_SERVICE); use a port of 1024 or more",
-        libc::ENOTCONN => "the socket is not connected: connect (client) or accept (server) first",
-        libc::ECONNABORTED => "an earlier connect on this socket failed, and a socket whose connect failed cannot be used again: make a new one",
-        libc::EISCONN => "the socket is connected already",
-        libc::EINVAL => "the call does not fit the socket's state (for example bind twice, or listen on a connected socket)",
-        libc::EMFILE | libc::ENFILE => "too many open files: close some sockets, or raise the limit (ulimit -n)",
-        libc::EAFNOSUPPORT => "the address family does not match the socket (IPv4 vs IPv6)",
-        libc::EMSGSIZE => "the datagram is larger than one UDP packet can carry (65507 bytes of payload over IPv4, 65527 over IPv6)",
-        libc::ENOPROTOOPT => "this socket type has no such option",
+/// One line on what an OS error means for the learner, in the session's
+/// language (`catalogue`); under `both`, the Chinese follows on a line of
+/// its own, indented by `sep`.
+pub fn explain_io_in(e: &io::Error, sep: &str) -> Option<String> {
+    let id = match e.raw_os_error()? {
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::EPIPE => "EPIPE",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EHOSTUNREACH | libc::ENETUNREACH => "EHOSTUNREACH",
+        libc::EACCES => "EACCES",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::EISCONN => "EISCONN",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE | libc::ENFILE => "EMFILE",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
         _ => return None,
     };
-    Some(hint)
+    Some(catalogue::text(id, sep))
 }
+
+/// [`explain_io_in`] for a hint line of an error (indented by two).
+pub fn explain_io(e: &io::Error) -> Option<String> {
+    explain_io_in(e, HINT_INDENT)
+}
+
+/// How far a hint line is indented under its error.
+pub const HINT_INDENT: &str = "  ";
 
 /// The hint for "Address already in use" on a socket whose SO_REUSEADDR is
 /// `reuseaddr` (`name` is the socket, to name it in a command).
 pub fn address_in_use(name: &str, reuseaddr: bool) -> String {
     if reuseaddr {
-        "SO_REUSEADDR is on already, so what holds this address and port is a socket bound or listening on it, or an old connection in TIME_WAIT whose own socket did not have SO_REUSEADDR (Linux needs it on both); pick another port, or close that socket (`sockets` lists this shell's)".to_string()
+        catalogue::text("in-use-reuseaddr-on", HINT_INDENT)
     } else {
-        format!(
-            "another socket already holds this address and port (or old connections on it linger in TIME_WAIT); pick another port, or `set {name} reuseaddr on` before bind to get past TIME_WAIT"
-        )
+        catalogue::text_with("in-use-reuseaddr-off", HINT_INDENT, name)
     }
 }
 
 /// The hint for a lab error, if it carries an OS error with one. Some
 /// errors mean different things for different calls.
-pub fn explain(e: &NetError) -> Option<&'static str> {
+pub fn explain(e: &NetError) -> Option<String> {
     let io = e.os_error()?;
-    match (e, io.raw_os_error()) {
-        (NetError::Os { op: "sendto" | "send", .. }, Some(libc::EACCES)) => Some(
-            "a broadcast address needs `set NAME broadcast on` first (SO_BROADCAST); without it the kernel refuses, and no packet leaves the machine",
-        ),
-        (NetError::Os { op: "recvfrom" | "recv" | "send", .. }, Some(libc::ECONNREFUSED)) => Some(
-            "nothing listens on that UDP port: its kernel answered an earlier datagram with ICMP port-unreachable, which only a connected UDP socket hears",
-        ),
-        (NetError::Os { op: "setsockopt", .. }, Some(libc::EINVAL)) => Some(
-            "the kernel refused this value for the option: it is out of the option's range (`help set` lists them)",
-        ),
-        _ => explain_io(io),
-    }
+    let id = match (e, io.raw_os_error()) {
+        (
+            NetError::Os {
+                op: "sendto" | "send",
+                ..
+            },
+            Some(libc::EACCES),
+        ) => "send-broadcast",
+        (
+            NetError::Os {
+                op: "recvfrom" | "recv" | "send",
+                ..
+            },
+            Some(libc::ECONNREFUSED),
+        ) => "udp-refused",
+        (
+            NetError::Os {
+                op: "setsockopt", ..
+            },
+            Some(libc::EINVAL),
+        ) => "setsockopt-range",
+        _ => return explain_io(io),
+    };
+    Some(catalogue::text(id, HINT_INDENT))
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use tokio::signal::unix::Signal;
 use crate::args::{error_text, CmdError, Exit, Fatal};
 use crate::commands::{self, COMMANDS, KEYWORDS};
 use crate::driver::{self, Opened, PROMPT};
+use crate::guide::{Progress, LESSONS};
+use crate::lang::{self, Lang};
 use crate::out::Out;
 use crate::render;
 use crate::session::Session;
@@ -140,7 +142,7 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// Runs the REPL until `quit` or Ctrl-D; returns the exit status.
-pub fn run(rt: &Runtime) -> i32 {
+pub fn run(rt: &Runtime, lesson: Option<usize>) -> i32 {
     let mut rl = match editor() {
         Ok(rl) => rl,
         Err(e) => {
@@ -184,6 +186,7 @@ pub fn run(rt: &Runtime) -> i32 {
         "socklab {}: a socket laboratory. `help` lists the commands; Tab completes; Ctrl-D quits.",
         env!("CARGO_PKG_VERSION")
     ));
+    session.lesson = lesson;
     let ended = read_eval_print(rt, &mut rl, &mut session, &mut interrupts);
     let closed = driver::close(rt, &session);
     if ended == Ended::Eof {
@@ -228,6 +231,15 @@ fn read_eval_print(
     interrupts: &mut Signal,
 ) -> Ended {
     loop {
+        if let Some(n) = session.lesson.take() {
+            match walk(rt, rl, session, interrupts, n) {
+                Walked::Left => {}
+                Walked::Ended(e) => return e,
+            }
+            if session.quit {
+                return Ended::Quit;
+            }
+        }
         match rl.readline(PROMPT) {
             Ok(line) => {
                 eval_print(rt, session, interrupts, &line);
@@ -243,6 +255,156 @@ fn read_eval_print(
             }
         }
     }
+}
+
+/// How a guided lesson ended.
+enum Walked {
+    /// Done, or `quit lesson`: the REPL goes on.
+    Left,
+    /// The session ended during it.
+    Ended(Ended),
+}
+
+/// What the learner typed at a step, or a question.
+enum Typed {
+    /// A line to run (or an answer).
+    Line(String),
+    /// `back`, `skip`, `again`, `quit lesson` (or Ctrl-C).
+    Back,
+    Skip,
+    Again,
+    Leave,
+    /// Ctrl-D, or the terminal could not be read.
+    Ended(Ended),
+}
+
+/// Reads one line with `initial` already typed; the walk's words are
+/// recognised here.
+fn read_step(rl: &mut Editor<ShellHelper, DefaultHistory>, prompt: &str, initial: &str) -> Typed {
+    match rl.readline_with_initial(prompt, (initial, "")) {
+        Ok(line) => match line.trim() {
+            "back" | "上一步" => Typed::Back,
+            "skip" | "跳过" => Typed::Skip,
+            "again" | "再来" => Typed::Again,
+            "quit lesson" | "退出" => Typed::Leave,
+            _ => Typed::Line(line),
+        },
+        Err(ReadlineError::Interrupted) => Typed::Leave,
+        Err(ReadlineError::Eof) => Typed::Ended(Ended::Eof),
+        Err(e) => {
+            eprintln!("error: cannot read the terminal: {e}");
+            Typed::Ended(Ended::Unreadable)
+        }
+    }
+}
+
+/// Walks lesson `n` of `guide::LESSONS`: each step's explanation, maybe a
+/// question, then its command on the line, run with Enter; progress is
+/// recorded after each step.
+fn walk(
+    rt: &Runtime,
+    rl: &mut Editor<ShellHelper, DefaultHistory>,
+    session: &mut Session,
+    interrupts: &mut Signal,
+    n: usize,
+) -> Walked {
+    let Some(file) = LESSONS.get(n) else {
+        return Walked::Left;
+    };
+    let steps = match file.steps() {
+        Ok(s) => s,
+        Err(e) => {
+            session.say(format!("error: {}: {e}", file.file));
+            return Walked::Left;
+        }
+    };
+    let mut progress = Progress::load();
+    let l = lang::current();
+    let h = file.header();
+    let (k, of) = (n + 1, LESSONS.len());
+    let which = match l {
+        Lang::Zh => format!("第 {k}/{of} 课"),
+        _ => format!("Lesson {k}/{of}"),
+    };
+    session.say(format!("== {which} · §{} · {} ==", h.section, h.title));
+    session.say(l.pick(
+        "Enter 运行行上的命令 (可以先修改, 或输入你自己的); back 上一步, skip 跳过, again 再来一次, quit lesson 退出课程",
+        "Enter runs the command on the line (edit it first, or type your own); back, skip, again, quit lesson",
+        "",
+    ));
+    let total = steps.len();
+    let mut at = 0;
+    // Each turn shows one step, or moves back; bounded by the learner.
+    while at < total {
+        let step = &steps[at];
+        for t in step.text(l) {
+            session.say(format!("\x1b[36m{t}\x1b[0m"));
+        }
+        let Some(command) = &step.command else {
+            at += 1;
+            continue;
+        };
+        let mut guess = None;
+        if let Some(p) = &step.predict {
+            for q in p.question(l) {
+                session.say(format!("? {q}"));
+            }
+            let prompt = match l {
+                Lang::Zh => "你的预测> ",
+                Lang::En => "your guess> ",
+                Lang::Both => "your guess 你的预测> ",
+            };
+            match read_step(rl, prompt, "") {
+                Typed::Line(g) => guess = Some(g),
+                Typed::Back => {
+                    at = at.saturating_sub(1);
+                    continue;
+                }
+                Typed::Skip => {
+                    at += 1;
+                    continue;
+                }
+                Typed::Again => continue,
+                Typed::Leave => return Walked::Left,
+                Typed::Ended(e) => return Walked::Ended(e),
+            }
+        }
+        match read_step(rl, PROMPT, command) {
+            Typed::Line(line) => {
+                eval_print(rt, session, interrupts, &line);
+                if let (Some(p), Some(g)) = (&step.predict, guess) {
+                    let verdict = if p.is_right(&g) {
+                        l.pick("✓ 猜对了!", "✓ You predicted right!", "  ")
+                    } else {
+                        let answer = p.answers.first().map_or("", String::as_str);
+                        l.pick(
+                            &format!("✗ 没猜对: 你猜 {}, 答案是 {answer}", g.trim()),
+                            &format!("✗ Not quite: you said {}, the answer is {answer}", g.trim()),
+                            "  ",
+                        )
+                    };
+                    session.say(verdict);
+                }
+                if session.quit {
+                    return Walked::Left;
+                }
+                at += 1;
+                let _ = progress.record(file.file, at, total);
+            }
+            Typed::Back => at = at.saturating_sub(1),
+            Typed::Skip => at += 1,
+            Typed::Again => {}
+            Typed::Leave => return Walked::Left,
+            Typed::Ended(e) => return Walked::Ended(e),
+        }
+    }
+    let _ = progress.record(file.file, total, total);
+    session.say(l.pick(
+        "== 本课完成. `lessons` 列出所有课程 ==",
+        "== Lesson done. `lessons` lists them all ==",
+        "",
+    ));
+    Walked::Left
 }
 
 /// Runs one typed line; Ctrl-C while it runs interrupts it (at the

@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 use crate::args::{error_text, CmdError, CmdResult, Exit, Fatal};
 use crate::commands;
 use crate::driver::{self, Opened, EXPECT_FAIL, PROMPT};
+use crate::lang;
+use crate::lesson;
 use crate::out::Out;
 use crate::report::{Held, Pending, Report, Reports};
 use crate::session::Session;
@@ -163,9 +165,20 @@ impl Script<'_> {
             return true;
         }
         let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            self.session.say(line);
-            return true;
+        match lesson::classify(line) {
+            Ok(lesson::Line::Command(_)) => {}
+            Ok(lesson::Line::Blank) => {
+                self.session.say(line);
+                return true;
+            }
+            // Comments and questions in the session's language.
+            Ok(note) => {
+                for l in lesson::echo(&note, lang::current()) {
+                    self.session.say(l);
+                }
+                return true;
+            }
+            Err(why) => return self.fail(line, CmdError::new(Exit::Data, why)),
         }
         self.session.say(format!("{PROMPT}{line}"));
         let (expect_fail, command) = match trimmed.strip_prefix(EXPECT_FAIL) {

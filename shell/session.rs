@@ -37,6 +37,9 @@ pub struct Session {
     tmp: OnceLock<Option<tempfile::TempDir>>,
     /// The lab's hosts (`host add`), removed when it ends.
     pub hosts: Arc<Mutex<Hosts>>,
+    /// The lesson `lesson N` asked the REPL to walk (an index of
+    /// `guide::LESSONS`).
+    pub lesson: Option<usize>,
 }
 
 impl Session {
@@ -60,6 +63,7 @@ impl Session {
             closed_stream: None,
             tmp: OnceLock::new(),
             hosts: Arc::new(Mutex::new(Hosts::new())),
+            lesson: None,
         }
     }
 
@@ -106,7 +110,7 @@ impl Session {
         let line = self.expand_tmp(line);
         let line = line.as_str();
         static FIELD: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\.(port|host|addr)\}").expect("valid regex")
+            Regex::new(r"\{([\p{L}_][\p{L}\p{N}_.-]*)\.(port|host|addr)\}").expect("valid regex")
         });
         FIELD
             .replace_all(line, |c: &regex::Captures<'_>| {

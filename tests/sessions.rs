@@ -70,6 +70,36 @@ fn lessons() {
     });
 }
 
+/// Every lesson reads whole in one language: `--lang zh` and `--lang en`,
+/// snapshotted as `lesson-zh@FILE` and `lesson-en@FILE` (the `lesson@`
+/// snapshots are `both`, the default).
+#[test]
+fn lessons_in_each_language() {
+    settings().bind(|| {
+        insta::glob!(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lessons"),
+            "*.sock",
+            |p| {
+                let script = std::fs::read_to_string(p).expect("session file is readable");
+                if script.lines().any(|l| l.starts_with("host add"))
+                    && !nix::unistd::geteuid().is_root()
+                {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "lab hosts need root; CI runs as root"
+                    );
+                    return;
+                }
+                for lang in ["zh", "en"] {
+                    let run =
+                        run_script_env(&script, &["--lang", lang], &[("SOCKLAB_TRACE", "observe")]);
+                    insta::assert_snapshot!(format!("lesson-{lang}"), transcript(&run));
+                }
+            }
+        )
+    });
+}
+
 /// Running a lesson twice gives the same transcript, byte for byte (the
 /// ports the OS picks aside).
 #[test]

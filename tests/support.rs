@@ -23,6 +23,9 @@ pub fn run_script(script: &str, args: &[&str]) -> Run {
 pub fn run_script_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_socklab"))
         .args(args)
+        // A learner's language in the environment must not change a
+        // transcript: tests say which language they want.
+        .env_remove("SOCKLAB_LANG")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -7,6 +7,7 @@ mod faults_shell;
 mod faults_transfer;
 mod hosts;
 mod jobs;
+mod lessons;
 mod log;
 mod python;
 mod relay;

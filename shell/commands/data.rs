@@ -44,7 +44,7 @@ pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
             message: format!("{}: {went} of {total} bytes were sent", e.message),
             ..e
         }
-        .hint("the peer is not reading: its receive buffer and our send buffer are full, so the rest waits (sendall blocks)")
+        .hint(crate::catalogue::text("send-stalled", render::HINT_INDENT))
     })?;
     s.say(format!(
         "{name} -> {}",

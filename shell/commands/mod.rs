@@ -14,6 +14,8 @@
 //! - `relay`: `relay`, `fault`, `chat` (relays with faults, the chat broker);
 //! - `tls`: `connect … tls`, `listen … tls`, `starttls`, `tls export`
 //!   (`connect` and `listen` pass through it to `sockets` without `tls`);
+//! - `lessons`: `lang`, `lessons`, `lesson` (the lessons, guided, in Chinese
+//!   and English);
 //! - `hosts`: the classroom: `host`, `hosts`, `link` (`on` is here, beside
 //!   the table it runs its command through);
 //!
@@ -26,6 +28,7 @@ mod files;
 mod hosts;
 mod inspect;
 mod jobs;
+mod lessons;
 mod log;
 mod observe;
 mod relay;
@@ -585,6 +588,35 @@ pub static COMMANDS: &[Command] = &[
         summary: "leave a multicast group (IP_DROP_MEMBERSHIP): the socket gets no more of it",
         help: "The opposite of `join`; the group's datagrams no longer reach the socket.",
         run: |s, a| Box::pin(hosts::membership(s, a, false)),
+    },
+    Command {
+        name: "lang",
+        aliases: &[],
+        usage: "lang [zh|en|both]",
+        summary: "the language of lessons and explanations: 中文, English or both",
+        help: "Lessons' comments and questions, the lines that explain OS errors and the hints follow it; the OS's own\n\
+               error text stays as the OS writes it. Default: both, or $SOCKLAB_LANG, or `socklab --lang zh|en|both`.\n\
+               In a session file, `#zh …` and `#en …` comments show in one language, `# …` in every one.",
+        run: |s, a| Box::pin(lessons::lang(s, a)),
+    },
+    Command {
+        name: "lessons",
+        aliases: &[],
+        usage: "lessons",
+        summary: "list the lessons: the lecture's sections, what each shows, how far you got",
+        help: "Progress is kept per user in $XDG_STATE_HOME/socklab/lessons (~/.local/state/socklab/lessons).",
+        run: |s, a| Box::pin(lessons::lessons(s, a)),
+    },
+    Command {
+        name: "lesson",
+        aliases: &[],
+        usage: "lesson N|NAME",
+        summary: "walk through a lesson step by step (on a terminal): read, predict, run, see",
+        help: "Each step explains, then puts the next command on the line: Enter runs it, or edit it, or type your own.\n\
+               At some steps you first predict what will happen (how many bytes a recv returns, whether a bind succeeds).\n\
+               At the prompt: back (the step before), skip (the next step), again (this step once more), quit lesson.\n\
+               Going back does not undo what ran: a socket a step made is still there. `socklab --lesson N` starts in it.",
+        run: |s, a| Box::pin(lessons::lesson(s, a)),
     },
     Command {
         name: "quit",
