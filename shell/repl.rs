@@ -132,11 +132,16 @@ impl ShellHelper {
         if !prefix.is_empty() && slot != Slot::Path {
             return Ok(Vec::new());
         }
+        // `SERVER.*` is offered once the name is typed, past it: `close
+        // srv<Tab>` completes `srv`.
         let sockets = |want: &[Role]| -> Vec<String> {
             facts
                 .sockets
                 .iter()
-                .filter(|(_, r)| want.is_empty() || want.contains(r))
+                .filter(|(n, r)| {
+                    (want.is_empty() || want.contains(r))
+                        && (suffix.is_empty() || word.len() > n.len())
+                })
                 .map(|(n, _)| format!("{n}{suffix}"))
                 .collect()
         };
@@ -644,7 +649,8 @@ mod grammar_tests {
             l.words("listen "),
             set(&["f", "localhost", "127.0.0.1", "::1", "unix:"])
         );
-        assert_eq!(l.words("close s"), set(&["srv", "srv.*"]));
+        assert_eq!(l.words("close s"), set(&["srv"]));
+        assert_eq!(l.words("close srv."), set(&["srv.*"]));
         assert_eq!(l.words("watch c "), set(&["on", "off"]));
         assert_eq!(l.words("shutdown c "), set(&["read", "write", "both"]));
         assert_eq!(l.words("help fr"), set(&["frame"]));
