@@ -649,6 +649,22 @@ mod grammar_tests {
             l.words("listen "),
             set(&["f", "localhost", "127.0.0.1", "::1", "unix:"])
         );
+        let listen = l.words("listen 5555 ");
+        for w in ["backlog", "mode", "as", "exec", "tls"] {
+            assert!(
+                listen.contains(&w.to_string()),
+                "{w} missing from {listen:?}"
+            );
+        }
+        assert!(!listen.contains(&"timeout".to_string()), "{listen:?}");
+        assert_eq!(
+            l.words("listen 5555 mode "),
+            set(&["iterative", "thread", "task"])
+        );
+        assert_eq!(
+            l.words("listen 5555 tls mode "),
+            set(&["iterative", "task"])
+        );
         assert_eq!(l.words("close s"), set(&["srv"]));
         assert_eq!(l.words("close srv."), set(&["srv.*"]));
         assert_eq!(l.words("watch c "), set(&["on", "off"]));
