@@ -14,6 +14,7 @@ use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Context, Editor, Helper, Validator};
 use socklab_net::{Lab, OptKind, Role, SockOpt};
+use socklab_tasks::JobNames;
 use tokio::runtime::Runtime;
 use tokio::signal::unix::Signal;
 
@@ -30,6 +31,7 @@ use grammar::{Facts, Slot, Term, Tok};
 #[derive(Helper, Validator)]
 struct ShellHelper {
     lab: Lab,
+    jobs: JobNames,
     files: FilenameCompleter,
     history: HistoryHinter,
 }
@@ -94,6 +96,7 @@ impl ShellHelper {
                 .into_iter()
                 .map(|i| (i.name, i.role))
                 .collect(),
+            jobs: self.jobs.names(),
         }
     }
 
@@ -195,6 +198,7 @@ impl ShellHelper {
                 .iter()
                 .map(|(n, _)| n.to_string())
                 .collect(),
+            Slot::Job => facts.jobs.clone(),
             Slot::NewName | Slot::Number | Slot::Other => Vec::new(),
         };
         Ok(words(word, items.iter().map(String::as_str)))
@@ -285,6 +289,7 @@ pub fn run(rt: &Runtime) -> i32 {
     };
     rl.set_helper(Some(ShellHelper {
         lab: session.lab.clone(),
+        jobs: session.jobs.names(),
         files: FilenameCompleter::new(),
         history: HistoryHinter::new(),
     }));
@@ -393,8 +398,10 @@ mod tests {
     #[test]
     fn completion_after_multibyte_spaces_does_not_panic() {
         let (lab, _rx) = Lab::new(8);
+        let (jobs, _lines) = socklab_tasks::Jobs::new(8);
         let helper = ShellHelper {
             lab,
+            jobs: jobs.names(),
             files: FilenameCompleter::new(),
             history: HistoryHinter::new(),
         };
@@ -443,6 +450,7 @@ mod grammar_tests {
             let (lab, rx) = rt.block_on(async { Lab::new(64) });
             drop(rx);
             let (jobs, _lines) = Jobs::new(64);
+            let job_names = jobs.names();
             let (job_lines, _take) = JobLines::new(false);
             let printer = Arc::new(Printer::new(Out::quiet(), false));
             let mut session = Session::new(
@@ -462,6 +470,7 @@ mod grammar_tests {
                 "socket tcp as f",
                 "socket udp as u",
                 "exec cat as prog",
+                "spawn nap as task times 100 every 1s background",
             ] {
                 let line = session.expand(line);
                 rt.block_on(commands::execute(&mut session, &line))
@@ -469,6 +478,7 @@ mod grammar_tests {
             }
             let helper = ShellHelper {
                 lab,
+                jobs: job_names,
                 files: FilenameCompleter::new(),
                 history: HistoryHinter::new(),
             };
@@ -679,6 +689,9 @@ mod grammar_tests {
             set(&["c", "a", "prog"])
         );
         assert!(l.words("repeat 3 ").contains(&"every".to_string()));
+        // Jobs where a job goes.
+        assert_eq!(l.words("kill "), set(&["job1"]));
+        assert_eq!(l.words("wait "), set(&["job1", "timeout"]));
         // An unknown command offers nothing.
         assert!(l.words("lsiten ").is_empty());
     }

@@ -46,6 +46,8 @@ pub enum Slot {
     CommandName,
     /// A workload of `spawn`.
     Workload,
+    /// A job.
+    Job,
     /// A number, duration or size.
     Number,
     /// Anything else (data, text, addresses…).
@@ -98,6 +100,8 @@ pub type Rest = Vec<&'static [Node]>;
 pub struct Facts {
     /// Every socket's name and role, in creation order.
     pub sockets: Vec<(String, Role)>,
+    /// Every job's name, in the order they were started.
+    pub jobs: Vec<String>,
 }
 
 impl Facts {
@@ -321,6 +325,7 @@ fn slot(command: &str, prev: Option<&str>, place: &str, many: bool) -> Slot {
         ("COMMAND", _) if many => Slot::Command,
         ("COMMAND", _) => Slot::CommandName,
         ("WORKLOAD", _) => Slot::Workload,
+        ("JOB", _) => Slot::Job,
         (
             "PORT" | "N" | "MAX" | "BACKLOG" | "COUNT" | "BYTES" | "PCT" | "SIZE" | "DUR" | "RATE",
             _,
@@ -544,6 +549,7 @@ fn fits(term: &Term, tok: Tok<'_>, command: &str, facts: &Facts, s: Strictness) 
                 Slot::Option => SockOpt::ALL.iter().any(|o| o.name() == inner),
                 Slot::Command | Slot::CommandName => commands::find(inner).is_some(),
                 Slot::Workload => socklab_tasks::WORKLOADS.iter().any(|(n, _)| *n == inner),
+                Slot::Job => facts.jobs.iter().any(|j| j == inner),
                 Slot::NewName | Slot::ClassHost | Slot::Path | Slot::Value | Slot::Other => true,
             }
         }
