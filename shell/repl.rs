@@ -1,6 +1,8 @@
 //! The interactive shell on a terminal: rustyline with history,
 //! completion and hints; events print above the line being typed.
 
+mod grammar;
+
 use std::borrow::Cow;
 use std::path::PathBuf;
 
@@ -11,23 +13,27 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Context, Editor, Helper, Validator};
-use socklab_net::{Lab, SockOpt};
+use socklab_net::{Lab, OptKind, Role, SockOpt};
+use socklab_tasks::JobNames;
 use tokio::runtime::Runtime;
 use tokio::signal::unix::Signal;
 
 use crate::args::{error_text, CmdError, Exit, Fatal};
-use crate::commands::{self, COMMANDS, KEYWORDS};
+use crate::commands::{self, COMMANDS};
 use crate::driver::{self, Opened, PROMPT};
 use crate::guide::{Progress, LESSONS};
 use crate::lang::{self, Lang};
 use crate::out::Out;
+use crate::parse::{self, Token};
 use crate::render;
 use crate::session::Session;
+use grammar::{Facts, Slot, Term, Tok};
 
 /// Completion, hints and highlighting for the line being typed.
 #[derive(Helper, Validator)]
 struct ShellHelper {
     lab: Lab,
+    jobs: JobNames,
     files: FilenameCompleter,
     history: HistoryHinter,
 }
@@ -39,9 +45,11 @@ impl Completer for ShellHelper {
         &self,
         line: &str,
         pos: usize,
-        ctx: &Context<'_>,
+        _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let before = &line[..pos];
+        let Some(before) = line.get(..pos) else {
+            return Ok((0, Vec::new()));
+        };
         // After the last whitespace character, which may be more than one
         // byte (a no-break space, an ideographic space).
         let start = before
@@ -50,50 +58,165 @@ impl Completer for ShellHelper {
             .find(|(_, c)| c.is_whitespace())
             .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &before[start..];
-        let prior: Vec<&str> = before[..start].split_whitespace().collect();
-        let pairs = |items: Vec<String>| -> Vec<Pair> {
-            items
+        // Inside an unfinished quote there is nothing to complete.
+        let Ok(toks) = parse::tokenize(&before[..start]) else {
+            return Ok((start, Vec::new()));
+        };
+        let toks: Vec<Tok<'_>> = toks.iter().map(Token::word).collect();
+        if toks.is_empty() {
+            let names = COMMANDS
+                .iter()
+                .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()));
+            return Ok((start, words(word, names)));
+        }
+        let facts = self.facts();
+        let Some(a) = grammar::analyse(&toks, &facts) else {
+            if word.starts_with(['/', '.', '~']) {
+                return self.files.complete_path(line, pos);
+            }
+            return Ok((start, Vec::new()));
+        };
+        let mut found: Vec<Pair> = Vec::new();
+        for term in grammar::next_terms(&a) {
+            for p in self.offer(term, a.command.name, &toks, &facts, before, start)? {
+                if !found.iter().any(|f| f.replacement == p.replacement) {
+                    found.push(p);
+                }
+            }
+        }
+        Ok((start, found))
+    }
+}
+
+impl ShellHelper {
+    /// A quick snapshot of the lab's sockets and their roles.
+    fn facts(&self) -> Facts {
+        Facts {
+            sockets: self
+                .lab
+                .list()
                 .into_iter()
-                .filter(|c| c.starts_with(word))
-                .map(|c| Pair {
-                    display: c.clone(),
-                    replacement: format!("{c} "),
+                .map(|i| (i.name, i.role))
+                .collect(),
+            jobs: self.jobs.names(),
+        }
+    }
+
+    /// The completions of the word `before[start..]` as `term`, in
+    /// `command`, after the words `toks`.
+    fn offer(
+        &self,
+        term: &Term,
+        command: &str,
+        toks: &[Tok<'_>],
+        facts: &Facts,
+        before: &str,
+        start: usize,
+    ) -> rustyline::Result<Vec<Pair>> {
+        let word = &before[start..];
+        let (prefix, slot, suffix) = match term {
+            Term::Lit(l) => return Ok(words(word, [l.as_str()])),
+            Term::Slot {
+                prefix,
+                slot,
+                suffix,
+            } => (prefix.as_str(), *slot, suffix.as_str()),
+        };
+        if !word.starts_with(prefix) {
+            // `unix:` is offered as it is, to be followed by the path.
+            let offered = prefix.starts_with(word) && prefix.contains(char::is_alphabetic);
+            return Ok(if offered {
+                vec![Pair {
+                    display: prefix.to_string(),
+                    replacement: prefix.to_string(),
+                }]
+            } else {
+                Vec::new()
+            });
+        }
+        if !prefix.is_empty() && slot != Slot::Path {
+            return Ok(Vec::new());
+        }
+        // `SERVER.*` is offered once the name is typed, past it: `close
+        // srv<Tab>` completes `srv`.
+        let sockets = |want: &[Role]| -> Vec<String> {
+            facts
+                .sockets
+                .iter()
+                .filter(|(n, r)| {
+                    (want.is_empty() || want.contains(r))
+                        && (suffix.is_empty() || word.len() > n.len())
                 })
+                .map(|(n, _)| format!("{n}{suffix}"))
                 .collect()
         };
-        let candidates = match prior.as_slice() {
-            [] => {
-                let names = COMMANDS
-                    .iter()
-                    .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
-                    .map(str::to_string)
-                    .collect();
-                pairs(names)
+        let items: Vec<String> = match slot {
+            Slot::Socket => sockets(grammar::roles(command)),
+            Slot::Listener => sockets(&[Role::Listener]),
+            Slot::Host => {
+                let mut h = host_names();
+                h.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+                h
             }
-            [cmd, _] if matches!(*cmd, "set" | "get" | "setsockopt" | "getsockopt") => {
-                pairs(SockOpt::ALL.iter().map(|o| o.name().to_string()).collect())
+            Slot::ClassHost => host_names(),
+            Slot::Path => {
+                // The path after the prefix, completed as a path alone.
+                let at = start + prefix.len();
+                let path = &before[at..];
+                let (from, pairs) = self.files.complete_path(path, path.len())?;
+                let kept = path.get(..from).unwrap_or("");
+                // A file is a whole word; a directory goes on.
+                return Ok(pairs
+                    .into_iter()
+                    .map(|p| {
+                        let space = if p.replacement.ends_with('/') {
+                            ""
+                        } else {
+                            " "
+                        };
+                        Pair {
+                            display: p.display,
+                            replacement: format!("{prefix}{kept}{}{space}", p.replacement),
+                        }
+                    })
+                    .collect());
             }
-            [cmd] if matches!(*cmd, "help" | "?") => {
-                pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect())
-            }
-            // The classroom: host names, and after `on HOST` a command.
-            [cmd] if matches!(*cmd, "on" | "link") => pairs(host_names()),
-            ["host", "del"] => pairs(host_names()),
-            ["host"] => pairs(["add", "del", "lan"].map(String::from).to_vec()),
-            ["on", _] => pairs(COMMANDS.iter().map(|c| c.name.to_string()).collect()),
-            _ if word.starts_with(['/', '.', '~']) => return self.files.complete(line, pos, ctx),
-            _ => {
-                let mut items = self.lab.names();
-                items.extend(KEYWORDS.iter().map(|k| k.to_string()));
-                let found = pairs(items);
-                if found.is_empty() {
-                    return self.files.complete(line, pos, ctx);
+            Slot::Option => SockOpt::ALL.iter().map(|o| o.name().to_string()).collect(),
+            Slot::Value => {
+                let option = toks.last().copied().flatten();
+                match SockOpt::ALL.iter().find(|o| Some(o.name()) == option) {
+                    Some(o) if o.kind() == OptKind::Bool => vec!["on".into(), "off".into()],
+                    Some(o) if o.kind() == OptKind::Linger => vec!["off".into()],
+                    _ => Vec::new(),
                 }
-                found
             }
+            Slot::Command => COMMANDS
+                .iter()
+                .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+                .map(String::from)
+                .collect(),
+            Slot::CommandName => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
+            Slot::Workload => socklab_tasks::WORKLOADS
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            Slot::Job => facts.jobs.clone(),
+            Slot::NewName | Slot::Number | Slot::Other => Vec::new(),
         };
-        Ok((start, candidates))
+        Ok(words(word, items.iter().map(String::as_str)))
     }
+}
+
+/// The items that start with `word`, each completed with a space after it.
+fn words<'i>(word: &str, items: impl IntoIterator<Item = &'i str>) -> Vec<Pair> {
+    items
+        .into_iter()
+        .filter(|c| c.starts_with(word))
+        .map(|c| Pair {
+            display: c.to_string(),
+            replacement: format!("{c} "),
+        })
+        .collect()
 }
 
 impl Hinter for ShellHelper {
@@ -103,12 +226,13 @@ impl Hinter for ShellHelper {
         if pos < line.len() {
             return None;
         }
-        // `listen ` shows the rest of its usage.
-        if let Some(name) = line.strip_suffix(' ') {
-            if !name.contains(' ') {
-                if let Some(c) = commands::find(name) {
-                    let first = c.usage.lines().next().unwrap_or("");
-                    return first.split_once(' ').map(|(_, rest)| rest.to_string());
+        // After a space: the rest of the usage of the command being typed
+        // (of the form its words so far match).
+        if line.ends_with(char::is_whitespace) && !line.trim().is_empty() {
+            if let Ok(toks) = parse::tokenize(line) {
+                let toks: Vec<Tok<'_>> = toks.iter().map(Token::word).collect();
+                if let Some(a) = grammar::analyse(&toks, &self.facts()) {
+                    return grammar::rest_of_usage(&a);
                 }
             }
         }
@@ -167,6 +291,7 @@ pub fn run(rt: &Runtime, lesson: Option<usize>) -> i32 {
     };
     rl.set_helper(Some(ShellHelper {
         lab: session.lab.clone(),
+        jobs: session.jobs.names(),
         files: FilenameCompleter::new(),
         history: HistoryHinter::new(),
     }));
@@ -435,8 +560,10 @@ mod tests {
     #[test]
     fn completion_after_multibyte_spaces_does_not_panic() {
         let (lab, _rx) = Lab::new(8);
+        let (jobs, _lines) = socklab_tasks::Jobs::new(8);
         let helper = ShellHelper {
             lab,
+            jobs: jobs.names(),
             files: FilenameCompleter::new(),
             history: HistoryHinter::new(),
         };
@@ -448,5 +575,390 @@ mod tests {
         }
         let (start, found) = helper.complete("lis", 3, &ctx).unwrap();
         assert_eq!((start, found[0].replacement.as_str()), (0, "listen "));
+    }
+}
+
+/// Completion and hints, per position, with a lab holding real sockets of
+/// every kind.
+#[cfg(test)]
+mod grammar_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use rustyline::history::DefaultHistory;
+    use socklab_tasks::Jobs;
+
+    use crate::report::{JobLines, Printer};
+
+    /// A session with `srv` (a listener), `c` and `a` (the two ends of a
+    /// connection to it), `f` (a fresh TCP socket), `u` (UDP) and `prog`
+    /// (a program).
+    struct Lab5 {
+        rt: Runtime,
+        session: Session,
+        helper: ShellHelper,
+        history: DefaultHistory,
+    }
+
+    impl Lab5 {
+        fn new() -> Lab5 {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (lab, rx) = rt.block_on(async { Lab::new(64) });
+            drop(rx);
+            let (jobs, _lines) = Jobs::new(64);
+            let job_names = jobs.names();
+            let (job_lines, _take) = JobLines::new(false);
+            let printer = Arc::new(Printer::new(Out::quiet(), false));
+            let mut session = Session::new(
+                lab.clone(),
+                jobs,
+                printer,
+                Arc::new(job_lines),
+                Some(Duration::from_secs(5)),
+            );
+            for line in [
+                "socket tcp as srv",
+                "bind srv 127.0.0.1 0",
+                "listen srv",
+                "socket tcp as c",
+                "connect c srv",
+                "accept srv as a",
+                "socket tcp as f",
+                "socket udp as u",
+                "exec cat as prog",
+                "spawn nap as task times 100 every 1s background",
+            ] {
+                let line = session.expand(line);
+                rt.block_on(commands::execute(&mut session, &line))
+                    .unwrap_or_else(|e| panic!("{line}: {}", e.message));
+            }
+            let helper = ShellHelper {
+                lab,
+                jobs: job_names,
+                files: FilenameCompleter::new(),
+                history: HistoryHinter::new(),
+            };
+            Lab5 {
+                rt,
+                session,
+                helper,
+                history: DefaultHistory::new(),
+            }
+        }
+
+        /// What Tab offers at the end of `line`.
+        fn tab(&self, line: &str) -> Vec<String> {
+            let ctx = Context::new(&self.history);
+            let (start, found) = self.helper.complete(line, line.len(), &ctx).unwrap();
+            assert!(line.is_char_boundary(start));
+            found
+                .into_iter()
+                .map(|p| format!("{}{}", &line[..start], p.replacement))
+                .collect()
+        }
+
+        /// The replacements Tab offers, without the line before them and
+        /// their trailing space.
+        fn words(&self, line: &str) -> Vec<String> {
+            let ctx = Context::new(&self.history);
+            let (_, found) = self.helper.complete(line, line.len(), &ctx).unwrap();
+            found
+                .into_iter()
+                .map(|p| p.replacement.trim_end().to_string())
+                .collect()
+        }
+
+        /// The hint shown at the end of `line`.
+        fn hint(&self, line: &str) -> Option<String> {
+            let ctx = Context::new(&self.history);
+            self.helper.hint(line, line.len(), &ctx)
+        }
+    }
+
+    impl Drop for Lab5 {
+        fn drop(&mut self) {
+            self.rt.block_on(self.session.lab.close_all());
+        }
+    }
+
+    fn set(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn connect_offers_fresh_sockets_listeners_hosts_then_keywords() {
+        let l = Lab5::new();
+        let first = l.words("connect ");
+        for w in ["f", "u", "srv", "localhost", "127.0.0.1", "::1", "unix:"] {
+            assert!(first.contains(&w.to_string()), "{w} missing from {first:?}");
+        }
+        for w in ["c", "prog", "as", "timeout", "tls", "backlog"] {
+            assert!(!first.contains(&w.to_string()), "{w} in {first:?}");
+        }
+        // After a fresh socket: where to (a host, a listener, a path).
+        let second = l.words("connect f ");
+        assert!(second.contains(&"srv".to_string()), "{second:?}");
+        assert!(second.contains(&"localhost".to_string()), "{second:?}");
+        assert!(!second.contains(&"f".to_string()), "{second:?}");
+        assert!(!second.contains(&"c".to_string()), "{second:?}");
+        // After a listener or a port: only the keywords that fit.
+        assert_eq!(l.words("connect srv "), set(&["as", "timeout"]));
+        assert_eq!(l.words("connect f srv "), set(&["timeout"]));
+        assert_eq!(
+            l.words("connect 127.0.0.1 5555 "),
+            set(&["as", "timeout", "tls"])
+        );
+        assert_eq!(
+            l.words("connect 127.0.0.1 5555 t"),
+            set(&["timeout", "tls"])
+        );
+        assert_eq!(
+            l.words("connect localhost 5555 tls "),
+            set(&["sni", "alpn", "ca", "insecure", "as", "timeout"])
+        );
+        assert_eq!(
+            l.tab("connect 127.0.0.1 5555 tls ca se"),
+            set(&["connect 127.0.0.1 5555 tls ca session "])
+        );
+        // A name being given is free: nothing is offered.
+        assert!(l.words("connect 127.0.0.1 5555 as ").is_empty());
+    }
+
+    #[test]
+    fn set_offers_sockets_then_options_then_named_values() {
+        let l = Lab5::new();
+        assert_eq!(l.words("set "), set(&["srv", "c", "a", "f", "u", "prog"]));
+        let options: Vec<String> = SockOpt::ALL.iter().map(|o| o.name().to_string()).collect();
+        assert_eq!(l.words("set c "), options);
+        assert_eq!(l.tab("set c nod"), set(&["set c nodelay "]));
+        assert_eq!(l.words("set c nodelay "), set(&["on", "off"]));
+        assert_eq!(l.words("setsockopt f reuseaddr o"), set(&["on", "off"]));
+        assert_eq!(l.words("set c linger "), set(&["off"]));
+        assert!(l.words("set c rcvbuf ").is_empty());
+        assert!(l.words("set c nodelay on ").is_empty());
+        assert_eq!(l.words("get c keep"), set(&["keepalive"]));
+        assert!(l.words("get c keepalive ").is_empty());
+    }
+
+    #[test]
+    fn frame_offers_streams_then_the_framings() {
+        let l = Lab5::new();
+        assert_eq!(l.words("frame "), set(&["c", "a", "prog"]));
+        assert_eq!(l.words("frame c "), set(&["raw", "line", "len"]));
+        assert_eq!(l.words("frame c l"), set(&["line", "len"]));
+        assert_eq!(l.tab("frame prog r"), set(&["frame prog raw "]));
+        assert!(l.words("frame c line ").is_empty());
+    }
+
+    #[test]
+    fn upload_offers_streams_then_paths_then_its_keywords() {
+        let l = Lab5::new();
+        let dir = std::env::temp_dir().join(format!("socklab-complete-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("alpha.txt"), "a").unwrap();
+        let d = dir.display();
+
+        assert_eq!(l.words("upload "), set(&["c", "a", "prog", "--raw"]));
+        assert_eq!(
+            l.tab(&format!("upload c {d}/al")),
+            set(&[&format!("upload c {d}/alpha.txt ")])
+        );
+        assert_eq!(
+            l.tab(&format!("upload c {d}/s")),
+            set(&[&format!("upload c {d}/sub/")])
+        );
+        assert_eq!(
+            l.words(&format!("upload c {d}/alpha.txt ")),
+            set(&["as", "resume", "timeout"])
+        );
+        assert_eq!(l.words("upload --raw "), set(&["c", "a", "prog"]));
+        // `unix:PATH` completes the path after the prefix.
+        assert_eq!(l.words("bind f uni"), set(&["unix:", "unix:@"]));
+        assert_eq!(
+            l.tab(&format!("bind f unix:{d}/al")),
+            set(&[&format!("bind f unix:{d}/alpha.txt ")])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spawn_offers_workloads_then_its_keywords() {
+        let l = Lab5::new();
+        assert_eq!(
+            l.words("spawn "),
+            set(&["coding", "music", "primes", "nap"])
+        );
+        let after = l.words("spawn coding ");
+        for w in ["music", "as", "times", "every", "background"] {
+            assert!(after.contains(&w.to_string()), "{w} missing from {after:?}");
+        }
+        assert_eq!(
+            l.words("spawn coding as "),
+            set(&["process", "thread", "task"])
+        );
+        assert_eq!(
+            l.words("spawn coding as thread times 5 "),
+            set(&["every", "background"])
+        );
+    }
+
+    #[test]
+    fn trace_and_other_commands_offer_their_words() {
+        let l = Lab5::new();
+        assert_eq!(l.words("trace "), set(&["on", "off"]));
+        assert_eq!(l.words("trace on "), set(&["capture", "observe"]));
+        assert!(l.words("trace off ").is_empty());
+        // Sockets of the right kind.
+        assert_eq!(l.words("accept "), set(&["srv"]));
+        assert_eq!(l.words("sendto "), set(&["u"]));
+        assert_eq!(
+            l.words("listen "),
+            set(&["f", "localhost", "127.0.0.1", "::1", "unix:"])
+        );
+        let listen = l.words("listen 5555 ");
+        for w in ["backlog", "mode", "as", "exec", "tls"] {
+            assert!(
+                listen.contains(&w.to_string()),
+                "{w} missing from {listen:?}"
+            );
+        }
+        assert!(!listen.contains(&"timeout".to_string()), "{listen:?}");
+        assert_eq!(
+            l.words("listen 5555 mode "),
+            set(&["iterative", "thread", "task"])
+        );
+        assert_eq!(
+            l.words("listen 5555 tls mode "),
+            set(&["iterative", "task"])
+        );
+        assert_eq!(l.words("close s"), set(&["srv"]));
+        assert_eq!(l.words("close srv."), set(&["srv.*"]));
+        assert_eq!(l.words("watch c "), set(&["on", "off"]));
+        assert_eq!(l.words("shutdown c "), set(&["read", "write", "both"]));
+        assert_eq!(l.words("help fr"), set(&["frame"]));
+        assert!(l.words("help frame ").is_empty());
+        // After `on HOST` and `repeat N`, the command grammar again.
+        assert!(l.words("on alice ").contains(&"connect".to_string()));
+        assert_eq!(l.words("on alice frame c "), set(&["raw", "line", "len"]));
+        assert_eq!(
+            l.words("repeat 3 every 1s frame "),
+            set(&["c", "a", "prog"])
+        );
+        assert!(l.words("repeat 3 ").contains(&"every".to_string()));
+        // Jobs where a job goes.
+        assert_eq!(l.words("kill "), set(&["job1"]));
+        assert_eq!(l.words("wait "), set(&["job1", "timeout"]));
+        // An unknown command offers nothing.
+        assert!(l.words("lsiten ").is_empty());
+    }
+
+    #[test]
+    fn hints_show_the_rest_of_the_matching_usage() {
+        let l = Lab5::new();
+        let hint = |line| l.hint(line);
+        assert_eq!(hint("listen ").as_deref(), Some("NAME [BACKLOG]"));
+        assert_eq!(
+            hint("listen 5555 ").as_deref(),
+            Some("[backlog N] [mode iterative|thread|task] [as NAME]")
+        );
+        assert_eq!(hint("listen f ").as_deref(), Some("[BACKLOG]"));
+        assert_eq!(
+            hint("connect 127.0.0.1 ").as_deref(),
+            Some("PORT [as NAME] [timeout DUR]")
+        );
+        assert_eq!(
+            hint("connect srv ").as_deref(),
+            Some("[as NAME] [timeout DUR]")
+        );
+        assert_eq!(
+            hint("connect 127.0.0.1 5555 as ").as_deref(),
+            Some("NAME [timeout DUR]")
+        );
+        assert_eq!(
+            hint("connect 127.0.0.1 5555 tls ").as_deref(),
+            Some("[sni NAME] [alpn P,…] [ca FILE|session | insecure] [as NAME] [timeout DUR]")
+        );
+        assert_eq!(hint("on alice frame c ").as_deref(), Some("raw|line|len"));
+        assert_eq!(hint("frame c raw "), None);
+        assert_eq!(hint("sockets "), None);
+        // Not at the end of the line: no hint.
+        let ctx = Context::new(&l.history);
+        assert_eq!(l.helper.hint("listen  ", 3, &ctx), None);
+    }
+
+    /// Words, spaces and broken text that completion and hints meet.
+    const PIECES: &[&str] = &[
+        "connect",
+        "set",
+        "frame",
+        "on",
+        "repeat",
+        "upload",
+        "spawn",
+        "trace",
+        "c",
+        "srv",
+        "f",
+        "u",
+        "prog",
+        "as",
+        "tls",
+        "ca",
+        "unix:",
+        "unix:@",
+        "5",
+        "{c.port}",
+        "/",
+        "./",
+        "~/",
+        "\"",
+        "'a b'",
+        "hex:00",
+        "\u{a0}",
+        "\u{3000}",
+        " ",
+        "\t",
+        "é",
+        "敲代码",
+        "[",
+        "]",
+        "|",
+        "…",
+        "*",
+        "#",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// No line panics completion or hints, at any cursor position.
+        #[test]
+        fn completion_and_hints_never_panic(
+            pieces in prop::collection::vec(prop::sample::select(PIECES), 0..8),
+            junk in "\\PC{0,12}",
+        ) {
+            let l = shared();
+            let ctx = Context::new(&l.history);
+            for line in [pieces.join(" "), pieces.concat(), junk.clone()] {
+                for (pos, _) in line.char_indices().chain([(line.len(), ' ')]) {
+                    let (start, found) = l.helper.complete(&line, pos, &ctx).unwrap();
+                    prop_assert!(line.is_char_boundary(start) && start <= pos);
+                    prop_assert!(found.len() < 1000);
+                    let _ = l.helper.hint(&line, pos, &ctx);
+                }
+            }
+        }
+    }
+
+    /// One lab for the property test (its cases run one after another).
+    fn shared() -> &'static Lab5 {
+        static LAB: std::sync::OnceLock<Lab5> = std::sync::OnceLock::new();
+        LAB.get_or_init(Lab5::new)
     }
 }

@@ -199,6 +199,29 @@ fn tab_completes_a_socket_name() {
 }
 
 #[test]
+fn tab_and_hints_follow_the_grammar_of_the_command() {
+    let mut r = Repl::start("complete-grammar");
+    r.listen("srv");
+    r.line("socket tcp as c");
+    r.exp("c = <socket.socket");
+    r.line("connect c srv");
+    r.exp("srv: accepted srv.1");
+    // A socket option after `set NAME`, and its value.
+    r.keys("set c nod\t");
+    r.exp("socklab> set c nodelay ");
+    r.keys("of\t\r");
+    r.exp_line("c: TCP_NODELAY = off");
+    // After `frame NAME` the hint shows the framings; Tab completes one.
+    r.keys("frame c ");
+    r.exp("frame c raw|line|len");
+    r.keys("li\t\r");
+    r.exp("c: line: one message per line");
+    // Where a listener goes, only the listener is offered.
+    r.keys("accept \t");
+    r.exp("socklab> accept srv ");
+}
+
+#[test]
 fn events_print_above_a_half_typed_line_and_it_survives() {
     let mut r = Repl::start("events-while-typing");
     let port = r.listen("srv");

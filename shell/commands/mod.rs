@@ -735,41 +735,6 @@ pub fn reference_markdown() -> String {
     out
 }
 
-/// Words that may follow a command, for completion.
-pub const KEYWORDS: &[&str] = &[
-    "coding",
-    "music",
-    "nap",
-    "primes",
-    "process",
-    "thread",
-    "task",
-    "times",
-    "background",
-    "mode",
-    "iterative",
-    "exec",
-    "tcp",
-    "udp",
-    "count",
-    "every",
-    "via",
-    "icmp",
-    "v4",
-    "v6",
-    "as",
-    "timeout",
-    "backlog",
-    "read",
-    "write",
-    "both",
-    "on",
-    "off",
-    "text",
-    "hex",
-    "auto",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -462,6 +462,25 @@ impl Killer {
     }
 }
 
+/// Reads the names of the jobs of a [`Jobs`] from elsewhere (the REPL's
+/// completion). It neither keeps the jobs alive nor stops them when
+/// dropped.
+#[derive(Debug, Clone)]
+pub struct JobNames {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl JobNames {
+    /// Every job's name, in the order they were started.
+    pub fn names(&self) -> Vec<String> {
+        lock(&self.registry)
+            .jobs
+            .iter()
+            .map(|e| e.job.name.to_string())
+            .collect()
+    }
+}
+
 impl Jobs {
     /// A registry without jobs, and the receiving end of the channel every
     /// worker reports on (holding at most `capacity` lines, at least 1).
@@ -752,6 +771,13 @@ impl Jobs {
     /// The first [`TaskError::Timeout`]; every job was still told to stop.
     pub async fn kill_all(&self) -> Result<Vec<JobInfo>> {
         kill_all(&self.registry).await
+    }
+
+    /// A handle that reads the jobs' names from elsewhere.
+    pub fn names(&self) -> JobNames {
+        JobNames {
+            registry: self.registry.clone(),
+        }
     }
 
     /// A handle that kills every job of this registry from elsewhere.

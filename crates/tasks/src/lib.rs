@@ -65,7 +65,7 @@ mod workload;
 
 pub use error::{Result, TaskError};
 pub use jobs::{
-    JobInfo, JobState, Jobs, Killer, Launcher, Mode, WorkerInfo, WorkerState, KILL_LIMIT,
+    JobInfo, JobNames, JobState, Jobs, Killer, Launcher, Mode, WorkerInfo, WorkerState, KILL_LIMIT,
 };
 pub use line::{Ending, Line, LineKind};
 pub use measure::{
