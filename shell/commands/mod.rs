@@ -610,7 +610,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "lesson",
         aliases: &[],
-        usage: "lesson N|NAME",
+        usage: "lesson N|LESSON",
         summary: "walk through a lesson step by step (on a terminal): read, predict, run, see",
         help: "Each step explains, then puts the next command on the line: Enter runs it, or edit it, or type your own.\n\
                At some steps you first predict what will happen (how many bytes a recv returns, whether a bind succeeds).\n\
