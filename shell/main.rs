@@ -12,6 +12,8 @@ mod repl;
 mod report;
 mod script;
 mod session;
+mod stable;
+mod transcript;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::args::{Exit, Fatal};
 
@@ -29,6 +31,7 @@ use crate::args::{Exit, Fatal};
     name = "socklab",
     version,
     about,
+    args_conflicts_with_subcommands = true,
     after_help = "On a terminal, socklab is an interactive shell (type `help`).\n\
                   With FILE, or with standard input not a terminal, it runs a session script and prints its transcript.\n\
                   Exit status: 0 ok; 64 usage; 65 data (expect saw the end of the stream first, or a `!` line succeeded);\n\
@@ -36,6 +39,10 @@ use crate::args::{Exit, Fatal};
                   130 interrupted (Ctrl-C); 129 SIGHUP and 143 SIGTERM (after the same clean-up as Ctrl-D)."
 )]
 struct Cli {
+    /// Record or check stable transcripts (without one: run FILE, the
+    /// script on standard input, or the REPL).
+    #[command(subcommand)]
+    command: Option<Action>,
     /// A session file to run (its first line may be `#!`). Without it:
     /// the REPL on a terminal, or the script on standard input.
     file: Option<PathBuf>,
@@ -45,8 +52,33 @@ struct Cli {
     keep_going: bool,
     /// In a script, how long a waiting command (connect, accept, recv,
     /// expect, wait, send, …) waits when it names no timeout.
-    #[arg(long, default_value = "10s", value_parser = wait_arg)]
+    #[arg(long, global = true, default_value = "10s", value_parser = wait_arg)]
     wait: Duration,
+    /// Print a stable transcript: what the machine decides is named, not
+    /// numbered (ports `{srv.port}`, pids `{pid1}`, `{time}`, `{rate}`, …),
+    /// so two runs of a session give the same bytes.
+    #[arg(long)]
+    stable: bool,
+}
+
+/// What `socklab record` and `socklab check` do.
+#[derive(Subcommand)]
+enum Action {
+    /// Run each session file with --stable and write its transcript
+    /// (stdout, then stderr and the exit status) to FILE.out beside it.
+    Record {
+        /// Session files (`lesson.sock` is recorded in `lesson.out`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run each session file with --stable and compare with its FILE.out:
+    /// a unified diff for each that differs, a summary line, and exit
+    /// status 1 if any differs or has no FILE.out.
+    Check {
+        /// Session files, each with its recorded FILE.out.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn wait_arg(s: &str) -> Result<Duration, String> {
@@ -87,7 +119,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(&e)),
     };
-    let status = match run(&cli) {
+    let status = match &cli.command {
+        Some(Action::Record { files }) => transcript::record(files, cli.wait),
+        Some(Action::Check { files }) => transcript::check(files, cli.wait),
+        None => run(&cli),
+    };
+    let status = match status {
         Ok(status) => status,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -134,10 +171,19 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                     label: path.display().to_string(),
                     keep_going: cli.keep_going,
                     wait: cli.wait,
+                    stable: cli.stable,
                 },
             )
         }
-        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => repl::run(&rt),
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            if cli.stable {
+                anyhow::bail!(Fatal::new(
+                    Exit::Usage,
+                    "--stable is for scripts: give a session FILE, or pipe one to standard input"
+                ));
+            }
+            repl::run(&rt)
+        }
         None => script::run(
             &rt,
             std::io::BufReader::new(std::io::stdin()),
@@ -145,6 +191,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 label: "<stdin>".to_string(),
                 keep_going: cli.keep_going,
                 wait: cli.wait,
+                stable: cli.stable,
             },
         ),
     };
