@@ -205,10 +205,11 @@ impl Stable {
 }
 
 /// Whether thread `tid` of this process is one of the tokio runtime's
-/// worker threads (their default name, cut to 15 bytes by the kernel).
+/// worker threads (by their default name: `tokio-rt-worker` since tokio
+/// 1.44, `tokio-runtime-worker` cut to 15 bytes by the kernel before).
 fn runtime_thread(tid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-        .is_ok_and(|c| c.starts_with("tokio-runtime-w"))
+        .is_ok_and(|c| c.starts_with("tokio-rt-worker") || c.starts_with("tokio-runtime-w"))
 }
 
 #[cfg(test)]
