@@ -32,8 +32,11 @@ use crate::args::{Exit, Fatal};
     version,
     about,
     args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
     after_help = "On a terminal, socklab is an interactive shell (type `help`).\n\
                   With FILE, or with standard input not a terminal, it runs a session script and prints its transcript.\n\
+                  `socklab record FILE.sock…` keeps each stable transcript in FILE.out; `socklab check FILE.sock…` compares\n\
+                  with it (exit status 1 if any differs).\n\
                   Exit status: 0 ok; 64 usage; 65 data (expect saw the end of the stream first, or a `!` line succeeded);\n\
                   66 no input; 69 unavailable (refused); 71 OS error; 74 I/O error; 75 timed out (every wait);\n\
                   130 interrupted (Ctrl-C); 129 SIGHUP and 143 SIGTERM (after the same clean-up as Ctrl-D)."
@@ -64,16 +67,19 @@ struct Cli {
 /// What `socklab record` and `socklab check` do.
 #[derive(Subcommand)]
 enum Action {
-    /// Run each session file with --stable and write its transcript
-    /// (stdout, then stderr and the exit status) to FILE.out beside it.
+    /// Run session files with --stable; keep each transcript in FILE.out.
+    ///
+    /// FILE.out holds standard output, then standard error and the exit
+    /// status when there are any (`lesson.sock` is kept in `lesson.out`).
     Record {
         /// Session files (`lesson.sock` is recorded in `lesson.out`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run each session file with --stable and compare with its FILE.out:
-    /// a unified diff for each that differs, a summary line, and exit
-    /// status 1 if any differs or has no FILE.out.
+    /// Run session files with --stable; compare each with its FILE.out.
+    ///
+    /// Prints a unified diff for each that differs, then a summary line;
+    /// exit status 1 if any differs or has no FILE.out.
     Check {
         /// Session files, each with its recorded FILE.out.
         #[arg(required = true)]
