@@ -653,7 +653,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let rows = if crate::stable::on() {
         named = rows
             .iter()
-            .map(|r| r.iter().map(|c| crate::stable::apply(c).into_owned()).collect())
+            .map(|r| {
+                r.iter()
+                    .map(|c| crate::stable::apply(c).into_owned())
+                    .collect()
+            })
             .collect();
         &named
     } else {

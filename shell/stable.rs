@@ -105,12 +105,12 @@ fn re(pattern: &str) -> Regex {
 static PORT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?P<pre>\d+\.\d+\.\d+\.\d+[: ]|\]:|::1 |', |free port |port )(?P<port>\d{1,5})\b")
 });
-/// `pid 1234`, `tid 1234`.
-static ID: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?P<what>pid|tid) (?P<id>\d+)\b"));
-/// The rest of a list of pids: `(pid {pid1}, 1235, 1236)`.
-static ID_LIST: LazyLock<Regex> = LazyLock::new(|| re(r"\(pid \{[a-z0-9]+\}(?:, \d+)+\)"));
-/// A lab host's network namespace, named after the shell's pid.
-static NETNS: LazyLock<Regex> = LazyLock::new(|| re(r"\bsl(?P<id>\d+)-"));
+/// A process or thread id, in the order they appear: `pid 1234`,
+/// `tid 1234`, a list `(pid 1234, 1235)`, and the shell's pid in a lab
+/// host's network namespace (`sl1234-teacher`).
+static ID: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\bsl(?P<ns>\d+)-|\b(?P<what>pid|tid) (?P<id>\d+)\b(?P<more>(?:, \d+)+\))?")
+});
 /// Durations: TCP_INFO and ping (`24 µs`, `0.118 ms`), transfers
 /// (`0.467 s`), `measure` (`2.747s`).
 static TIME: LazyLock<Regex> =
@@ -133,29 +133,24 @@ impl Stable {
     }
 
     fn apply(&self, text: &str) -> String {
-        let text = PORT.replace_all(text, |c: &Captures<'_>| {
-            match c["port"].parse::<u16>() {
-                Ok(port) if (self.ephemeral.0..=self.ephemeral.1).contains(&port) => {
-                    format!("{}{{{}}}", &c["pre"], self.port_name(port))
-                }
-                _ => c[0].to_string(),
+        let text = PORT.replace_all(text, |c: &Captures<'_>| match c["port"].parse::<u16>() {
+            Ok(port) if (self.ephemeral.0..=self.ephemeral.1).contains(&port) => {
+                format!("{}{{{}}}", &c["pre"], self.port_name(port))
             }
-        });
-        let text = NETNS.replace_all(&text, |c: &Captures<'_>| {
-            format!("sl{{{}}}-", self.id_name(&c["id"], false))
+            _ => c[0].to_string(),
         });
         let text = ID.replace_all(&text, |c: &Captures<'_>| {
-            let tid = &c["what"] == "tid";
-            format!("{} {{{}}}", &c["what"], self.id_name(&c["id"], tid))
-        });
-        let text = ID_LIST.replace_all(&text, |c: &Captures<'_>| {
-            let whole = &c[0];
-            let mut parts = whole[..whole.len() - 1].split(", ");
-            let mut out = parts.next().unwrap_or_default().to_string();
-            for id in parts {
-                out.push_str(&format!(", {{{}}}", self.id_name(id, false)));
+            if let Some(ns) = c.name("ns") {
+                return format!("sl{{{}}}-", self.id_name(ns.as_str(), false));
             }
-            out.push(')');
+            let tid = &c["what"] == "tid";
+            let mut out = format!("{} {{{}}}", &c["what"], self.id_name(&c["id"], tid));
+            if let Some(more) = c.name("more") {
+                for id in more.as_str().trim_end_matches(')').split(", ").skip(1) {
+                    out.push_str(&format!(", {{{}}}", self.id_name(id, false)));
+                }
+                out.push(')');
+            }
             out
         });
         let text = FINGERPRINT.replace_all(&text, "{sha256}");

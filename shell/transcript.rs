@@ -151,8 +151,17 @@ pub fn check(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
 }
 
 /// Fails early, with the usual "no input" status, for a session file that
-/// cannot be read.
+/// cannot be read, or one whose transcript would overwrite it (`x.out`).
 fn check_readable(session: &Path) -> anyhow::Result<()> {
+    if out_path(session) == session {
+        anyhow::bail!(Fatal::new(
+            Exit::Usage,
+            format!(
+                "{}: a session file named .out would be overwritten by its own transcript; rename it (.sock)",
+                session.display()
+            )
+        ));
+    }
     std::fs::File::open(session)
         .map(drop)
         .with_context(|| Fatal::new(Exit::NoInput, format!("cannot read {}", session.display())))

@@ -54,7 +54,10 @@ fn a_stable_transcript_names_ports_after_their_sockets_and_pids_in_order() {
     // The table's columns are measured after naming: still aligned.
     let rows: Vec<&str> = out.lines().filter(|l| l.contains(" tcp ")).collect();
     let col = |l: &str| l.find("127.0.0.1");
-    assert!(rows.len() == 3 && rows.iter().all(|l| col(l) == col(rows[0])), "{out}");
+    assert!(
+        rows.len() == 3 && rows.iter().all(|l| col(l) == col(rows[0])),
+        "{out}"
+    );
     // No number of the ephemeral range is left.
     let (lo, hi) = ephemeral();
     for word in out.split(|c: char| !c.is_ascii_digit()) {
@@ -164,13 +167,19 @@ fn check_passes_what_record_kept_and_shows_a_diff_for_a_changed_session() {
     let run = socklab(&["record", file]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let kept = std::fs::read_to_string(&out).expect(".out written");
-    assert!(kept.contains("srv: accepted srv.1 from 127.0.0.1:{cli.port}"), "{kept}");
+    assert!(
+        kept.contains("srv: accepted srv.1 from 127.0.0.1:{cli.port}"),
+        "{kept}"
+    );
     assert!(kept.contains("srv.1 <- 5 bytes \"hello\""), "{kept}");
 
     let run = socklab(&["check", file, file]);
     let said = text(&run.stdout);
     assert!(run.status.success(), "{said}");
-    assert_eq!(said, format!("ok      {file}\nok      {file}\n2 passed, 0 failed\n"));
+    assert_eq!(
+        said,
+        format!("ok      {file}\nok      {file}\n2 passed, 0 failed\n")
+    );
 
     // A student sent something else: the diff says what and where.
     std::fs::write(
@@ -193,7 +202,10 @@ fn check_passes_what_record_kept_and_shows_a_diff_for_a_changed_session() {
         " socklab> connect srv as cli".to_string(),
         "0 passed, 1 failed".to_string(),
     ] {
-        assert!(said.lines().any(|l| l == line), "no line {line:?} in:\n{said}");
+        assert!(
+            said.lines().any(|l| l == line),
+            "no line {line:?} in:\n{said}"
+        );
     }
     assert!(said.contains("@@ -"), "{said}");
 }
@@ -202,8 +214,11 @@ fn check_passes_what_record_kept_and_shows_a_diff_for_a_changed_session() {
 fn record_keeps_errors_and_the_exit_status_and_refuses_what_it_cannot_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let session = dir.path().join("refused.sock");
-    std::fs::write(&session, "listen 0 as srv\nclose srv\nconnect 127.0.0.1 {srv.port}\n")
-        .expect("session written");
+    std::fs::write(
+        &session,
+        "listen 0 as srv\nclose srv\nconnect 127.0.0.1 {srv.port}\n",
+    )
+    .expect("session written");
     let file = session.to_str().expect("UTF-8 path");
     assert!(socklab(&["record", file]).status.success());
     let kept = std::fs::read_to_string(dir.path().join("refused.out")).expect(".out written");
@@ -217,7 +232,11 @@ fn record_keeps_errors_and_the_exit_status_and_refuses_what_it_cannot_read() {
     let missing = dir.path().join("missing.sock");
     let run = socklab(&["record", missing.to_str().expect("UTF-8 path")]);
     assert_eq!(run.status.code(), Some(66), "{}", text(&run.stderr));
-    assert!(text(&run.stderr).contains("cannot read"), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("cannot read"),
+        "{}",
+        text(&run.stderr)
+    );
     assert_eq!(socklab(&["check"]).status.code(), Some(64));
 }
 
@@ -233,7 +252,14 @@ fn shows_this_machine(script: &str) -> bool {
         }
         matches!(
             first,
-            "port" | "ifconfig" | "ipconfig" | "interfaces" | "resolve" | "ping" | "info" | "measure"
+            "port"
+                | "ifconfig"
+                | "ipconfig"
+                | "interfaces"
+                | "resolve"
+                | "ping"
+                | "info"
+                | "measure"
         )
     })
 }
@@ -273,5 +299,8 @@ fn the_lessons_pass_check_against_their_recorded_transcripts() {
         run.status.success(),
         "{said}\nIf a lesson changed on purpose: socklab record docs/lessons/*.sock"
     );
-    assert!(said.ends_with(&format!("{} passed, 0 failed\n", files.len())), "{said}");
+    assert!(
+        said.ends_with(&format!("{} passed, 0 failed\n", files.len())),
+        "{said}"
+    );
 }
