@@ -162,7 +162,8 @@ fn check_readable(session: &Path) -> anyhow::Result<()> {
             )
         ));
     }
-    std::fs::File::open(session)
+    // Read, not only opened: a directory opens.
+    std::fs::read(session)
         .map(drop)
         .with_context(|| Fatal::new(Exit::NoInput, format!("cannot read {}", session.display())))
 }

@@ -237,6 +237,13 @@ fn record_keeps_errors_and_the_exit_status_and_refuses_what_it_cannot_read() {
         "{}",
         text(&run.stderr)
     );
+    let dir_path = dir.path().to_str().expect("UTF-8 path");
+    assert_eq!(socklab(&["record", dir_path]).status.code(), Some(66));
+    // A session file named .out would be overwritten by its transcript.
+    let named_out = dir.path().join("refused.out");
+    let run = socklab(&["record", named_out.to_str().expect("UTF-8 path")]);
+    assert_eq!(run.status.code(), Some(64), "{}", text(&run.stderr));
+    assert_eq!(std::fs::read_to_string(&named_out).ok(), Some(kept));
     assert_eq!(socklab(&["check"]).status.code(), Some(64));
 }
 
