@@ -57,6 +57,10 @@ struct Names {
 
 static STABLE: OnceLock<Stable> = OnceLock::new();
 
+/// How a script echoes a command (`driver::PROMPT`; `stable` imports
+/// nothing of the shell).
+const ECHO: &str = "socklab> ";
+
 /// Turns stable transcripts on for this process; `owner` says which lab
 /// socket owns a port. A second call changes nothing.
 pub fn enable(owner: Owner) {
@@ -132,7 +136,24 @@ impl Stable {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// `text` named, but for the commands a script echoes (`socklab> …`):
+    /// they are the person's own words, kept as typed.
     fn apply(&self, text: &str) -> String {
+        if !text.contains(ECHO) {
+            return self.name(text);
+        }
+        text.split_inclusive('\n')
+            .map(|l| {
+                if l.starts_with(ECHO) {
+                    l.to_string()
+                } else {
+                    self.name(l)
+                }
+            })
+            .collect()
+    }
+
+    fn name(&self, text: &str) -> String {
         let text = PORT.replace_all(text, |c: &Captures<'_>| match c["port"].parse::<u16>() {
             Ok(port) if (self.ephemeral.0..=self.ephemeral.1).contains(&port) => {
                 format!("{}{{{}}}", &c["pre"], self.port_name(port))
@@ -255,6 +276,15 @@ mod tests {
                 "58 bytes in 0.467 s, 0.02 MiB/s; rtt 24 µs; time=0.089 ms; 2.747s 1.67x; {fp}; valid 2026-11-30 to 2026-12-30; timeout 200ms"
             )),
             "58 bytes in {time}, {rate}; rtt {time}; time={time}; {time} {ratio}; {sha256}; valid {dates}; timeout 200ms"
+        );
+    }
+
+    #[test]
+    fn echoed_commands_are_kept_as_typed() {
+        let s = stable();
+        assert_eq!(
+            s.apply("socklab> send cli \"port 40000\"\ncli -> port 40000\n"),
+            "socklab> send cli \"port 40000\"\ncli -> port {srv.port}\n"
         );
     }
 
