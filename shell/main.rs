@@ -16,6 +16,8 @@ mod repl;
 mod report;
 mod script;
 mod session;
+mod stable;
+mod transcript;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::args::{Exit, Fatal};
 use crate::lang::Lang;
@@ -34,13 +36,21 @@ use crate::lang::Lang;
     name = "socklab",
     version,
     about,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
     after_help = "On a terminal, socklab is an interactive shell (type `help`).\n\
                   With FILE, or with standard input not a terminal, it runs a session script and prints its transcript.\n\
+                  `socklab record FILE.sock…` keeps each stable transcript in FILE.out; `socklab check FILE.sock…` compares\n\
+                  with it (exit status 1 if any differs).\n\
                   Exit status: 0 ok; 64 usage; 65 data (expect saw the end of the stream first, or a `!` line succeeded);\n\
                   66 no input; 69 unavailable (refused); 71 OS error; 74 I/O error; 75 timed out (every wait);\n\
                   130 interrupted (Ctrl-C); 129 SIGHUP and 143 SIGTERM (after the same clean-up as Ctrl-D)."
 )]
 struct Cli {
+    /// Record or check stable transcripts (without one: run FILE, the
+    /// script on standard input, or the REPL).
+    #[command(subcommand)]
+    command: Option<Action>,
     /// A session file to run (its first line may be `#!`). Without it:
     /// the REPL on a terminal, or the script on standard input.
     file: Option<PathBuf>,
@@ -50,7 +60,7 @@ struct Cli {
     keep_going: bool,
     /// In a script, how long a waiting command (connect, accept, recv,
     /// expect, wait, send, …) waits when it names no timeout.
-    #[arg(long, default_value = "10s", value_parser = wait_arg)]
+    #[arg(long, global = true, default_value = "10s", value_parser = wait_arg)]
     wait: Duration,
     /// The language of lessons and explanations: zh (中文), en or both
     /// (default; or $SOCKLAB_LANG).
@@ -60,6 +70,11 @@ struct Cli {
     /// `lessons` lists them).
     #[arg(long, value_parser = lesson_arg)]
     lesson: Option<usize>,
+    /// Print a stable transcript: what the machine decides is named, not
+    /// numbered (ports `{srv.port}`, pids `{pid1}`, `{time}`, `{rate}`, …),
+    /// so two runs of a session give the same bytes.
+    #[arg(long)]
+    stable: bool,
 }
 
 fn lang_arg(s: &str) -> Result<Lang, String> {
@@ -73,6 +88,29 @@ fn lesson_arg(s: &str) -> Result<usize, String> {
             guide::LESSONS.len()
         )
     })
+}
+
+/// What `socklab record` and `socklab check` do.
+#[derive(Subcommand)]
+enum Action {
+    /// Run session files with --stable; keep each transcript in FILE.out.
+    ///
+    /// FILE.out holds standard output, then standard error and the exit
+    /// status when there are any (`lesson.sock` is kept in `lesson.out`).
+    Record {
+        /// Session files (`lesson.sock` is recorded in `lesson.out`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run session files with --stable; compare each with its FILE.out.
+    ///
+    /// Prints a unified diff for each that differs, then a summary line;
+    /// exit status 1 if any differs or has no FILE.out.
+    Check {
+        /// Session files, each with its recorded FILE.out.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn wait_arg(s: &str) -> Result<Duration, String> {
@@ -113,7 +151,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(&e)),
     };
-    let status = match run(&cli) {
+    let status = match &cli.command {
+        Some(Action::Record { files }) => transcript::record(files, cli.wait),
+        Some(Action::Check { files }) => transcript::check(files, cli.wait),
+        None => run(&cli),
+    };
+    let status = match status {
         Ok(status) => status,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -181,10 +224,17 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                     label: path.display().to_string(),
                     keep_going: cli.keep_going,
                     wait: cli.wait,
+                    stable: cli.stable,
                 },
             )
         }
         None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            if cli.stable {
+                anyhow::bail!(Fatal::new(
+                    Exit::Usage,
+                    "--stable is for scripts: give a session FILE, or pipe one to standard input"
+                ));
+            }
             repl::run(&rt, cli.lesson)
         }
         None => script::run(
@@ -194,6 +244,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 label: "<stdin>".to_string(),
                 keep_going: cli.keep_going,
                 wait: cli.wait,
+                stable: cli.stable,
             },
         ),
     };

@@ -54,6 +54,7 @@ impl Out {
         if self.quiet {
             return;
         }
+        let msg = &*crate::stable::apply(msg);
         if let Some(p) = &self.printer {
             let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
             if p.print(format!("{msg}\n")).is_ok() {

@@ -650,6 +650,21 @@ pub fn bye(n: usize) -> String {
 
 /// A table with a header row; columns as wide as their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Stable transcripts name cells before the columns are measured.
+    let named: Vec<Vec<String>>;
+    let rows = if crate::stable::on() {
+        named = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| crate::stable::apply(c).into_owned())
+                    .collect()
+            })
+            .collect();
+        &named
+    } else {
+        rows
+    };
     let mut widths: Vec<usize> = header.iter().map(|h| UnicodeWidthStr::width(*h)).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -769,6 +784,9 @@ pub fn info_value(v: &socklab_net::tcp::InfoValue) -> String {
     use socklab_net::tcp::InfoValue as V;
     match v {
         V::State(s) => s.name().to_string(),
+        // Stable transcripts: how long and how fast differ on every run.
+        V::Time(_) if crate::stable::on() => "{time}".to_string(),
+        V::Rate(_) if crate::stable::on() => "{rate}".to_string(),
         V::Time(d) if d.as_micros() < 1000 => format!("{} µs", d.as_micros()),
         V::Time(d) => format!("{:.3} ms", d.as_secs_f64() * 1000.0),
         V::Bytes(n) => count_bytes(*n as usize),

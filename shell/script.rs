@@ -25,6 +25,8 @@ pub struct Options {
     pub keep_going: bool,
     /// How long waiting commands wait when they name no timeout.
     pub wait: Duration,
+    /// Print a stable transcript (`--stable`, see `stable.rs`).
+    pub stable: bool,
 }
 
 /// One line of input, as the reading thread hands it over.
@@ -58,6 +60,9 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
             return Fatal::status_of(&e);
         }
     };
+    if opts.stable {
+        crate::stable::enable(port_owner(session.lab.clone()));
+    }
     let mut script = Script {
         rt,
         opts,
@@ -220,7 +225,8 @@ impl Script<'_> {
             ),
             None => format!("{label}:{lineno}: "),
         };
-        eprintln!("{}", error_text(&prefix, command, &e, self.session.tmp()));
+        let text = error_text(&prefix, command, &e, self.session.tmp());
+        eprintln!("{}", crate::stable::apply(&text));
         if self.status == 0 {
             self.status = e.exit as i32;
         }
@@ -282,6 +288,25 @@ impl Script<'_> {
         pending.flush(&printer);
         result
     }
+}
+
+/// Says which socket of `lab` owns a port, for stable transcripts: the
+/// first (in listing order) whose local port it is, else the first
+/// connected to it (an outside peer's port is named after the lab socket
+/// at its other end).
+fn port_owner(lab: socklab_net::Lab) -> crate::stable::Owner {
+    Box::new(move |port| {
+        let all = lab.list();
+        let local = all
+            .iter()
+            .find(|i| i.local.is_some_and(|a| a.port() == port))
+            .map(|i| format!("{}.port", i.name));
+        local.or_else(|| {
+            all.iter()
+                .find(|i| i.peer.is_some_and(|a| a.port() == port))
+                .map(|i| format!("{}.peer.port", i.name))
+        })
+    })
 }
 
 /// Reads `input` line by line on a thread of its own (reading may block on

@@ -13,6 +13,7 @@ mod python;
 mod relay;
 mod repl;
 mod sessions;
+mod stable;
 mod support;
 mod tls;
 mod unix;

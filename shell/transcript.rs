@@ -1,0 +1,182 @@
+//! `socklab record FILE…` and `socklab check FILE…`: session files as
+//! regression tests, as cram and trycmd do for command lines. Each file
+//! runs in a socklab process of its own with `--stable`; its transcript
+//! (standard output, then standard error and the exit status when there
+//! are any) is written to, or compared with, `FILE.out` beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use similar::TextDiff;
+
+use crate::args::{Exit, Fatal};
+
+/// Where a session file's transcript is kept: `lesson.sock` → `lesson.out`.
+pub fn out_path(session: &Path) -> PathBuf {
+    session.with_extension("out")
+}
+
+/// Runs `session` in a socklab process of its own with `--stable` and
+/// returns its transcript. Standard error comes after standard output, in
+/// a section of its own (how the two pipes interleave is timing); the
+/// line saying this shell removed what a dead shell left behind is left
+/// out (which shell sweeps is timing too).
+///
+/// # Errors
+/// This program cannot be started again.
+pub fn transcript(session: &Path, wait: Duration) -> anyhow::Result<String> {
+    let me = std::env::current_exe()
+        .context(Fatal::new(Exit::OsErr, "cannot find the socklab program"))?;
+    let run = Command::new(me)
+        .arg("--stable")
+        .arg(format!("--wait={}ms", wait.as_millis()))
+        .arg("--")
+        .arg(session)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| {
+            Fatal::new(
+                Exit::OsErr,
+                format!("cannot run socklab on {}", session.display()),
+            )
+        })?;
+    let mut text = String::from_utf8_lossy(&run.stdout).into_owned();
+    let swept = |l: &&str| l.starts_with("socklab: removed ") && l.contains("network namespace");
+    let stderr: String = String::from_utf8_lossy(&run.stderr)
+        .lines()
+        .filter(|l| !swept(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if !stderr.is_empty() {
+        text.push_str("--- stderr ---\n");
+        text.push_str(&stderr);
+    }
+    // A signal has no code: shown as the shell shows it, 128 + the signal.
+    let code = run.status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt as _;
+        128 + run.status.signal().unwrap_or(0)
+    });
+    if code != 0 {
+        text.push_str(&format!("--- exit status {code} ---\n"));
+    }
+    Ok(text)
+}
+
+/// `socklab record`: writes each session's transcript to its `.out`;
+/// returns the exit status (0, or that of the first file that could not
+/// be run or written, after trying them all).
+///
+/// # Errors
+/// None of its own: a file that cannot be run or written is reported and
+/// counted.
+pub fn record(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
+    let mut status = 0;
+    for session in files {
+        let out = out_path(session);
+        let written = check_readable(session)
+            .and_then(|()| transcript(session, wait))
+            .and_then(|text| {
+                std::fs::write(&out, &text).with_context(|| {
+                    Fatal::new(Exit::Io, format!("cannot write {}", out.display()))
+                })?;
+                Ok(text)
+            });
+        match written {
+            Ok(text) => println!(
+                "recorded {} ({} lines)",
+                out.display(),
+                text.lines().count()
+            ),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                if status == 0 {
+                    status = Fatal::status_of(&e);
+                }
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// `socklab check`: runs each session and compares its transcript with
+/// its `.out`; prints a unified diff for each that differs and a summary
+/// line; returns 0 when all match, 1 when any differs or has no `.out`.
+///
+/// # Errors
+/// None of its own: every problem is one failed file.
+pub fn check(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
+    let (mut passed, mut failed) = (0, 0);
+    for session in files {
+        let out = out_path(session);
+        let verdict = match std::fs::read(&out) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "{} has no recorded transcript: {} does not exist (make it with `socklab record {}`)",
+                session.display(),
+                out.display(),
+                session.display()
+            )),
+            Err(e) => Err(format!("cannot read {}: {e}", out.display())),
+            Ok(bytes) => {
+                let expected = String::from_utf8_lossy(&bytes).into_owned();
+                match check_readable(session).and_then(|()| transcript(session, wait)) {
+                    Err(e) => Err(format!("{e:#}")),
+                    Ok(actual) if actual == expected => Ok(()),
+                    Ok(actual) => Err(format!(
+                        "{} differs from {}:\n{}",
+                        session.display(),
+                        out.display(),
+                        diff(&expected, &actual, &out, session)
+                    )),
+                }
+            }
+        };
+        match verdict {
+            Ok(()) => {
+                passed += 1;
+                println!("ok      {}", session.display());
+            }
+            Err(why) => {
+                failed += 1;
+                println!("FAILED  {}", session.display());
+                println!("{}", why.trim_end());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(i32::from(failed > 0))
+}
+
+/// Fails early, with the usual "no input" status, for a session file that
+/// cannot be read, or one whose transcript would overwrite it (`x.out`).
+fn check_readable(session: &Path) -> anyhow::Result<()> {
+    if out_path(session) == session {
+        anyhow::bail!(Fatal::new(
+            Exit::Usage,
+            format!(
+                "{}: a session file named .out would be overwritten by its own transcript; rename it (.sock)",
+                session.display()
+            )
+        ));
+    }
+    // Read, not only opened: a directory opens.
+    std::fs::read(session)
+        .map(drop)
+        .with_context(|| Fatal::new(Exit::NoInput, format!("cannot read {}", session.display())))
+}
+
+/// A unified diff from the recorded transcript to this run's.
+fn diff(expected: &str, actual: &str, out: &Path, session: &Path) -> String {
+    TextDiff::from_lines(expected, actual)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &out.display().to_string(),
+            &format!("{} (this run)", session.display()),
+        )
+        .missing_newline_hint(true)
+        .to_string()
+}

@@ -1,0 +1,313 @@
+//! Stable transcripts anyone can check (issue 14): `--stable` names what
+//! the machine decides, `socklab record` keeps a transcript beside its
+//! session file, `socklab check` compares and shows a diff.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::support::run_script;
+
+fn socklab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_socklab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("socklab runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A TCP server and client, a program, a transfer: every kind of number a
+/// run decides (ports, pids, a duration and a rate).
+const SESSION: &str = r#"listen 0 as srv
+connect srv as cli
+send cli "hello"
+sockets
+exec cat as cat
+send cat "hi\n"
+expect cat "hi\n"
+close cat
+serve files {tmp} 0 as files
+connect files as up
+upload up FILE
+"#;
+
+#[test]
+fn a_stable_transcript_names_ports_after_their_sockets_and_pids_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = SESSION.replace("FILE", &write_file(dir.path()));
+    let run = run_script(&script, &["--stable"]);
+    let out = &run.stdout;
+    assert_eq!(run.code, 0, "{out}\n{}", run.stderr);
+    assert!(
+        out.contains("cli: connected to 127.0.0.1:{srv.port} from 127.0.0.1:{cli.port}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("srv: accepted srv.1 from 127.0.0.1:{cli.port}"),
+        "{out}"
+    );
+    assert!(out.contains("(pid {pid1})"), "{out}");
+    assert!(out.contains(" in {time}, {rate}, blake3 "), "{out}");
+    // The table's columns are measured after naming: still aligned.
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(" tcp ")).collect();
+    let col = |l: &str| l.find("127.0.0.1");
+    assert!(
+        rows.len() == 3 && rows.iter().all(|l| col(l) == col(rows[0])),
+        "{out}"
+    );
+    // No number of the ephemeral range is left.
+    let (lo, hi) = ephemeral();
+    for word in out.split(|c: char| !c.is_ascii_digit()) {
+        if let Ok(n) = word.parse::<u32>() {
+            assert!(!(lo..=hi).contains(&n), "{n} left in:\n{out}");
+        }
+    }
+    // Everything else is what a run without --stable prints (a table's
+    // columns aside: they are as wide as the names).
+    let plain = run_script(&script, &[]);
+    assert_eq!(plain.stdout.lines().count(), out.lines().count());
+    for (a, b) in plain.stdout.lines().zip(out.lines()) {
+        if !b.contains('{') {
+            let words = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            assert_eq!(words(a), words(b));
+        }
+    }
+}
+
+/// A file to upload, outside `{tmp}`; its path.
+fn write_file(dir: &Path) -> String {
+    let path = dir.join("f.txt");
+    std::fs::write(&path, "the same bytes every run\n").expect("file written");
+    path.display().to_string()
+}
+
+fn ephemeral() -> (u32, u32) {
+    let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = s.split_whitespace().filter_map(|n| n.parse().ok());
+    (it.next().unwrap_or(32768), it.next().unwrap_or(60999))
+}
+
+/// Busy loops on every core, killed (and reaped) when dropped.
+struct Hogs(Vec<Child>);
+
+impl Hogs {
+    fn start() -> Hogs {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Hogs(
+            (0..cores)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("sh starts")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The promise of `--stable`: two runs give the same bytes, unfiltered,
+/// also with every core busy.
+#[test]
+fn two_stable_runs_are_identical_on_a_busy_machine() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let own = SESSION.replace("FILE", &write_file(dir.path()));
+    let own_path = dir.path().join("own.sock");
+    std::fs::write(&own_path, own).expect("session written");
+    let _hogs = Hogs::start();
+    for path in [
+        own_path,
+        root.join("tests/sessions/tcp-basics.sock"),
+        root.join("tests/sessions/tls.sock"),
+        root.join("tests/sessions/exec.sock"),
+        root.join("docs/lessons/14-processes-threads.sock"),
+    ] {
+        let file = path.to_str().expect("UTF-8 path");
+        let first = socklab(&["--stable", file]);
+        let second = socklab(&["--stable", file]);
+        assert_eq!(text(&first.stdout), text(&second.stdout), "{file}");
+        assert_eq!(text(&first.stderr), text(&second.stderr), "{file}");
+        assert_eq!(first.status.code(), second.status.code(), "{file}");
+    }
+}
+
+#[test]
+fn check_passes_what_record_kept_and_shows_a_diff_for_a_changed_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = dir.path().join("greet.sock");
+    let out = dir.path().join("greet.out");
+    std::fs::write(
+        &session,
+        "listen 0 as srv\nconnect srv as cli\nsend cli \"hello\"\nclose cli\n",
+    )
+    .expect("session written");
+    let file = session.to_str().expect("UTF-8 path");
+
+    // Not recorded yet: a failure that says how to record.
+    let run = socklab(&["check", file]);
+    let said = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("FAILED  {file}")), "{said}");
+    assert!(said.contains(&format!("`socklab record {file}`")), "{said}");
+    assert!(said.ends_with("0 passed, 1 failed\n"), "{said}");
+
+    let run = socklab(&["record", file]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let kept = std::fs::read_to_string(&out).expect(".out written");
+    assert!(
+        kept.contains("srv: accepted srv.1 from 127.0.0.1:{cli.port}"),
+        "{kept}"
+    );
+    assert!(kept.contains("srv.1 <- 5 bytes \"hello\""), "{kept}");
+
+    let run = socklab(&["check", file, file]);
+    let said = text(&run.stdout);
+    assert!(run.status.success(), "{said}");
+    assert_eq!(
+        said,
+        format!("ok      {file}\nok      {file}\n2 passed, 0 failed\n")
+    );
+
+    // A student sent something else: the diff says what and where.
+    std::fs::write(
+        &session,
+        "listen 0 as srv\nconnect srv as cli\nsend cli \"howdy\"\nclose cli\n",
+    )
+    .expect("session written");
+    let run = socklab(&["check", file]);
+    let said = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    let out_name = out.display().to_string();
+    for line in [
+        format!("FAILED  {file}"),
+        format!("--- {out_name}"),
+        format!("+++ {file} (this run)"),
+        "-socklab> send cli \"hello\"".to_string(),
+        "+socklab> send cli \"howdy\"".to_string(),
+        "-srv.1 <- 5 bytes \"hello\"".to_string(),
+        "+srv.1 <- 5 bytes \"howdy\"".to_string(),
+        " socklab> connect srv as cli".to_string(),
+        "0 passed, 1 failed".to_string(),
+    ] {
+        assert!(
+            said.lines().any(|l| l == line),
+            "no line {line:?} in:\n{said}"
+        );
+    }
+    assert!(said.contains("@@ -"), "{said}");
+}
+
+#[test]
+fn record_keeps_errors_and_the_exit_status_and_refuses_what_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = dir.path().join("refused.sock");
+    std::fs::write(
+        &session,
+        "listen 0 as srv\nclose srv\nconnect 127.0.0.1 {srv.port}\n",
+    )
+    .expect("session written");
+    let file = session.to_str().expect("UTF-8 path");
+    assert!(socklab(&["record", file]).status.success());
+    let kept = std::fs::read_to_string(dir.path().join("refused.out")).expect(".out written");
+    assert!(
+        kept.contains("--- stderr ---\n") && kept.ends_with("--- exit status 69 ---\n"),
+        "{kept}"
+    );
+    assert!(kept.contains("127.0.0.1:{srv.port}"), "{kept}");
+    assert!(socklab(&["check", file]).status.success());
+
+    let missing = dir.path().join("missing.sock");
+    let run = socklab(&["record", missing.to_str().expect("UTF-8 path")]);
+    assert_eq!(run.status.code(), Some(66), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("cannot read"),
+        "{}",
+        text(&run.stderr)
+    );
+    let dir_path = dir.path().to_str().expect("UTF-8 path");
+    assert_eq!(socklab(&["record", dir_path]).status.code(), Some(66));
+    // A session file named .out would be overwritten by its transcript.
+    let named_out = dir.path().join("refused.out");
+    let run = socklab(&["record", named_out.to_str().expect("UTF-8 path")]);
+    assert_eq!(run.status.code(), Some(64), "{}", text(&run.stderr));
+    assert_eq!(std::fs::read_to_string(&named_out).ok(), Some(kept));
+    assert_eq!(socklab(&["check"]).status.code(), Some(64));
+}
+
+/// Lessons whose transcript shows this machine (its interfaces, resolver,
+/// services database, what is free right now, ping's method, TCP_INFO,
+/// `measure`): the same on every run here, but not on every machine.
+fn shows_this_machine(script: &str) -> bool {
+    script.lines().any(|l| {
+        let mut words = l.trim_start_matches('!').split_whitespace();
+        let mut first = words.next().unwrap_or("");
+        if first == "on" {
+            first = words.nth(1).unwrap_or("");
+        }
+        matches!(
+            first,
+            "port"
+                | "ifconfig"
+                | "ipconfig"
+                | "interfaces"
+                | "resolve"
+                | "ping"
+                | "info"
+                | "measure"
+        )
+    })
+}
+
+/// The lessons pass `socklab check` against the transcripts committed
+/// beside them (`docs/lessons/*.out`; regenerate with
+/// `socklab record docs/lessons/*.sock`). The classroom's lessons need
+/// root (CI is).
+#[test]
+fn the_lessons_pass_check_against_their_recorded_transcripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/lessons");
+    let mut lessons: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("lessons listed")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sock"))
+        .collect();
+    lessons.sort();
+    let root = nix::unistd::geteuid().is_root();
+    let mut files = Vec::new();
+    for lesson in &lessons {
+        let script = std::fs::read_to_string(lesson).expect("lesson readable");
+        if shows_this_machine(&script) {
+            eprintln!("SKIPPED {}: shows this machine", lesson.display());
+        } else if script.lines().any(|l| l.starts_with("host add")) && !root {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+            eprintln!("SKIPPED {}: lab hosts need root", lesson.display());
+        } else {
+            files.push(lesson.to_str().expect("UTF-8 path").to_string());
+        }
+    }
+    assert!(files.len() >= 8, "{files:?}");
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let run = socklab(&args);
+    let said = text(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{said}\nIf a lesson changed on purpose: socklab record docs/lessons/*.sock"
+    );
+    assert!(
+        said.ends_with(&format!("{} passed, 0 failed\n", files.len())),
+        "{said}"
+    );
+}
