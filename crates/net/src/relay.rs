@@ -529,13 +529,18 @@ async fn read_side(pair: &Pair, way: Way, tx: mpsc::Sender<Item>, sink: &Sink) {
             continue;
         }
         let got = tokio::select! {
-            r = from.tube.read_some(crate::tube::READ_CHUNK) => r,
+            // A fault set before bytes arrived is seen before they are
+            // read (a stall set, then a send: nothing is read until the
+            // stall is cleared). Unbiased, select! picked either at random
+            // when both were ready (seen under load in relay.sock).
+            biased;
             // A fault changed (a stall, maybe): look again. Reads are
             // cancel-safe: nothing read is lost.
             c = faults.changed() => match c {
                 Ok(()) => continue,
                 Err(_) => return,
             },
+            r = from.tube.read_some(crate::tube::READ_CHUNK) => r,
         };
         let item = match got {
             Ok(b) if b.is_empty() => Item::End(End::Eof),
