@@ -1,6 +1,12 @@
 //! `trace`: the segments of this lab's own connections as they cross the
-//! loopback interface (capture), or, without the privilege to capture, the
-//! kernel states each connection passes through (observation).
+//! loopback interface and, while there are lab hosts, the LAN's bridge
+//! (capture), or, without the privilege to capture, the kernel states each
+//! connection passes through (observation).
+//!
+//! A capture also marks what TCP repeats, as Wireshark does: a segment
+//! whose data (or SYN, FIN) was seen before is a retransmission; a bare
+//! ACK that repeats the last one of its direction (same ack, same window)
+//! is a duplicate ACK.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +56,10 @@ pub enum TraceWish {
 pub(crate) struct Tracer {
     mode: TraceMode,
     capture: Option<Capture>,
+    /// The capture on the LAN's bridge, while there is a LAN.
+    lan: Mutex<Option<LanCapture>>,
+    /// What each direction of each connection sent, for the notes.
+    repeats: Mutex<HashMap<Conn, Direction>>,
     ports: Arc<PortSet>,
     segments: Mutex<Option<mpsc::Receiver<Segment>>>,
     relative: Mutex<Relative>,
@@ -64,6 +74,62 @@ pub(crate) struct Tracer {
 /// A connection, by its (local, peer) addresses.
 type Conn = (SocketAddr, SocketAddr);
 
+/// A capture of the LAN's bridge, and the LAN it belongs to.
+struct LanCapture {
+    /// The LAN's namespace.
+    place: Arc<crate::netns::Place>,
+    /// The capture.
+    capture: Capture,
+    /// Its segments.
+    rx: mpsc::Receiver<Segment>,
+}
+
+/// One direction of a connection, as the capture saw it: the end of the
+/// highest sequence sent, and the last bare ACK with how often it came.
+#[derive(Default)]
+struct Direction {
+    /// The end of the highest sequence seen (seq + len, SYN and FIN count
+    /// one), once anything was.
+    high: Option<u32>,
+    /// The last bare ACK: ack, window, and how many duplicates of it.
+    last_ack: Option<(u32, u16, u32)>,
+}
+
+impl Direction {
+    /// What `s` repeats, if anything: `retransmission`, `dup ACK N`.
+    fn note(&mut self, s: &Segment) -> Option<String> {
+        use crate::tcp::Flags;
+        let syn_fin =
+            u32::from(s.flags.contains(Flags::SYN)) + u32::from(s.flags.contains(Flags::FIN));
+        let span = u32::try_from(s.payload_len)
+            .unwrap_or(u32::MAX)
+            .saturating_add(syn_fin);
+        let end = s.seq.wrapping_add(span);
+        let mut note = None;
+        if span > 0 {
+            // Seen before: it ends at or before the highest end so far.
+            if let Some(high) = self.high {
+                if high.wrapping_sub(end) as i32 >= 0 {
+                    note = Some("retransmission".to_string());
+                }
+            }
+            self.last_ack = None;
+        } else if s.flags.contains(Flags::ACK) && !s.flags.contains(Flags::RST) {
+            match &mut self.last_ack {
+                Some((ack, win, dups)) if *ack == s.ack && *win == s.window => {
+                    *dups += 1;
+                    note = Some(format!("dup ACK {dups}"));
+                }
+                _ => self.last_ack = Some((s.ack, s.window, 0)),
+            }
+        }
+        if self.high.is_none_or(|h| end.wrapping_sub(h) as i32 > 0) {
+            self.high = Some(end);
+        }
+        note
+    }
+}
+
 /// What observation last saw of a connection: its name, its state, and
 /// when it was first seen.
 type Observed = (Arc<str>, TcpState, u64);
@@ -71,6 +137,10 @@ type Observed = (Arc<str>, TcpState, u64);
 /// The longest `trace` waits for in-flight data to be acknowledged after a
 /// command (a delayed ACK is at most a few hundred milliseconds).
 const ACK_SETTLE: Duration = Duration::from_secs(2);
+
+/// The longest retransmission timer `trace` waits for after a command (a
+/// timer backed off further is not waited for).
+const RTO_SETTLE: Duration = Duration::from_secs(8);
 
 /// What `trace` needs to know of the lab after a command.
 #[derive(Default)]
@@ -135,6 +205,8 @@ impl Tracer {
         let tracer = Tracer {
             mode,
             capture,
+            lan: Mutex::new(None),
+            repeats: Mutex::new(HashMap::new()),
             ports,
             segments: Mutex::new(rx),
             relative: Mutex::new(Relative::new()),
@@ -142,6 +214,7 @@ impl Tracer {
             seen: std::sync::atomic::AtomicU64::new(0),
         };
         tracer.track_ports(view);
+        tracer.follow_lan();
         tracer.observe_states(view, false);
         Ok((tracer, why))
     }
@@ -156,6 +229,30 @@ impl Tracer {
         if let Some(c) = self.capture {
             c.stop();
         }
+        drop(lock(&self.lan).take());
+    }
+
+    /// Captures on the LAN's bridge while there is a LAN (hosts made
+    /// after `trace on` included); a LAN that cannot be captured is left
+    /// out (the loopback capture goes on).
+    fn follow_lan(&self) {
+        if self.mode != TraceMode::Capture {
+            return;
+        }
+        let now = crate::netns::lan_place();
+        let mut lan = lock(&self.lan);
+        let same = match (&*lan, &now) {
+            (Some(c), Some(p)) => Arc::ptr_eq(&c.place, p),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        *lan = now.and_then(|place| {
+            let (capture, rx) = Capture::start_on_lan(&place, self.ports.clone()).ok()?;
+            Some(LanCapture { place, capture, rx })
+        });
     }
 
     /// After a command: lets the connections settle (data acknowledged),
@@ -166,7 +263,18 @@ impl Tracer {
         self.track_ports(view);
         // In-flight data and its ACKs first: they belong to this command.
         for c in &view.conns {
-            let _ = tcp::wait_info(c.fd, "data acknowledged", ACK_SETTLE, |i| {
+            // A connection whose retransmission timer backed off (a link
+            // that lost, and now carries again) gets until that timer
+            // fires, and a little more, for its next retransmission to be
+            // acknowledged: it belongs to this command too.
+            let limit = tcp::tcp_info(c.fd).map_or(ACK_SETTLE, |i| {
+                if i.unacked > 0 {
+                    ACK_SETTLE.max(i.rto.min(RTO_SETTLE) + Duration::from_millis(500))
+                } else {
+                    ACK_SETTLE
+                }
+            });
+            let _ = tcp::wait_info(c.fd, "data acknowledged", limit, |i| {
                 i.unacked == 0 && i.notsent_bytes.unwrap_or(0) == 0
             })
             .await;
@@ -176,11 +284,23 @@ impl Tracer {
                 if let Some(c) = &self.capture {
                     let _ = c.flush(ACK_SETTLE).await;
                 }
+                self.follow_lan();
                 let mut segments = Vec::new();
                 if let Some(rx) = lock(&self.segments).as_mut() {
                     while let Ok(s) = rx.try_recv() {
                         segments.push(s);
                     }
+                }
+                let on_lan = lock(&self.lan).is_some();
+                if on_lan {
+                    self.flush_lan().await;
+                    if let Some(l) = lock(&self.lan).as_mut() {
+                        while let Ok(s) = l.rx.try_recv() {
+                            segments.push(s);
+                        }
+                    }
+                    // Loopback and LAN, in the order they were read.
+                    segments.sort_by_key(|s| s.ts);
                 }
                 segments
                     .iter()
@@ -188,6 +308,20 @@ impl Tracer {
                     .collect()
             }
             TraceMode::Observe => self.observe_states(view, true),
+        }
+    }
+
+    /// Waits until the LAN capture has read what crossed the bridge so far.
+    async fn flush_lan(&self) {
+        // A flush cannot hold the lock across its wait: take the capture
+        // out for the wait and put it back.
+        let taken = lock(&self.lan).take();
+        if let Some(l) = taken {
+            let _ = l.capture.flush(ACK_SETTLE).await;
+            let mut slot = lock(&self.lan);
+            if slot.is_none() {
+                *slot = Some(l);
+            }
         }
     }
 
@@ -228,6 +362,10 @@ impl Tracer {
 
     fn segment_event(&self, view: &View, s: &Segment) -> Event {
         let rel = lock(&self.relative).observe(s);
+        let note = lock(&self.repeats)
+            .entry((s.src, s.dst))
+            .or_default()
+            .note(s);
         Event::Segment {
             from: Self::name_at(view, s.src, s.dst),
             to: Self::name_at(view, s.dst, s.src),
@@ -236,6 +374,7 @@ impl Tracer {
             ack: rel.ack,
             window: rel.window,
             len: s.payload_len,
+            note,
         }
     }
 
