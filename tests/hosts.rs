@@ -396,7 +396,10 @@ fn a_delayed_link_slows_the_round_trip_with_or_without_netem() {
     for (b, at_least) in blocks.iter().zip([50.0, 100.0, 200.0]) {
         let times = ping_times(&b[..b.find("socklab> ").unwrap_or(b.len())]);
         assert_eq!(times.len(), 3, "{text}");
-        assert!(times.iter().all(|t| *t >= at_least), "≥ {at_least} ms: {text}");
+        assert!(
+            times.iter().all(|t| *t >= at_least),
+            "≥ {at_least} ms: {text}"
+        );
     }
     // TCP sees it too: the kernel's smoothed round trip is at least the
     // 200 ms both links add.
@@ -404,7 +407,10 @@ fn a_delayed_link_slows_the_round_trip_with_or_without_netem() {
     let rtt: f64 = info
         .lines()
         .find_map(|l| l.trim().strip_prefix("rtt"))
-        .and_then(|r| r.split_whitespace().find_map(|w| w.trim_end_matches("ms").parse().ok()))
+        .and_then(|r| {
+            r.split_whitespace()
+                .find_map(|w| w.trim_end_matches("ms").parse().ok())
+        })
         .unwrap_or_else(|| panic!("no rtt in {info}"));
     assert!(rtt >= 200.0, "{info}");
     assert!(text.contains("teacher: link up"), "{text}");
@@ -487,7 +493,9 @@ fn a_delay_line_comes_out_on_clear_and_at_quit() {
         return;
     }
     if has_netem() {
-        eprintln!("a_delay_line…: this kernel has netem, which carries delays: no delay line to check");
+        eprintln!(
+            "a_delay_line…: this kernel has netem, which carries delays: no delay line to check"
+        );
         return;
     }
     let root_before = root_links();
@@ -498,13 +506,22 @@ fn a_delay_line_comes_out_on_clear_and_at_quit() {
     let made = sh.run("host add teacher\nhost add student1");
     assert!(made.contains("eth0 ~ br0:p2"), "{made}");
     let direct = links_of(&lan);
-    assert!(direct.contains(&("p1".into(), Some("br0".into()))), "{direct:?}");
-    assert!(direct.contains(&("p2".into(), Some("br0".into()))), "{direct:?}");
+    assert!(
+        direct.contains(&("p1".into(), Some("br0".into()))),
+        "{direct:?}"
+    );
+    assert!(
+        direct.contains(&("p2".into(), Some("br0".into()))),
+        "{direct:?}"
+    );
     // The line: p1 leaves the bridge, e1 takes its place, d1 is socklab's.
     sh.run("link teacher delay 20ms jitter 5ms");
     let lined = links_of(&lan);
     assert!(lined.contains(&("p1".into(), None)), "{lined:?}");
-    assert!(lined.contains(&("e1".into(), Some("br0".into()))), "{lined:?}");
+    assert!(
+        lined.contains(&("e1".into(), Some("br0".into()))),
+        "{lined:?}"
+    );
     assert!(lined.contains(&("d1".into(), None)), "{lined:?}");
     let pinged = sh.run("on student1 ping 192.168.24.148 count 2");
     let times = ping_times(&pinged);
@@ -522,8 +539,20 @@ fn a_delay_line_comes_out_on_clear_and_at_quit() {
     assert!(links_of(&lan).contains(&("e2".into(), Some("br0".into()))));
     sh.run("link student1 delay 0ms");
     assert_eq!(links_of(&lan), direct);
+    // `host del` takes its line with it.
+    sh.run(
+        "link student1 delay 10ms jitter 2ms\nlink student1 delay 0ms\nlink student1 delay 10ms",
+    );
+    sh.run("host del student1");
+    let names: Vec<String> = links_of(&lan).into_iter().map(|l| l.0).collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| ["p2", "d2", "e2"].contains(&n.as_str())),
+        "{names:?}"
+    );
     // At quit, with a line running: nothing of the classroom is left.
-    sh.run("link student1 delay 10ms");
+    sh.run("link teacher delay 10ms");
     drop(sh.stdin);
     let _ = sh.child.wait();
     assert!(of_shell(pid).is_empty(), "{:?}", netns());
@@ -564,7 +593,10 @@ fn trace_shows_a_handshake_between_two_hosts() {
         ],
         "{text}"
     );
-    assert!(text.contains("s1 -> srv.1 [PSH,ACK] seq=1 ack=1 win=64512 len=2"), "{text}");
+    assert!(
+        text.contains("s1 -> srv.1 [PSH,ACK] seq=1 ack=1 win=64512 len=2"),
+        "{text}"
+    );
     assert!(text.contains("s1 -> srv.1 [FIN,ACK]"), "{text}");
     assert!(text.contains("srv.1 -> s1 [FIN,ACK]"), "{text}");
 }

@@ -203,6 +203,10 @@ pub async fn link(s: &mut Session, mut a: Args) -> CmdResult {
                 }
                 let d = (!d.is_zero()).then_some(d);
                 if kw == "delay" {
+                    // No delay, no jitter around it.
+                    if d.is_none() {
+                        link.jitter = None;
+                    }
                     link.delay = d;
                 } else {
                     link.jitter = d;

@@ -255,6 +255,13 @@ pub(crate) fn reliable(from: Option<&Arc<Place>>, to: Option<&Arc<Place>>) -> bo
     same(from.map(|p| &**p), to.map(|p| &**p)) || !(bad(from) || bad(to))
 }
 
+/// Whether every host's link carries (none is down or lossy now).
+pub(crate) fn all_reliable() -> bool {
+    places()
+        .iter()
+        .all(|p| !p.unreliable.load(Ordering::SeqCst))
+}
+
 /// Whether two sockets are in the same place.
 pub(crate) fn same(a: Option<&Place>, b: Option<&Place>) -> bool {
     match (a, b) {

@@ -262,13 +262,14 @@ impl Tracer {
     pub(crate) async fn settle(&self, view: &View) -> Vec<Event> {
         self.track_ports(view);
         // In-flight data and its ACKs first: they belong to this command.
+        // A connection whose retransmission timer backed off (a link that
+        // lost, and now carries again: no host's link is down or lossy)
+        // gets until that timer fires, and a little more, for its next
+        // retransmission to be acknowledged: it belongs to this command too.
+        let carries = crate::netns::all_reliable();
         for c in &view.conns {
-            // A connection whose retransmission timer backed off (a link
-            // that lost, and now carries again) gets until that timer
-            // fires, and a little more, for its next retransmission to be
-            // acknowledged: it belongs to this command too.
             let limit = tcp::tcp_info(c.fd).map_or(ACK_SETTLE, |i| {
-                if i.unacked > 0 {
+                if carries && i.unacked > 0 {
                     ACK_SETTLE.max(i.rto.min(RTO_SETTLE) + Duration::from_millis(500))
                 } else {
                     ACK_SETTLE
