@@ -61,6 +61,8 @@ pub(crate) struct Tracer {
     /// What each direction of each connection sent, for the notes.
     repeats: Mutex<HashMap<Conn, Direction>>,
     ports: Arc<PortSet>,
+    /// The ports the LAN capture keeps.
+    lan_ports: Arc<PortSet>,
     segments: Mutex<Option<mpsc::Receiver<Segment>>>,
     relative: Mutex<Relative>,
     /// Observation: the last state seen of each connection, by its
@@ -138,6 +140,10 @@ type Observed = (Arc<str>, TcpState, u64);
 /// command (a delayed ACK is at most a few hundred milliseconds).
 const ACK_SETTLE: Duration = Duration::from_secs(2);
 
+/// At most this many directions of connections are remembered for the
+/// retransmission and duplicate-ACK marks.
+const MAX_DIRECTIONS: usize = 8192;
+
 /// The longest retransmission timer `trace` waits for after a command (a
 /// timer backed off further is not waited for).
 const RTO_SETTLE: Duration = Duration::from_secs(8);
@@ -145,9 +151,11 @@ const RTO_SETTLE: Duration = Duration::from_secs(8);
 /// What `trace` needs to know of the lab after a command.
 #[derive(Default)]
 pub(crate) struct View {
-    /// The local port of every TCP socket (fresh and bound, listening,
-    /// connected).
+    /// The local port of every TCP socket of the root namespace (fresh
+    /// and bound, listening, connected).
     pub(crate) ports: Vec<u16>,
+    /// The same, of the lab hosts' sockets (they cross the LAN).
+    pub(crate) lan_ports: Vec<u16>,
     /// Live connections, in listing order.
     pub(crate) conns: Vec<ConnView>,
     /// Listeners: name and local address.
@@ -208,6 +216,7 @@ impl Tracer {
             lan: Mutex::new(None),
             repeats: Mutex::new(HashMap::new()),
             ports,
+            lan_ports: Arc::new(PortSet::new()),
             segments: Mutex::new(rx),
             relative: Mutex::new(Relative::new()),
             states: Mutex::new(HashMap::new()),
@@ -250,7 +259,7 @@ impl Tracer {
             return;
         }
         *lan = now.and_then(|place| {
-            let (capture, rx) = Capture::start_on_lan(&place, self.ports.clone()).ok()?;
+            let (capture, rx) = Capture::start_on_lan(&place, self.lan_ports.clone()).ok()?;
             Some(LanCapture { place, capture, rx })
         });
     }
@@ -331,6 +340,9 @@ impl Tracer {
         for p in &view.ports {
             self.ports.insert(*p);
         }
+        for p in &view.lan_ports {
+            self.lan_ports.insert(*p);
+        }
     }
 
     /// The name of the socket at `addr` talking to `other`: a socket of
@@ -363,10 +375,15 @@ impl Tracer {
 
     fn segment_event(&self, view: &View, s: &Segment) -> Event {
         let rel = lock(&self.relative).observe(s);
-        let note = lock(&self.repeats)
-            .entry((s.src, s.dst))
-            .or_default()
-            .note(s);
+        let note = {
+            let mut repeats = lock(&self.repeats);
+            if repeats.len() >= MAX_DIRECTIONS && !repeats.contains_key(&(s.src, s.dst)) {
+                // Bounded: the oldest knowledge goes (a repeat may then
+                // go unmarked once).
+                repeats.clear();
+            }
+            repeats.entry((s.src, s.dst)).or_default().note(s)
+        };
         Event::Segment {
             from: Self::name_at(view, s.src, s.dst),
             to: Self::name_at(view, s.dst, s.src),
@@ -446,5 +463,63 @@ impl Tracer {
         }
         *states = next;
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::Flags;
+
+    fn seg(flags: Flags, seq: u32, ack: u32, len: usize) -> Segment {
+        Segment {
+            src: "192.168.24.1:40000".parse().unwrap(),
+            dst: "192.168.24.148:5556".parse().unwrap(),
+            flags,
+            seq,
+            ack,
+            window: 502,
+            window_scale: None,
+            mss: None,
+            payload_len: len,
+            ts: std::time::Instant::now(),
+        }
+    }
+
+    #[test]
+    fn repeats_are_marked_as_wireshark_does() {
+        let mut d = Direction::default();
+        let ack = Flags::ACK;
+        let psh = Flags::PSH | Flags::ACK;
+        assert_eq!(d.note(&seg(Flags::SYN, 1000, 0, 0)), None);
+        // The SYN again: its sequence number was seen.
+        assert_eq!(
+            d.note(&seg(Flags::SYN, 1000, 0, 0)).as_deref(),
+            Some("retransmission")
+        );
+        assert_eq!(d.note(&seg(ack, 1001, 1, 0)), None);
+        assert_eq!(d.note(&seg(psh, 1001, 1, 10)), None);
+        assert_eq!(d.note(&seg(psh, 1011, 1, 10)), None);
+        // The first data again, after the second.
+        assert_eq!(
+            d.note(&seg(psh, 1001, 1, 10)).as_deref(),
+            Some("retransmission")
+        );
+        assert_eq!(d.note(&seg(psh, 1021, 1, 5)), None);
+        // The same bare ACK, three times: two duplicates.
+        let mut r = Direction::default();
+        assert_eq!(r.note(&seg(ack, 1, 1021, 0)), None);
+        assert_eq!(r.note(&seg(ack, 1, 1021, 0)).as_deref(), Some("dup ACK 1"));
+        assert_eq!(r.note(&seg(ack, 1, 1021, 0)).as_deref(), Some("dup ACK 2"));
+        // A new ACK is not one.
+        assert_eq!(r.note(&seg(ack, 1, 1026, 0)), None);
+        // Sequence numbers wrap.
+        let mut w = Direction::default();
+        assert_eq!(w.note(&seg(psh, u32::MAX - 4, 1, 10)), None);
+        assert_eq!(w.note(&seg(psh, 5, 1, 10)), None);
+        assert_eq!(
+            w.note(&seg(psh, u32::MAX - 4, 1, 10)).as_deref(),
+            Some("retransmission")
+        );
     }
 }
