@@ -20,8 +20,9 @@
 //! frame's wait is `max(delay ± jitter, the previous frame's)`.
 //!
 //! Memory is bounded: at most [`MAX_HELD_FRAMES`] frames and
-//! [`MAX_HELD_BYTES`] bytes wait; past that a frame is dropped and counted,
-//! as a full queue on a real link drops it.
+//! [`MAX_HELD_BYTES`] bytes wait in one line, and [`MAX_HELD_TOTAL`] bytes
+//! in all the lines of the process; past that a frame is dropped and
+//! counted, as a full queue on a real link drops it.
 
 use std::collections::VecDeque;
 use std::io;
@@ -43,6 +44,11 @@ use crate::settle::lock;
 pub const MAX_HELD_FRAMES: usize = 8192;
 /// At most this many bytes wait in one delay line.
 pub const MAX_HELD_BYTES: usize = 16 << 20;
+/// At most this many bytes wait in all the delay lines of the process.
+pub const MAX_HELD_TOTAL: usize = 64 << 20;
+
+/// The bytes waiting in all the delay lines.
+static HELD_TOTAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// One read: the largest GSO frame (64 KiB of IP packet), its Ethernet and
 /// virtio headers.
 const FRAME_BUF: usize = 65536 + 256;
@@ -174,6 +180,13 @@ struct Line {
     rng: u64,
 }
 
+impl Drop for Line {
+    fn drop(&mut self) {
+        // The frames still waiting are lost with the line.
+        HELD_TOTAL.fetch_sub(self.held, Ordering::Relaxed);
+    }
+}
+
 impl Line {
     fn run(mut self) {
         let mut buf = vec![0u8; FRAME_BUF];
@@ -216,10 +229,15 @@ impl Line {
                 return;
             };
             let now = Instant::now();
-            if self.queue.len() >= MAX_HELD_FRAMES || self.held + len > MAX_HELD_BYTES {
+            let total = HELD_TOTAL.load(Ordering::Relaxed);
+            if self.queue.len() >= MAX_HELD_FRAMES
+                || self.held + len > MAX_HELD_BYTES
+                || total + len > MAX_HELD_TOTAL
+            {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            HELD_TOTAL.fetch_add(len, Ordering::Relaxed);
             let timing = *lock(&self.timing);
             let due = (now + self.wait(timing)).max(self.last_due);
             self.last_due = due;
@@ -250,6 +268,7 @@ impl Line {
                 break;
             };
             self.held -= frame.len();
+            HELD_TOTAL.fetch_sub(frame.len(), Ordering::Relaxed);
             let counter = match send(self.lan.as_raw_fd(), &frame, MsgFlags::MSG_DONTWAIT) {
                 Ok(_) => &self.counters.delayed,
                 Err(_) => &self.counters.dropped,
