@@ -765,3 +765,33 @@ fn the_lectures_own_server_runs_unchanged_on_the_teachers_host() {
     );
     assert!(text.contains("s1 <- peer closed (EOF)"), "{text}");
 }
+
+#[test]
+fn a_flood_into_a_delay_line_is_dropped_past_its_bound_and_counted() {
+    if !root("a_flood_into_a_delay_line_is_dropped_past_its_bound_and_counted") {
+        return;
+    }
+    if has_netem() {
+        eprintln!("a_flood…: this kernel has netem, which carries delays: no delay line to fill");
+        return;
+    }
+    // 60 MB of datagrams within a 2 s delay: more than the 8192 frames a
+    // line holds.
+    let run = run_script(
+        "host add teacher\n\
+         host add student1\n\
+         link teacher delay 2s\n\
+         on teacher exec sh -c 'head -c 60000000 /dev/zero | ncat -u --send-only 192.168.24.1 9; echo sent' as flood\n\
+         expect flood \"sent\" timeout 60s\n\
+         hosts\n\
+         link teacher clear\n\
+         on student1 ping 192.168.24.148 count 1\n",
+        &[],
+    );
+    let mut cleanup = Cleanup::default();
+    cleanup.0.push(shell_pid(&run.stdout));
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 0, "{text}");
+    assert!(text.contains("frames dropped: delay line full)"), "{text}");
+    assert!(text.contains("1 sent, 1 answered"), "{text}");
+}
