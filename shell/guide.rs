@@ -34,6 +34,7 @@ pub static LESSONS: &[LessonFile] = &[
     lesson!("02-broadcast-ping.sock"),
     lesson!("03-ports-protocols.sock"),
     lesson!("04-handshake.sock"),
+    lesson!("04-handshake-lan.sock"),
     lesson!("05-socket.sock"),
     lesson!("06-tcp-steps.sock"),
     lesson!("07-greeting.sock"),

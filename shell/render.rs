@@ -452,6 +452,7 @@ fn trace_event(ev: &Event) -> String {
             ack,
             window,
             len,
+            note,
         } => {
             let mut s = format!("{from} -> {to} [{flags}] seq={seq}");
             if let Some(a) = ack {
@@ -462,6 +463,9 @@ fn trace_event(ev: &Event) -> String {
             }
             if *len > 0 {
                 let _ = write!(s, " len={len}");
+            }
+            if let Some(n) = note {
+                let _ = write!(s, " ({n})");
             }
             s
         }

@@ -232,11 +232,57 @@ pub fn machine_specific(text: &str) -> String {
         }
     }
     flush(&command, &mut block, &mut out);
+    let out = repeats(out);
     let mut joined = out.join("\n");
     if text.ends_with('\n') {
         joined.push('\n');
     }
     joined
+}
+
+/// How often TCP repeats a segment over a lossy link is the kernel's
+/// timers' to decide: a run of identical `trace` lines marked as a
+/// retransmission or a duplicate ACK becomes one line, checked and marked.
+fn repeats(lines: Vec<String>) -> Vec<String> {
+    static DUP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" \(dup ACK \d+\)$").unwrap());
+    let key = |l: &str| -> Option<String> {
+        if l.ends_with(" (retransmission)") {
+            Some(l.to_string())
+        } else if DUP.is_match(l) {
+            Some(DUP.replace(l, " (dup ACK)").into_owned())
+        } else {
+            None
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Option<(String, usize)> = None;
+    let end = |run: &mut Option<(String, usize)>, out: &mut Vec<String>| {
+        if let Some((k, n)) = run.take() {
+            assert!(n >= 1);
+            out.push(format!(
+                "{k} [×N: as the kernel's timers decided; checked N ≥ 1]"
+            ));
+        }
+    };
+    for l in lines {
+        match key(&l) {
+            Some(k) if run.as_ref().is_some_and(|r| r.0 == k) => {
+                if let Some(r) = run.as_mut() {
+                    r.1 += 1;
+                }
+            }
+            Some(k) => {
+                end(&mut run, &mut out);
+                run = Some((k, 1));
+            }
+            None => {
+                end(&mut run, &mut out);
+                out.push(l);
+            }
+        }
+    }
+    end(&mut run, &mut out);
+    out
 }
 
 /// Replaces process and thread ids (and only those) with `[pid]`/`[tid]`:

@@ -151,7 +151,10 @@ fn render_hosts(list: &[HostInfo], held: impl Fn(&str) -> Vec<String>) -> String
                 h.name.clone(),
                 format!("{}/{}", h.addr, h.prefix),
                 h.iface.clone(),
-                h.link.to_string(),
+                match h.line_drops.filter(|n| *n > 0) {
+                    Some(n) => format!("{} ({n} frames dropped: delay line full)", h.link),
+                    None => h.link.to_string(),
+                },
                 if names.is_empty() {
                     "-".to_string()
                 } else {
@@ -200,6 +203,10 @@ pub async fn link(s: &mut Session, mut a: Args) -> CmdResult {
                 }
                 let d = (!d.is_zero()).then_some(d);
                 if kw == "delay" {
+                    // No delay, no jitter around it.
+                    if d.is_none() {
+                        link.jitter = None;
+                    }
                     link.delay = d;
                 } else {
                     link.jitter = d;

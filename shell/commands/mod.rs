@@ -565,10 +565,11 @@ pub static COMMANDS: &[Command] = &[
         name: "link",
         aliases: &[],
         usage: "link HOST delay DUR [jitter DUR] [loss PCT] [rate RATE]\nlink HOST down|up|clear",
-        summary: "make a host's link slow, lossy or down (tc netem on its eth0)",
+        summary: "make a host's link slow, lossy or down (tc netem on its eth0, or socklab's delay line)",
         help: "Delay, jitter, loss and rate apply to what HOST sends: `link student1 delay 50ms` adds 50 ms to its round trips.\n\
-               Settings add up across commands; `clear` removes them; `down` unplugs the cable, `up` plugs it back.\n\
-               Delay and jitter need the kernel's netem; loss and rate work without it (an HTB queue and a random-drop filter).",
+               Settings add up across commands; `clear` (or `delay 0ms`) removes them; `down` unplugs the cable, `up` plugs it back.\n\
+               With the kernel's netem, netem does it all. Without it, loss and rate are an HTB queue and a random-drop filter,\n\
+               and delay and jitter are socklab's delay line: the host's frames are held (in order) on their way to the LAN's bridge.",
         run: |s, a| Box::pin(hosts::link(s, a)),
     },
     Command {

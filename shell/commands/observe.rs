@@ -32,6 +32,9 @@ pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
     a.done()?;
     let (mode, why) = s.lab.trace_on(wish)?;
     match mode {
+        TraceMode::Capture if socklab_net::netns::lan_place().is_some() => s.say(
+            "trace: capturing on the loopback interface (lo) and on the lab LAN's bridge, this shell's ports only; segments show after each command",
+        ),
         TraceMode::Capture => s.say(
             "trace: capturing on the loopback interface (lo), this shell's ports only; segments show after each command",
         ),

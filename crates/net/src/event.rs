@@ -88,6 +88,8 @@ pub enum Event {
         window: Option<u32>,
         /// Payload bytes.
         len: usize,
+        /// What it repeats, if anything: `retransmission`, `dup ACK 2`.
+        note: Option<String>,
     },
     /// `trace` (observation): a connection's kernel state changed; the
     /// first and last states were read, the ones between are the path the

@@ -11,7 +11,11 @@
 //!
 //! Namespaces and links are made with iproute2 (`ip -batch`, one run for
 //! all the namespaces and veth pairs, one for the bridge ports, one per
-//! host for its addresses), and link settings with `tc … netem`.
+//! host for its addresses), and link settings with `tc … netem`. A kernel
+//! without netem gets loss from a random-drop filter and delay from
+//! socklab's own delay line ([`delay`]).
+
+pub mod delay;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -23,6 +27,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::netns::{self, Place};
+use delay::{DelayLine, Timing};
 
 /// How long a link may take to carry traffic once it is up (the kernel
 /// activates its queue and the bridge port on a work queue of its own).
@@ -182,6 +187,9 @@ pub struct HostInfo {
     pub iface: String,
     /// Its link settings.
     pub link: Link,
+    /// Frames its delay line dropped (a full queue), when socklab's delay
+    /// line carries its delay (a kernel without netem).
+    pub line_drops: Option<u64>,
 }
 
 /// One host.
@@ -194,6 +202,12 @@ struct Host {
     port: String,
     /// Its link settings.
     link: Link,
+    /// What tc holds on its `eth0` (the settings, less a delay the delay
+    /// line carries).
+    tc: Link,
+    /// socklab's delay line on its bridge port, when the kernel has no
+    /// netem and the link has a delay.
+    line: Option<DelayLine>,
 }
 
 /// Every host of this shell, and the LAN they share.
@@ -206,6 +220,10 @@ pub struct Hosts {
     hosts: Vec<Host>,
     /// Numbers bridge ports.
     next_port: u32,
+    /// The thread inside the LAN's namespace, while it exists.
+    lan: Option<Arc<Place>>,
+    /// Whether this kernel has netem (unknown until a link asks for it).
+    netem: Option<bool>,
 }
 
 impl Default for Hosts {
@@ -222,6 +240,8 @@ impl Hosts {
             lan_up: false,
             hosts: Vec::new(),
             next_port: 1,
+            lan: None,
+            netem: None,
         }
     }
 
@@ -262,6 +282,11 @@ impl Hosts {
             netns: h.netns.clone(),
             iface: format!("eth0 ~ br0:{}", h.port),
             link: h.link.clone(),
+            line_drops: h.line.as_ref().map(|l| {
+                l.counters()
+                    .dropped
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
         }
     }
 
@@ -394,6 +419,8 @@ impl Hosts {
                 netns: netns_name,
                 port,
                 link: Link::default(),
+                tc: Link::default(),
+                line: None,
             };
             infos.push(self.info(&h));
             self.hosts.push(h);
@@ -469,6 +496,24 @@ impl Hosts {
     fn make_lan(&mut self) -> Result<(), HostError> {
         let ns = self.lan_ns();
         ip(None, &format!("netns add {ns}\n"))?;
+        let (net, _) = netns::lan();
+        let place = match Place::open("lan", net, &Path::new(NETNS_DIR).join(&ns)) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = ip(None, &format!("netns del {ns}\n"));
+                return Err(HostError::System {
+                    what: format!("entering {ns}"),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        // No IPv6 in the LAN's namespace either: a delay line's veth ends
+        // would otherwise send their own solicitations to the hosts.
+        let _ = place.run(|| {
+            for f in ["all", "default"] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/disable_ipv6"), "1");
+            }
+        });
         if let Err(e) = ip(
             Some(&ns),
             "link set lo up\nlink add br0 type bridge mcast_snooping 0\nlink set br0 up\n",
@@ -477,6 +522,8 @@ impl Hosts {
             return Err(e);
         }
         self.lan_up = true;
+        netns::set_lan_place(Some(place.clone()));
+        self.lan = Some(place);
         Ok(())
     }
 
@@ -532,8 +579,15 @@ impl Hosts {
             .iter()
             .position(|h| &*h.place.host == name)
             .ok_or_else(|| HostError::Usage(format!("no host named '{name}'")))?;
-        let h = self.hosts.remove(i);
+        let mut h = self.hosts.remove(i);
         netns::unregister(name);
+        if h.line.take().is_some() {
+            // The line's veth pair lives in the LAN's namespace.
+            let _ = ip(
+                Some(&self.lan_ns()),
+                &format!("link del {}\n", line_ends(&h.port).0),
+            );
+        }
         ip(None, &format!("netns del {}\n", h.netns))
     }
 
@@ -541,6 +595,13 @@ impl Hosts {
     /// Errors are ignored: this runs at the end of the session.
     pub fn clear(&mut self) -> usize {
         let n = self.hosts.len();
+        // Delay lines first: their sockets would keep the LAN's namespace
+        // (and its interfaces) alive after its name is gone.
+        for h in &mut self.hosts {
+            drop(h.line.take());
+        }
+        netns::set_lan_place(None);
+        self.lan = None;
         let mut script: String = self
             .hosts
             .drain(..)
@@ -587,38 +648,43 @@ impl Hosts {
                 self.settle_links(&[(h.place.clone(), h.port.clone())]);
             }
         }
-        let (now, before) = (link.qdisc(), old.qdisc());
-        if now != before {
-            let mut args: Vec<String> = vec!["-n".into(), ns.clone(), "qdisc".into()];
-            if now.is_empty() {
-                args.extend(["del", "dev", "eth0", "root"].map(String::from));
-            } else {
-                args.extend(["replace", "dev", "eth0", "root"].map(String::from));
-                args.extend(now.iter().cloned());
+        // Delay by netem where the kernel has it; else tc keeps loss and
+        // rate, and socklab's delay line the delay.
+        let mut tc_now = link.clone();
+        let mut line_wanted = false;
+        if link.delay.is_some() && self.netem == Some(false) {
+            (tc_now.delay, tc_now.jitter) = (None, None);
+            line_wanted = true;
+        }
+        match self.tc(&ns, &tc_now, &self.hosts[i].tc) {
+            Ok(()) => {}
+            Err(e) if netem_missing(&e) => {
+                self.netem = Some(false);
+                line_wanted = link.delay.is_some();
+                (tc_now.delay, tc_now.jitter) = (None, None);
+                without_netem(&ns, &tc_now)?;
             }
-            let netem_missing = |e: &HostError| {
-                matches!(e, HostError::System { detail, .. }
-                    if now.first().is_some_and(|q| q == "netem")
-                        && detail.contains("qdisc kind is unknown"))
-            };
-            match run("tc", &args, None) {
-                Ok(()) => {}
-                // Loss (and a rate) without delay: a filter that drops at
-                // random, for kernels built without netem.
-                Err(e) if netem_missing(&e) && link.delay.is_none() => {
-                    let _ = run(
-                        "tc",
-                        &["-n", &ns, "qdisc", "del", "dev", "eth0", "root"].map(String::from),
-                        None,
-                    );
-                    run("tc", &["-n".into(), ns.clone(), "-batch".into(), "-".into()], Some(&link.random_drop()))?;
+            Err(e) => return Err(e),
+        }
+        if tc_now.delay.is_some() {
+            self.netem = Some(true);
+        }
+        self.hosts[i].tc = tc_now;
+        match (line_wanted, link.delay) {
+            (true, Some(delay)) => {
+                let timing = Timing {
+                    delay,
+                    jitter: link.jitter,
+                };
+                match &self.hosts[i].line {
+                    Some(line) => line.set(timing),
+                    None => self.insert_line(i, timing)?,
                 }
-                Err(e) if netem_missing(&e) => {
-                    return Err(HostError::Missing(
-                        "this kernel has no netem (CONFIG_NET_SCH_NETEM): delay and jitter cannot be emulated here; loss and rate work without it".into(),
-                    ))
+            }
+            _ => {
+                if self.hosts[i].line.is_some() {
+                    self.remove_line(i)?;
                 }
-                Err(e) => return Err(e),
             }
         }
         self.hosts[i]
@@ -626,6 +692,78 @@ impl Hosts {
             .set_unreliable(link.down || link.loss.is_some());
         self.hosts[i].link = link;
         Ok(self.info(&self.hosts[i]))
+    }
+
+    /// Puts tc's part of a link on host namespace `ns`'s `eth0`, where
+    /// `before` was.
+    fn tc(&self, ns: &str, now: &Link, before: &Link) -> Result<(), HostError> {
+        let (q, was) = (now.qdisc(), before.qdisc());
+        if q == was {
+            return Ok(());
+        }
+        if q.first().is_some_and(|k| k == "netem") && self.netem == Some(false) {
+            return without_netem(ns, now);
+        }
+        let mut args: Vec<String> = vec!["-n".into(), ns.into(), "qdisc".into()];
+        if q.is_empty() {
+            args.extend(["del", "dev", "eth0", "root"].map(String::from));
+        } else {
+            args.extend(["replace", "dev", "eth0", "root"].map(String::from));
+            args.extend(q);
+        }
+        run("tc", &args, None)
+    }
+
+    /// Detaches host `i`'s bridge port and puts a delay line between it
+    /// and a new bridge port (`pN` → socklab → `dN` ~ `eN` in `br0`).
+    fn insert_line(&mut self, i: usize, timing: Timing) -> Result<(), HostError> {
+        let lan = self.lan.clone().ok_or_else(|| HostError::System {
+            what: "a delay line".into(),
+            detail: "the LAN's namespace is gone".into(),
+        })?;
+        let port = self.hosts[i].port.clone();
+        let (d, e) = line_ends(&port);
+        let lan_ns = self.lan_ns();
+        ip(
+            Some(&lan_ns),
+            &format!(
+                "link set {port} nomaster\n\
+                 link add {d} type veth peer name {e}\n\
+                 link set {e} master br0\n\
+                 link set {d} up\n\
+                 link set {e} up\n"
+            ),
+        )?;
+        match DelayLine::start(&lan, &port, &d, timing) {
+            Ok(line) => self.hosts[i].line = Some(line),
+            Err(err) => {
+                let _ = ip(
+                    Some(&lan_ns),
+                    &format!("link del {d}\nlink set {port} master br0\n"),
+                );
+                return Err(HostError::System {
+                    what: format!("a delay line on {port}"),
+                    detail: err.to_string(),
+                });
+            }
+        }
+        let place = self.hosts[i].place.clone();
+        self.settle_links(&[(place, e)]);
+        Ok(())
+    }
+
+    /// Stops host `i`'s delay line and puts its port back on the bridge.
+    fn remove_line(&mut self, i: usize) -> Result<(), HostError> {
+        drop(self.hosts[i].line.take());
+        let port = self.hosts[i].port.clone();
+        let (d, _) = line_ends(&port);
+        ip(
+            Some(&self.lan_ns()),
+            &format!("link del {d}\nlink set {port} master br0\n"),
+        )?;
+        let place = self.hosts[i].place.clone();
+        self.settle_links(&[(place, port)]);
+        Ok(())
     }
 
     /// The current link settings of `name`.
@@ -638,6 +776,39 @@ impl Drop for Hosts {
     fn drop(&mut self) {
         self.clear();
     }
+}
+
+/// Whether tc said it has no netem.
+fn netem_missing(e: &HostError) -> bool {
+    matches!(e, HostError::System { detail, .. } if detail.contains("qdisc kind is unknown"))
+}
+
+/// tc's part of a link (loss, rate) on a kernel without netem: a token
+/// bucket for a rate alone, else an HTB root with a random-drop filter.
+fn without_netem(ns: &str, link: &Link) -> Result<(), HostError> {
+    let tc = |args: &[&str], input: Option<&str>| {
+        let mut all: Vec<String> = vec!["-n".into(), ns.into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        run("tc", &all, input)
+    };
+    let _ = tc(&["qdisc", "del", "dev", "eth0", "root"], None);
+    let q = link.qdisc();
+    match q.first().map(String::as_str) {
+        None => Ok(()),
+        Some("tbf") => {
+            let mut args = vec!["qdisc", "replace", "dev", "eth0", "root"];
+            args.extend(q.iter().map(String::as_str));
+            tc(&args, None)
+        }
+        Some(_) => tc(&["-batch", "-"], Some(&link.random_drop())),
+    }
+}
+
+/// The delay line's veth ends for bridge port `pN`: `dN` (socklab writes
+/// into it) and `eN` (the bridge port in its place).
+fn line_ends(port: &str) -> (String, String) {
+    let n = port.trim_start_matches('p');
+    (format!("d{n}"), format!("e{n}"))
 }
 
 /// Whether a host's `eth0` is up and running (carrier, queue active).

@@ -196,6 +196,20 @@ static PLACES: Mutex<Vec<Arc<Place>>> = Mutex::new(Vec::new());
 /// The lab's LAN, address and prefix length (192.168.24.0/24 unless set).
 static LAN: Mutex<(Ipv4Addr, u8)> = Mutex::new((Ipv4Addr::new(192, 168, 24, 0), 24));
 
+/// The LAN's own namespace (its bridge), where `trace` captures and delay
+/// lines run; not a host, so not among [`places`].
+static LAN_PLACE: Mutex<Option<Arc<Place>>> = Mutex::new(None);
+
+/// Sets (or forgets) the place of the LAN's namespace.
+pub fn set_lan_place(place: Option<Arc<Place>>) {
+    *lock(&LAN_PLACE) = place;
+}
+
+/// The place of the LAN's namespace, while there is a LAN.
+pub fn lan_place() -> Option<Arc<Place>> {
+    lock(&LAN_PLACE).clone()
+}
+
 /// Adds a place to those whose sockets the kernel tables show.
 pub fn register(place: Arc<Place>) {
     lock(&PLACES).push(place);
@@ -239,6 +253,13 @@ pub fn on_lan(ip: IpAddr) -> bool {
 pub(crate) fn reliable(from: Option<&Arc<Place>>, to: Option<&Arc<Place>>) -> bool {
     let bad = |p: Option<&Arc<Place>>| p.is_some_and(|p| p.unreliable.load(Ordering::SeqCst));
     same(from.map(|p| &**p), to.map(|p| &**p)) || !(bad(from) || bad(to))
+}
+
+/// Whether every host's link carries (none is down or lossy now).
+pub(crate) fn all_reliable() -> bool {
+    places()
+        .iter()
+        .all(|p| !p.unreliable.load(Ordering::SeqCst))
 }
 
 /// Whether two sockets are in the same place.

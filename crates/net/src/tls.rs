@@ -570,6 +570,13 @@ pub(crate) async fn handshake(
             if let Err(e) = conn.process_new_packets() {
                 // The alert that says why goes to the peer, best effort.
                 let _ = flush_now(stream, &mut conn);
+                if !conn.is_handshaking() {
+                    // The handshake was done: what broke came after it,
+                    // in the same read, perhaps after data. The session
+                    // keeps the error; the stream reports it once that
+                    // data has been read.
+                    return Ok(());
+                }
                 return Err(TlsError::of(&e));
             }
         }
@@ -699,6 +706,13 @@ impl Wire for TlsWire {
                     return Poll::Ready(Ok(0));
                 }
                 Err(e) => return Poll::Ready(Err(e)),
+            }
+            // A break the handshake met after it was done is kept in the
+            // session (rustls says it again).
+            if s.broken.is_none() {
+                if let Err(e) = s.conn.process_new_packets() {
+                    s.broken = Some(e);
+                }
             }
             // Everything that came before a break was read: now the break.
             if let Some(e) = s.broken.clone() {

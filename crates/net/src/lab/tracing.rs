@@ -54,6 +54,9 @@ impl Lab {
     pub(super) fn trace_view(&self) -> View {
         let mut view = View::default();
         for e in self.sorted() {
+            // A host's sockets cross the LAN, the others loopback: their
+            // ports are kept apart (a host's port space is its own).
+            let ports_before = view.ports.len();
             match &*lock(&e.kind) {
                 Kind::Fresh(f) => {
                     let port = f.socket.local_addr().ok().and_then(|a| a.as_socket());
@@ -99,6 +102,10 @@ impl Lab {
                 | Kind::Unix(_)
                 | Kind::UnixDgram(_)
                 | Kind::Busy => {}
+            }
+            if e.place.is_some() {
+                let moved = view.ports.split_off(ports_before);
+                view.lan_ports.extend(moved);
             }
         }
         let departed = lock(&self.inner.departed);

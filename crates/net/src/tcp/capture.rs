@@ -6,6 +6,11 @@
 //! (`PACKET_OUTGOING`) and once arriving (`PACKET_HOST`). The capture keeps
 //! the arriving copy only, so each segment is reported once, at the moment
 //! the receiving side's TCP is about to process it.
+//!
+//! A capture of the lab's LAN ([`Capture::start_on_lan`]) is the same
+//! reader on the bridge `br0` inside the LAN's namespace, made promiscuous
+//! for the socket (`PACKET_MR_PROMISC`), so every frame the bridge passes
+//! between two hosts is seen once, as it crosses the bridge.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -189,16 +194,64 @@ pub struct Capture {
     shared: Arc<Shared>,
     /// The reader task.
     task: JoinHandle<()>,
-    /// The socket flush markers are sent from, to itself, and the last
-    /// token sent (the lock orders tokens as they go out).
-    marker: Mutex<(UdpSocket, u64)>,
+    /// What flush markers are sent from, and the last token sent (the
+    /// lock orders tokens as they go out).
+    marker: Mutex<(Marker, u64)>,
     /// The address of `marker`.
     marker_addr: SocketAddr,
     /// The last marker token the reader saw.
     seen: watch::Receiver<u64>,
 }
 
+/// Where a capture's flush markers come from.
+#[derive(Debug)]
+enum Marker {
+    /// A UDP socket on loopback that sends to itself.
+    Udp(UdpSocket),
+    /// A packet socket on the LAN's bridge that sends frames to the
+    /// bridge's own address (the bridge delivers them to no port; the
+    /// capture sees them leave).
+    Frame {
+        /// The socket (bound to the bridge, receiving nothing).
+        fd: OwnedFd,
+        /// The bridge's address.
+        mac: [u8; 6],
+    },
+}
+
+/// The EtherType of a LAN flush marker (IEEE 802 local experimental).
+const MARKER_ETHERTYPE: u16 = 0x88B5;
+
 impl Capture {
+    /// Starts capturing on the lab's LAN: the bridge `br0` of the LAN's
+    /// namespace `lan`, as [`Capture::start`] does on `lo`.
+    ///
+    /// # Errors
+    /// As [`Capture::start`]; [`CaptureError::Os`] when the LAN's
+    /// namespace has no bridge or its thread is gone.
+    pub fn start_on_lan(
+        lan: &crate::netns::Place,
+        ports: Arc<PortSet>,
+    ) -> Result<(Capture, mpsc::Receiver<Segment>), CaptureError> {
+        let opened = lan
+            .run(|| -> Result<(OwnedFd, OwnedFd, [u8; 6]), CaptureError> {
+                let fd = open_iface("br0", true)?;
+                let mac = hardware_address("br0")
+                    .ok_or_else(|| CaptureError::os("getifaddrs", io::Error::other("no br0")))?;
+                let marker = open_sender("br0")?;
+                Ok((fd, marker, mac))
+            })
+            .map_err(|e| CaptureError::os("entering the LAN's namespace", e))??;
+        let (fd, marker_fd, mac) = opened;
+        Capture::start_with(
+            fd,
+            Marker::Frame { fd: marker_fd, mac },
+            MarkerKind::Frame(mac),
+            ports,
+            None,
+        )
+    }
+
     /// Starts capturing on `lo`: the segments whose source or destination
     /// port is in `ports` (read at every frame, so changes apply at once)
     /// arrive on the returned channel, in the order they crossed the
@@ -235,7 +288,7 @@ impl Capture {
         ports: Arc<PortSet>,
         tee: Option<Tee>,
     ) -> Result<(Capture, mpsc::Receiver<Segment>), CaptureError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
+        tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
         let fd = open_loopback()?;
         let marker = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| CaptureError::os("bind (marker)", e))?;
@@ -248,6 +301,28 @@ impl Capture {
         marker
             .set_nonblocking(true)
             .map_err(|e| CaptureError::os("fcntl (marker)", e))?;
+        Capture::start_with(
+            fd,
+            Marker::Udp(marker),
+            MarkerKind::Udp(marker_addr),
+            ports,
+            tee,
+        )
+    }
+
+    /// Starts the reader of packet socket `fd`.
+    fn start_with(
+        fd: OwnedFd,
+        marker: Marker,
+        kind: MarkerKind,
+        ports: Arc<PortSet>,
+        tee: Option<Tee>,
+    ) -> Result<(Capture, mpsc::Receiver<Segment>), CaptureError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
+        let marker_addr = match kind {
+            MarkerKind::Udp(a) => a,
+            MarkerKind::Frame(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        };
         let socket = {
             let _guard = runtime.enter();
             // SAFETY: the OwnedFd keeps its descriptor open, and the same,
@@ -266,7 +341,7 @@ impl Capture {
             shared: Arc::clone(&shared),
             tx,
             seen: seen_tx,
-            marker_addr,
+            marker: kind,
             tee,
         };
         let task = runtime.spawn(reader.run());
@@ -309,10 +384,23 @@ impl Capture {
             let mut payload = [0u8; 16];
             payload[..8].copy_from_slice(MARKER_MAGIC);
             payload[8..].copy_from_slice(&token.to_be_bytes());
-            marker
-                .0
-                .send(&payload)
-                .map_err(|e| CaptureError::os("send (marker)", e))?;
+            match &marker.0 {
+                Marker::Udp(udp) => {
+                    udp.send(&payload)
+                        .map_err(|e| CaptureError::os("send (marker)", e))?;
+                }
+                Marker::Frame { fd, mac } => {
+                    // To the bridge itself, from it: 14 header bytes, the
+                    // payload, padded to Ethernet's 60.
+                    let mut frame = [0u8; 60];
+                    frame[..6].copy_from_slice(mac);
+                    frame[6..12].copy_from_slice(mac);
+                    frame[12..14].copy_from_slice(&MARKER_ETHERTYPE.to_be_bytes());
+                    frame[14..30].copy_from_slice(&payload);
+                    nix::sys::socket::send(fd.as_raw_fd(), &frame, MsgFlags::MSG_DONTWAIT)
+                        .map_err(|e| CaptureError::os("send (marker)", e.into()))?;
+                }
+            }
             marker.1 = token;
             token
         };
@@ -331,7 +419,9 @@ impl Capture {
     fn drain_markers(&self) {
         let marker = self.marker.lock().unwrap_or_else(PoisonError::into_inner);
         let mut buf = [0u8; 16];
-        while marker.0.recv(&mut buf).is_ok() {}
+        if let Marker::Udp(udp) = &marker.0 {
+            while udp.recv(&mut buf).is_ok() {}
+        }
     }
 
     /// The counters so far.
@@ -403,8 +493,8 @@ struct Reader {
     tx: mpsc::Sender<Segment>,
     /// Publishes the last marker token met.
     seen: watch::Sender<u64>,
-    /// The marker socket's address.
-    marker_addr: SocketAddr,
+    /// How markers are recognised.
+    marker: MarkerKind,
     /// Who gets a copy of every frame kept.
     tee: Option<Tee>,
 }
@@ -440,11 +530,21 @@ impl Reader {
     /// when the receiver is gone.
     fn frame(&self, frame: &[u8], len: usize, pkttype: u8) -> bool {
         self.shared.frames.fetch_add(1, Ordering::Relaxed);
-        if pkttype == libc::PACKET_OUTGOING {
+        let outgoing = pkttype == libc::PACKET_OUTGOING;
+        // On the LAN the marker is only ever seen leaving the bridge.
+        if outgoing && !matches!(self.marker, MarkerKind::Frame(_)) {
             self.shared.outgoing.fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        if let Some(token) = marker_token(frame, self.marker_addr) {
+        let token = match self.marker {
+            MarkerKind::Udp(addr) => marker_token(frame, addr),
+            MarkerKind::Frame(mac) => frame_marker_token(frame, mac),
+        };
+        if outgoing && token.is_none() {
+            self.shared.outgoing.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        if let Some(token) = token {
             self.seen.send_if_modified(|seen| {
                 let newer = token > *seen;
                 if newer {
@@ -486,6 +586,30 @@ impl Reader {
     }
 }
 
+/// How a reader knows a flush marker.
+#[derive(Debug, Clone, Copy)]
+enum MarkerKind {
+    /// A UDP datagram from this address to itself.
+    Udp(SocketAddr),
+    /// A frame from and to the bridge's address, of [`MARKER_ETHERTYPE`].
+    Frame([u8; 6]),
+}
+
+/// The token of a LAN flush marker frame.
+fn frame_marker_token(frame: &[u8], mac: [u8; 6]) -> Option<u64> {
+    if frame.get(..6)? != mac || frame.get(6..12)? != mac {
+        return None;
+    }
+    if frame.get(12..14)? != MARKER_ETHERTYPE.to_be_bytes() {
+        return None;
+    }
+    let payload = frame.get(14..30)?;
+    if payload.get(..8)? != MARKER_MAGIC {
+        return None;
+    }
+    Some(u64::from_be_bytes(payload.get(8..16)?.try_into().ok()?))
+}
+
 /// The token of a flush marker: a UDP datagram from `marker` to itself
 /// whose payload is the magic and a big-endian u64.
 fn marker_token(frame: &[u8], marker: SocketAddr) -> Option<u64> {
@@ -514,9 +638,23 @@ fn marker_token(frame: &[u8], marker: SocketAddr) -> Option<u64> {
 /// Opens a non-blocking `AF_PACKET` raw socket that receives every frame
 /// of `lo` and nothing else (not promiscuous).
 pub(super) fn open_loopback() -> Result<OwnedFd, CaptureError> {
-    let ifindex = if_nametoindex("lo").map_err(|e| CaptureError::NoLoopback(e.into()))?;
-    let ifindex =
-        i32::try_from(ifindex).map_err(|_| CaptureError::NoLoopback(io::Error::other("index")))?;
+    open_iface("lo", false)
+}
+
+/// Opens a non-blocking `AF_PACKET` raw socket that receives every frame
+/// of interface `name` of this thread's namespace; `promiscuous`: also
+/// those the interface would not take for itself (a bridge's forwarded
+/// frames), for as long as the socket is open.
+fn open_iface(name: &str, promiscuous: bool) -> Result<OwnedFd, CaptureError> {
+    let missing = |e: io::Error| {
+        if name == "lo" {
+            CaptureError::NoLoopback(e)
+        } else {
+            CaptureError::os("if_nametoindex", e)
+        }
+    };
+    let ifindex = if_nametoindex(name).map_err(|e| missing(e.into()))?;
+    let ifindex = i32::try_from(ifindex).map_err(|_| missing(io::Error::other("index")))?;
     // Protocol 0: the socket receives nothing until it is bound to `lo`
     // with ETH_P_ALL, so no frame of another interface gets queued.
     let fd = socket(
@@ -531,19 +669,74 @@ pub(super) fn open_loopback() -> Result<OwnedFd, CaptureError> {
     })?;
     // A bigger buffer lets bursts wait; refusal (a limit) is not fatal.
     let _ = setsockopt(&fd, sockopt::RcvBuf, &SOCKET_RCVBUF);
-    bind_all_frames(&fd, ifindex)?;
+    bind_all_frames(&fd, ifindex, libc::ETH_P_ALL as u16)?;
+    if promiscuous {
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex,
+            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        // SAFETY: `mreq` is a valid packet_mreq of the size given; `fd` is
+        // open. (No crate wraps PACKET_ADD_MEMBERSHIP.)
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                std::ptr::addr_of!(mreq).cast(),
+                socklen::<libc::packet_mreq>(),
+            )
+        };
+        if rc != 0 {
+            return Err(CaptureError::os(
+                "PACKET_ADD_MEMBERSHIP",
+                io::Error::last_os_error(),
+            ));
+        }
+    }
     Ok(fd)
 }
 
+/// A packet socket on interface `name` that only sends (bound with
+/// protocol 0, it receives nothing).
+fn open_sender(name: &str) -> Result<OwnedFd, CaptureError> {
+    let ifindex = if_nametoindex(name).map_err(|e| CaptureError::os("if_nametoindex", e.into()))?;
+    let ifindex = i32::try_from(ifindex)
+        .map_err(|_| CaptureError::os("if_nametoindex", io::Error::other("index")))?;
+    let fd = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|errno| match errno {
+        Errno::EPERM | Errno::EACCES => CaptureError::NotPermitted(errno.into()),
+        _ => CaptureError::os("socket", errno.into()),
+    })?;
+    bind_all_frames(&fd, ifindex, 0)?;
+    Ok(fd)
+}
+
+/// The hardware address of interface `name` of this thread's namespace.
+fn hardware_address(name: &str) -> Option<[u8; 6]> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|i| {
+        if i.interface_name != name {
+            return None;
+        }
+        i.address?.as_link_addr()?.addr()
+    })
+}
+
 /// Binds the packet socket `fd` to the interface `ifindex`, for frames of
-/// every protocol (`ETH_P_ALL`).
+/// `protocol` (`ETH_P_ALL`: every one; 0: none, a socket that only sends).
 ///
 /// nix's `LinkAddr` has no safe constructor and socket2's `SockAddr` none
 /// for `AF_PACKET`, so this `bind` stays a plain (`unsafe`) call.
-fn bind_all_frames(fd: &OwnedFd, ifindex: i32) -> Result<(), CaptureError> {
+fn bind_all_frames(fd: &OwnedFd, ifindex: i32, protocol: u16) -> Result<(), CaptureError> {
     let addr = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as libc::c_ushort,
-        sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
+        sll_protocol: protocol.to_be(),
         sll_ifindex: ifindex,
         sll_hatype: 0,
         sll_pkttype: 0,
