@@ -266,28 +266,32 @@ fn logs() -> Vec<Arc<Log>> {
 /// A stream moved `data` (`from`: the offset of its first byte in that
 /// direction). Offered to every log that wants the stream; never waits.
 pub(crate) fn stream(name: &Arc<str>, dir: Direction, from: u64, data: &[u8]) {
-    if STREAM_LOGS.load(Ordering::Relaxed) == 0 || data.is_empty() {
+    if data.is_empty() {
         return;
     }
-    let time = SystemTime::now();
-    let mut bytes: Option<Bytes> = None;
-    let logs = LOGS.read().unwrap_or_else(PoisonError::into_inner);
-    for log in logs.iter().filter(|l| l.wants(name)) {
-        let data = bytes
-            .get_or_insert_with(|| Bytes::copy_from_slice(data))
-            .clone();
-        log.feed.offer(Record::Stream {
-            time,
-            name: name.clone(),
-            dir,
-            from,
-            data,
-        });
-    }
+    offer(name, data, |time, data| Record::Stream {
+        time,
+        name: name.clone(),
+        dir,
+        from,
+        data,
+    });
 }
 
 /// A UDP socket sent or received one datagram.
 pub(crate) fn datagram(name: &Arc<str>, dir: Direction, peer: Option<SocketAddr>, data: &[u8]) {
+    offer(name, data, |time, data| Record::Datagram {
+        time,
+        name: name.clone(),
+        dir,
+        peer,
+        data,
+    });
+}
+
+/// Offers the record `make` builds (with the time and one shared copy of
+/// `data`) to every open log that wants `name`; never waits.
+fn offer(name: &Arc<str>, data: &[u8], make: impl Fn(SystemTime, Bytes) -> Record) {
     if STREAM_LOGS.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -298,13 +302,7 @@ pub(crate) fn datagram(name: &Arc<str>, dir: Direction, peer: Option<SocketAddr>
         let data = bytes
             .get_or_insert_with(|| Bytes::copy_from_slice(data))
             .clone();
-        log.feed.offer(Record::Datagram {
-            time,
-            name: name.clone(),
-            dir,
-            peer,
-            data,
-        });
+        log.feed.offer(make(time, data));
     }
 }
 
