@@ -184,14 +184,16 @@ impl Held {
         out
     }
 
-    /// The events held for `stream`, in arrival order.
+    /// The events held for `stream`, in the order of a program's life
+    /// (see [`life_order`]).
     pub fn release(&mut self, stream: &str) -> Vec<Event> {
-        let out: Vec<Event> = self
+        let mut out: Vec<Event> = self
             .by_stream
             .remove(stream)
             .map(Vec::from)
             .unwrap_or_default();
         self.bytes -= out.iter().map(payload_len).sum::<usize>();
+        life_order(&mut out);
         out
     }
 
@@ -201,9 +203,28 @@ impl Held {
         self.bytes = 0;
         std::mem::take(&mut self.by_stream)
             .into_values()
-            .flatten()
+            .flat_map(|held| {
+                let mut held = Vec::from(held);
+                life_order(&mut held);
+                held
+            })
             .collect()
     }
+}
+
+/// Puts one outside stream's held events in the order its life had them,
+/// not the order they arrived: what it wrote to stderr, then the end of its
+/// stream (or a reset, a failure), then its exit. A program's stderr and
+/// stdout are two pipes, and its exit a third source: which of them the
+/// shell hears first is timing (seen as `exited` before `peer closed
+/// (EOF)`, and stderr after EOF, on a busy machine). Events of one rank
+/// keep their arrival order.
+fn life_order(events: &mut [Event]) {
+    events.sort_by_key(|ev| match ev {
+        Event::Stderr { .. } => 0,
+        Event::Exited { .. } => 2,
+        _ => 1,
+    });
 }
 
 /// Events that arrived while a script command ran, kept in arrival order
@@ -446,5 +467,52 @@ impl Drop for Following<'_> {
         if !self.0.always {
             self.0.take.send_replace(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::sync::Arc;
+
+    use socklab_net::Event;
+
+    use super::Held;
+
+    /// Regression: a program closed right after it ended printed `exited`
+    /// before `peer closed (EOF)` on a busy machine (4 transcripts in 40
+    /// loaded runs of one session), because the held events came out in
+    /// arrival order.
+    #[test]
+    fn a_program_s_exit_is_released_after_its_end_of_stream() {
+        let p: Arc<str> = Arc::from("p");
+        let mut held = Held::default();
+        let exited = Event::Exited {
+            socket: p.clone(),
+            status: Some(std::process::ExitStatus::from_raw(0)),
+        };
+        assert!(held.hold(exited).is_empty());
+        assert!(held
+            .hold(Event::PeerClosed { socket: p.clone() })
+            .is_empty());
+        let out = held.release("p");
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Event::PeerClosed { .. }, Event::Exited { .. }]
+            ),
+            "{out:?}"
+        );
+        // The same at the end of a script.
+        held.hold(Event::Exited {
+            socket: p.clone(),
+            status: None,
+        });
+        held.hold(Event::Reset { socket: p });
+        let out = held.release_all();
+        assert!(
+            matches!(out.as_slice(), [Event::Reset { .. }, Event::Exited { .. }]),
+            "{out:?}"
+        );
     }
 }
