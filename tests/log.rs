@@ -50,12 +50,7 @@ fn read(path: &Path) -> String {
 
 /// A tool the test runs: it must be installed (`.ci/run` installs it).
 fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
-    assert!(
-        found,
-        "this test needs `{name}`, which is not installed (apt-get install {name})"
-    );
+    crate::support::need(name);
     Command::new(name)
 }
 

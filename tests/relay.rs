@@ -5,31 +5,10 @@
 //! vanishes mid-stream. A test whose program is missing fails and names it.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::run_script;
-
-/// Fails the test, naming the program, when `tool` is not installed.
-fn require(tool: &str) {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "this test needs `{tool}`, which is not installed (CI installs it in .ci/run)"
-    );
-}
-
-/// A port nobody listens on now (the OS picks it).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local address").port()
-}
+use crate::support::{free_port, need, run_script, Reaped};
 
 /// Waits until a socket listens on 127.0.0.1:`port` (the kernel's table,
 /// so no probe connection takes a one-client server's client; at most
@@ -47,40 +26,12 @@ fn wait_listening(port: u16) {
     }
 }
 
-/// A child process killed and reaped when the test ends, however it ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory of its own under the system's temporary directory,
-/// removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("socklab-relay-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn curl_fetches_a_file_through_a_relay_from_python_http_server() {
-    require("curl");
-    require("python3");
-    let dir = TempDir::new("http");
-    std::fs::write(dir.0.join("hello.txt"), "hello through the relay\n").expect("write");
+    need("curl");
+    need("python3");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("hello.txt"), "hello through the relay\n").expect("write");
     let port = free_port();
     let server = Command::new("python3")
         .args([
@@ -90,7 +41,7 @@ fn curl_fetches_a_file_through_a_relay_from_python_http_server() {
             "--bind",
             "127.0.0.1",
         ])
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -121,7 +72,7 @@ fn curl_fetches_a_file_through_a_relay_from_python_http_server() {
 
 #[test]
 fn ncat_to_ncat_through_one_byte_slices_and_latency_arrives_whole_and_in_order() {
-    require("ncat");
+    need("ncat");
     let port = free_port();
     let mut server = Command::new("ncat")
         .args(["-l", "127.0.0.1", &port.to_string()])
@@ -173,7 +124,7 @@ fn ncat_to_ncat_through_one_byte_slices_and_latency_arrives_whole_and_in_order()
 
 #[test]
 fn two_ncat_clients_talk_through_a_chat() {
-    require("ncat");
+    need("ncat");
     let run = run_script(
         "chat 0 as room\n\
          exec ncat 127.0.0.1 {room.port} as one\n\
@@ -204,7 +155,7 @@ fn two_ncat_clients_talk_through_a_chat() {
 /// socklab's memory stays far below what it was sent.
 #[test]
 fn a_chat_client_flooding_one_endless_line_is_dropped_with_bounded_memory() {
-    require("python3");
+    need("python3");
     let flood = r#"import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
 chunk = b'x' * (1 << 20)
@@ -215,8 +166,8 @@ except OSError:
     pass
 print('flood over', flush=True)
 "#;
-    let dir = TempDir::new("flood");
-    let path = dir.0.join("flood.py");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("flood.py");
     std::fs::write(&path, flood).expect("write");
     let run = run_script(
         &format!(
@@ -255,7 +206,7 @@ print('flood over', flush=True)
 /// connection): the relay resets the upstream leg, nothing hangs.
 #[test]
 fn a_relay_client_that_vanishes_mid_stream_resets_the_upstream_leg() {
-    require("python3");
+    need("python3");
     let vanish = r#"import socket, sys, os
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
 print('connected', flush=True)
@@ -263,8 +214,8 @@ sys.stdin.readline()
 s.recv(10)
 os._exit(0)
 "#;
-    let dir = TempDir::new("vanish");
-    let path = dir.0.join("vanish.py");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("vanish.py");
     std::fs::write(&path, vanish).expect("write");
     let run = run_script(
         &format!(
@@ -295,7 +246,7 @@ os._exit(0)
 /// bound.
 #[test]
 fn a_stalled_relay_holds_back_a_flood_instead_of_buffering_it() {
-    require("python3");
+    need("python3");
     let flood = r#"import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
 s.settimeout(2)
@@ -309,8 +260,8 @@ except OSError:
     pass
 print('sent', sent, 'bytes', flush=True)
 "#;
-    let dir = TempDir::new("stall");
-    let path = dir.0.join("stall.py");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("stall.py");
     std::fs::write(&path, flood).expect("write");
     let run = run_script(
         &format!(

@@ -404,3 +404,35 @@ pub fn pids(out: &str) -> Vec<u32> {
         .filter_map(|s| s.split(')').next()?.parse().ok())
         .collect()
 }
+
+/// Fails (never skips) a test whose peer program `tool` is not on PATH,
+/// naming it and its Debian package (`.ci/run` installs them all).
+pub fn need(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    let package = match tool {
+        "ip" | "tc" => "iproute2",
+        "mkfifo" => "coreutils",
+        other => other,
+    };
+    assert!(
+        found,
+        "this test needs `{tool}`, which is not installed (apt-get install {package}; .ci/run installs it)"
+    );
+}
+
+/// A port nobody listens on now (the OS's pick, let go at once).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local address").port()
+}
+
+/// A peer program, killed and reaped when the test ends, however it ends.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -6,40 +6,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{run_script, Run};
-
-/// Fails (never skips) when `tool` is not on PATH.
-fn need(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
-    assert!(
-        found,
-        "the tool `{tool}` is missing: this test needs it (Debian: apt-get install {}); .ci/run installs it",
-        match tool {
-            "ncat" => "ncat",
-            "curl" => "curl",
-            _ => "openssl",
-        }
-    );
-}
-
-/// A peer program, killed and reaped when the test ends.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{free_port, need, run_script, Reaped, Run};
 
 /// Starts `cmd`, then waits (at most 10 s) until a line of its stdout or
 /// stderr contains `ready`.
-fn start(cmd: &mut Command, ready: &str) -> Peer {
+fn start(cmd: &mut Command, ready: &str) -> Reaped {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -70,16 +45,10 @@ fn start(cmd: &mut Command, ready: &str) -> Peer {
             }
         });
     }
-    let peer = Peer(child);
+    let peer = Reaped(child);
     rx.recv_timeout(Duration::from_secs(10))
         .unwrap_or_else(|_| panic!("the peer program never said {ready:?}"));
     peer
-}
-
-/// A port nobody listens on now (the OS's pick, let go at once).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe");
-    l.local_addr().expect("local address").port()
 }
 
 /// A self-signed certificate and key for `localhost` and 127.0.0.1, made

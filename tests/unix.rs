@@ -4,36 +4,13 @@
 //! path is in a temporary directory of the test's own.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{run_script, transcript};
-
-/// Fails (not skips) when a peer program is missing, naming it.
-fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "{tool} is not installed: this interop test needs it (apt-get install {tool}; .ci/run installs it)"
-    );
-}
-
-/// A peer program, killed and reaped when the test ends.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{need, run_script, transcript, Reaped};
 
 /// Starts `program args` with no stdin.
-fn start(program: &str, args: &[&str]) -> Peer {
+fn start(program: &str, args: &[&str]) -> Reaped {
     need(program);
     let child = Command::new(program)
         .args(args)
@@ -42,7 +19,7 @@ fn start(program: &str, args: &[&str]) -> Peer {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{program} starts: {e}"));
-    Peer(child)
+    Reaped(child)
 }
 
 /// Waits (up to 10 s) until `ready` holds: a peer's socket has appeared.
