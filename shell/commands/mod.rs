@@ -18,10 +18,13 @@
 //!   and English);
 //! - `hosts`: the classroom: `host`, `hosts`, `link` (`on` is here, beside
 //!   the table it runs its command through);
+//! - `bench`: `bench serve|stream|rtt|connect|hold` (socklab measures
+//!   itself);
 //!
 //! `common` holds what several groups share; `help` lives here, with the
 //! table it shows.
 
+mod bench;
 mod common;
 mod data;
 mod files;
@@ -361,6 +364,21 @@ pub static COMMANDS: &[Command] = &[
                Bounds: a line is at most 64 KiB (a client that sends more without a newline is told so and dropped);\n\
                a client that takes no line for 10 s is dropped; at most 256 clients.",
         run: |s, a| Box::pin(relay::chat(s, a)),
+    },
+    Command {
+        name: "bench",
+        aliases: &[],
+        usage: "bench serve [HOST] PORT [as NAME]\nbench stream [HOST PORT | NAME] [for DUR | SIZE] [streams N] [timeout DUR]\nbench rtt [HOST PORT | NAME] [count N] [size BYTES] [udp] [timeout DUR]\nbench connect [HOST PORT | NAME] [count N] [concurrency C] [timeout DUR]\nbench hold [HOST PORT | NAME] N [timeout DUR]",
+        summary: "measure socklab itself: throughput, round trips, connects per second, connections held (like iperf3, sockperf)",
+        help: "serve: a bench server (a listener: `sockets` lists it, `close` ends it), TCP and UDP on one port; each client's\n\
+               8-byte header says sink, echo or hold (docs/protocol.md). The other forms talk to one, of this shell or of\n\
+               another socklab, by HOST PORT or by NAME (with neither: this shell's only bench server).\n\
+               stream: memory to memory for DUR (5s) or SIZE bytes, over N parallel TCP streams (1 to 64); per second on a terminal.\n\
+               rtt: N round trips (10000) of BYTES (64) with TCP_NODELAY, or over UDP; min, p50, p90, p99, p99.9, max.\n\
+               connect: N connections (1000), C at a time (1), each closed with a reset (no TIME_WAIT); rate and times.\n\
+               hold: N connections open at once, a message echoed on each; memory per connection and the fd limit (raised).\n\
+               Every wait has `timeout DUR` (else 10s). A script prints one `bench KIND: FIGURE NUMBER UNIT` line per figure.",
+        run: |s, a| Box::pin(bench::bench(s, a)),
     },
     Command {
         name: "ip",

@@ -4,6 +4,7 @@
 //! tubes. The operations live in `lab/`: step by step (`steps.rs`), data
 //! (`data.rs`), servers and programs (`serve.rs`), and `trace` (`tracing.rs`).
 
+mod bench;
 mod data;
 mod logging;
 mod relay;
@@ -252,6 +253,9 @@ fn listener_info(l: &Listener, info: &mut SocketInfo) {
         info.tcp_state = tcp::state_of(info.fd).ok();
     }
     relay::listener_state(l, info);
+    if matches!(l.service, Service::Bench(_)) {
+        info.state = "bench server: sink, echo (TCP and UDP)".to_string();
+    }
 }
 
 fn conn_info(c: &Conn, info: &mut SocketInfo) {

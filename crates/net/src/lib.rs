@@ -30,6 +30,7 @@
 //! priority sees every event an operation caused before the operation
 //! completes. This is what makes a session's transcript deterministic.
 
+pub mod bench;
 mod budget;
 mod chat;
 mod conn;

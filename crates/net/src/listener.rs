@@ -238,6 +238,9 @@ pub(crate) enum Service {
     Relay(Arc<RelayServer>),
     /// Each client a member of a chat (`chat`).
     Chat(Arc<ChatServer>),
+    /// Each client a bench client (`bench serve`): a sink, an echo, a
+    /// held connection, as its header asks.
+    Bench(Arc<crate::bench::serve::Server>),
 }
 
 impl Service {
@@ -418,6 +421,7 @@ impl Listener {
                     Service::Exec(_) => me.exec_loop(&*lab, &cancel).await,
                     Service::Relay(_) => me.relay_loop(&*lab, &cancel).await,
                     Service::Chat(_) => me.chat_loop(&*lab, &cancel).await,
+                    Service::Bench(_) => me.bench_loop(&*lab, &cancel).await,
                 }
             };
             match place {
@@ -933,6 +937,25 @@ impl Listener {
         }
         members.close();
         members.wait().await;
+    }
+
+    async fn bench_loop(&self, lab: &dyn Adopt, cancel: &CancellationToken) {
+        let Service::Bench(server) = &self.service else {
+            return;
+        };
+        let events = lab.events();
+        server.start_udp(cancel);
+        let clients = tokio_util::task::TaskTracker::new();
+        while let Some((stream, _, _, _)) = self.next_client(None, &events, cancel).await {
+            // A bench server listens on TCP only (`bench serve` takes a
+            // port).
+            let Accepted::Tcp(stream) = stream else {
+                continue;
+            };
+            clients.spawn(server.clone().client(stream, cancel.clone()));
+        }
+        clients.close();
+        let _ = tokio::time::timeout(FILES_STOP_WAIT, clients.wait()).await;
     }
 
     /// A file or exec server of this listener: waits until it has reported

@@ -246,7 +246,11 @@ impl Lab {
                     }
                 }
             }
-            Service::Files(_) | Service::Exec(_) | Service::Relay(_) | Service::Chat(_) => {
+            Service::Files(_)
+            | Service::Exec(_)
+            | Service::Relay(_)
+            | Service::Chat(_)
+            | Service::Bench(_) => {
                 return Err(NetError::state(
                     name,
                     "serves each client itself (its clients are reported as events); accept does not apply",

@@ -1,0 +1,450 @@
+//! `bench`: socklab measures itself. `bench serve` starts a bench server
+//! (a listener of the lab); `bench stream`, `rtt`, `connect` and `hold`
+//! measure against one, of this shell or of another socklab process. The
+//! engine is `socklab_net::bench`; this file parses, shows a live line on a
+//! terminal, and prints the figures, one per line, in one form:
+//! `bench KIND: FIGURE NUMBER UNIT` (benches/compare reads them).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use socklab_net::bench::{self, Amount, BenchError, Live, Percentiles};
+
+use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
+use crate::parse::{self, Token};
+use crate::render;
+use crate::session::Session;
+
+/// How long a bench waits for its peer (a connect, an answer, an echo)
+/// when neither `timeout DUR` nor the script's `--wait` says.
+const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// `bench stream` without `for DUR` or a SIZE.
+const DEFAULT_FOR: Duration = Duration::from_secs(5);
+/// `bench rtt` without `count N`.
+const DEFAULT_TRIPS: u64 = 10_000;
+/// `bench rtt` without `size BYTES` (sockperf's `-m 64`).
+const DEFAULT_SIZE: u64 = 64;
+/// `bench connect` without `count N`.
+const DEFAULT_CONNECTS: u64 = 1000;
+/// The most `bench stream` sends when given a SIZE (1 TiB).
+const MAX_BYTES: u64 = 1 << 40;
+
+/// `bench serve|stream|rtt|connect|hold …`
+pub async fn bench(s: &mut Session, mut a: Args) -> CmdResult {
+    let (what, _) = a.choice(
+        "what to measure",
+        &["serve", "stream", "rtt", "connect", "hold"],
+    )?;
+    match what {
+        "serve" => serve(s, a).await,
+        "stream" => stream(s, a).await,
+        "rtt" => rtt(s, a).await,
+        "connect" => connect(s, a).await,
+        _ => hold(s, a).await,
+    }
+}
+
+/// `bench serve [HOST] PORT [as NAME]`
+async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
+    let name = a.as_name()?;
+    let (addr, pt) = crate::args::host_port(&mut a).await?;
+    a.done()?;
+    let info = s
+        .lab
+        .serve_bench(addr, name.as_deref())
+        .map_err(|e| CmdError::from(e).os_at(pt.span))?;
+    let local = info.local.unwrap_or(addr);
+    let port_note = if addr.port() == 0 {
+        format!(" (port 0: the OS picked free port {})", local.port())
+    } else {
+        String::new()
+    };
+    s.say(format!(
+        "{}: bench server on {}{port_note}",
+        info.name,
+        render::addr(&local)
+    ));
+    s.say("   a sink and an echo over TCP, an echo over UDP, for `bench stream|rtt|connect|hold` of any socklab");
+    if !local.ip().is_loopback() {
+        s.say(format!(
+            "   note: {} is not loopback: other machines can connect to it",
+            local.ip()
+        ));
+    }
+    Ok(())
+}
+
+/// Where a bench goes: `HOST PORT` or the NAME of a bench server of this
+/// shell (or, with neither, its only bench server), and whether that
+/// server is in this process.
+struct Target {
+    addr: SocketAddr,
+    local: bool,
+}
+
+/// The target among the command's remaining tokens (after its options).
+async fn target(s: &Session, a: &mut Args) -> CmdResult<Target> {
+    let left = a.len();
+    let of = |addr: SocketAddr| Target {
+        addr,
+        local: s.lab.is_bench_server(addr),
+    };
+    match left {
+        0 => {
+            let servers: Vec<SocketAddr> = s
+                .lab
+                .names()
+                .iter()
+                .filter_map(|n| s.lab.bench_addr(n).ok())
+                .collect();
+            match servers.as_slice() {
+                [one] => Ok(of(*one)),
+                [] => Err(CmdError::new(
+                    Exit::Usage,
+                    "no bench server named: give HOST PORT or the NAME of a `bench serve`",
+                )
+                .hint("`bench serve 0` starts one in this shell; `socklab` elsewhere can run one too")),
+                _ => Err(CmdError::usage(
+                    "this shell has several bench servers: name one",
+                )),
+            }
+        }
+        1 => {
+            let t = a.token("a bench server")?;
+            let name = t.word().unwrap_or_default().to_string();
+            let addr = s.lab.bench_addr(&name).map_err(|e| {
+                let e = CmdError::from(e).or_at(t.span);
+                if s.lab.exists(&name) {
+                    e
+                } else {
+                    CmdError {
+                        message: format!("no bench server named '{name}'"),
+                        ..e
+                    }
+                    .hint("give HOST PORT, or the NAME of a `bench serve` of this shell")
+                }
+            })?;
+            Ok(of(addr))
+        }
+        _ => {
+            let host = a.token("a host")?;
+            let pt = a.token("a port")?;
+            let port = port_of(&pt)?;
+            if port == 0 {
+                return Err(CmdError::at(pt.span, "port 0 is no server's port"));
+            }
+            Ok(of(resolve(&host, port).await?))
+        }
+    }
+}
+
+/// How long the bench waits for its peer.
+fn wait_of(s: &Session, a: &mut Args) -> CmdResult<Duration> {
+    Ok(a.timeout()?.or(s.wait_limit).unwrap_or(DEFAULT_WAIT))
+}
+
+/// A whole-number option `kw N` within `range`.
+fn count_option(
+    a: &mut Args,
+    kw: &str,
+    what: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> CmdResult<Option<u64>> {
+    match a.option(kw, what)? {
+        Some(t) => Ok(Some(number_of(&t, what, range)?)),
+        None => Ok(None),
+    }
+}
+
+/// A failed bench as the command's error.
+fn failed(kind: &str, e: BenchError) -> CmdError {
+    let exit = if e.is_timeout() {
+        Exit::TempFail
+    } else if e.is_unavailable() {
+        Exit::Unavailable
+    } else if matches!(e, BenchError::Refused { .. }) {
+        Exit::Usage
+    } else {
+        Exit::OsErr
+    };
+    let hint = match &e {
+        BenchError::NotBench { .. } => {
+            Some("`bench` talks to a `bench serve` of socklab (this shell or another one)")
+        }
+        _ => None,
+    };
+    let e = CmdError::new(exit, format!("bench {kind}: {e}"));
+    match hint {
+        Some(h) => e.hint(h),
+        None => e,
+    }
+}
+
+/// A live line on a terminal; nothing in a script.
+fn live_bar(s: &Session, what: &str) -> Option<ProgressBar> {
+    if !s.interactive {
+        return None;
+    }
+    let pb = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        pb.set_style(style);
+    }
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    Some(pb)
+}
+
+/// MiB per second, as the figure lines show it.
+fn mib_s(bytes_per_s: f64) -> String {
+    format!("{:.1} MiB/s", bytes_per_s / (1024.0 * 1024.0))
+}
+
+/// Bytes in the largest binary unit that keeps a number above 1.
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n >= size as f64 {
+            return format!("{:.2} {unit}", n / size as f64);
+        }
+    }
+    format!("{n} B")
+}
+
+/// Microseconds from nanoseconds.
+fn us(ns: u64) -> String {
+    format!("{:.1} us", ns as f64 / 1000.0)
+}
+
+/// `bench stream [HOST PORT | NAME] [for DUR | SIZE] [streams N] [timeout DUR]`
+async fn stream(s: &mut Session, mut a: Args) -> CmdResult {
+    let wait = wait_of(s, &mut a)?;
+    let streams = count_option(
+        &mut a,
+        "streams",
+        "a number of streams",
+        1..=u64::from(bench::MAX_STREAMS),
+    )?
+    .unwrap_or(1);
+    let dur = match a.option("for", "a duration like 5s")? {
+        Some(t) => {
+            let d = duration_of(&t)?;
+            if d.is_zero() || d > bench::MAX_DURATION {
+                return Err(CmdError::at(
+                    t.span,
+                    "a bench runs for more than 0s and at most 1h",
+                ));
+            }
+            Some((d, t.span))
+        }
+        None => None,
+    };
+    // A last token that reads as a size is the SIZE (HOST PORT never
+    // ends with one: a port is a plain number, and `10M` is no port).
+    let named = a.peek_word().is_some_and(|w| s.lab.exists(w));
+    let size = match (a.len(), named) {
+        (1, false) | (2, true) | (3, _) => Some(size_of(&a.take_last("a size")?)?),
+        _ => None,
+    };
+    if let (Some(_), Some((_, span))) = (size, dur) {
+        return Err(CmdError::at(span, "give `for DUR` or a SIZE, not both"));
+    }
+    let amount = match (size, dur) {
+        (Some(b), _) => Amount::Bytes(b),
+        (None, Some((d, _))) => Amount::For(d),
+        (None, None) => Amount::For(DEFAULT_FOR),
+    };
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let streams = u32::try_from(streams).unwrap_or(1);
+    let pb = live_bar(s, "bench stream");
+    let mut shown = 0usize;
+    let mut run = bench::stream(to.addr, amount, streams, wait);
+    let report = run
+        .finish(|l: &Live| {
+            if let (Some(pb), Some(rate)) = (&pb, l.rate) {
+                shown += 1;
+                let line = format!("bench stream: second {shown} {}", mib_s(rate));
+                pb.suspend(|| s.say(&line));
+                pb.set_message(format!("bench stream: {} sent", bytes(l.done)));
+            }
+        })
+        .await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let r = report.map_err(|e| failed("stream", e))?;
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    s.say(format!(
+        "bench stream: throughput {}",
+        mib_s(r.bytes as f64 / secs)
+    ));
+    s.say(format!("bench stream: bytes {}", bytes(r.bytes)));
+    s.say(format!("bench stream: time {secs:.2} s"));
+    if r.streams > 1 {
+        s.say(format!("bench stream: streams {} conns", r.streams));
+    }
+    Ok(())
+}
+
+/// A SIZE token: bytes to send, 1 to 1 TiB.
+fn size_of(t: &Token) -> CmdResult<u64> {
+    let w = t.word().unwrap_or_default();
+    let n = parse::size(w).map_err(|_| {
+        CmdError::at(
+            t.span,
+            format!("expected a size like 100M (or `for DUR`), found '{w}'"),
+        )
+    })?;
+    if n == 0 || n > MAX_BYTES {
+        return Err(CmdError::at(
+            t.span,
+            format!("a size is 1 byte to 1T, not {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// `bench rtt [HOST PORT | NAME] [count N] [size BYTES] [udp] [timeout DUR]`
+async fn rtt(s: &mut Session, mut a: Args) -> CmdResult {
+    let wait = wait_of(s, &mut a)?;
+    let udp = a.keyword_anywhere("udp");
+    let count = count_option(
+        &mut a,
+        "count",
+        "a number of round trips",
+        1..=bench::MAX_ROUND_TRIPS,
+    )?
+    .unwrap_or(DEFAULT_TRIPS);
+    let size = count_option(
+        &mut a,
+        "size",
+        "a message size in bytes",
+        1..=bench::MAX_MESSAGE as u64,
+    )?
+    .unwrap_or(DEFAULT_SIZE);
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let pb = live_bar(s, "bench rtt");
+    let mut run = bench::rtt(to.addr, count, size as usize, udp, wait);
+    let report = run
+        .finish(|l: &Live| {
+            if let Some(pb) = &pb {
+                pb.set_message(format!("bench rtt: {} of {count} round trips", l.done));
+            }
+        })
+        .await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let r = report.map_err(|e| failed("rtt", e))?;
+    s.say(format!("bench rtt: count {} trips", r.count));
+    say_percentiles(s, "rtt", &r.rtt);
+    Ok(())
+}
+
+/// min, p50, p90, p99, p99.9, max, one line each.
+fn say_percentiles(s: &Session, kind: &str, p: &Percentiles) {
+    for (name, ns) in [
+        ("min", p.min),
+        ("p50", p.p50),
+        ("p90", p.p90),
+        ("p99", p.p99),
+        ("p99.9", p.p999),
+        ("max", p.max),
+    ] {
+        s.say(format!("bench {kind}: {name} {}", us(ns)));
+    }
+}
+
+/// `bench connect [HOST PORT | NAME] [count N] [concurrency C] [timeout DUR]`
+async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
+    let wait = wait_of(s, &mut a)?;
+    let count = count_option(
+        &mut a,
+        "count",
+        "a number of connections",
+        1..=bench::MAX_CONNECTS,
+    )?
+    .unwrap_or(DEFAULT_CONNECTS);
+    let concurrency = count_option(
+        &mut a,
+        "concurrency",
+        "a number of connections at once",
+        1..=bench::MAX_CONCURRENCY,
+    )?
+    .unwrap_or(1);
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let pb = live_bar(s, "bench connect");
+    let mut run = bench::connect(to.addr, count, concurrency, wait);
+    let report = run
+        .finish(|l: &Live| {
+            if let Some(pb) = &pb {
+                pb.set_message(format!("bench connect: {} of {count} connections", l.done));
+            }
+        })
+        .await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let r = report.map_err(|e| failed("connect", e))?;
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    s.say(format!(
+        "bench connect: rate {:.0} conn/s",
+        r.count as f64 / secs
+    ));
+    s.say(format!("bench connect: count {} conns", r.count));
+    say_percentiles(s, "connect", &r.times);
+    Ok(())
+}
+
+/// `bench hold [HOST PORT | NAME] N [timeout DUR]`
+async fn hold(s: &mut Session, mut a: Args) -> CmdResult {
+    let wait = wait_of(s, &mut a)?;
+    let nt = a.take_last("a number of connections to hold")?;
+    let n = number_of(&nt, "a number of connections", 1..=bench::MAX_HOLD)?;
+    let to = target(s, &mut a).await?;
+    a.done()?;
+    let pb = live_bar(s, "bench hold");
+    let (live_tx, mut live) = tokio::sync::watch::channel(Live::default());
+    let fds = if to.local { 2 } else { 1 };
+    let work = bench::hold(to.addr, n, fds, wait, &live_tx);
+    tokio::pin!(work);
+    let report = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            Ok(()) = live.changed() => {
+                if let Some(pb) = &pb {
+                    pb.set_message(format!("bench hold: {} of {n} connections open", live.borrow_and_update().done));
+                }
+            }
+        }
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let r = report.map_err(|e| failed("hold", e))?;
+    s.say(format!("bench hold: held {} conns", r.held));
+    s.say(format!("bench hold: echoed {} conns", r.echoed));
+    if let Some(rss) = r.rss_per_conn {
+        s.say(format!("bench hold: rss {:.1} KiB/conn", rss / 1024.0));
+    }
+    s.say(format!("bench hold: nofile {} fds", r.nofile));
+    let (failures, first) = r.failures;
+    if failures > 0 {
+        s.say(format!("bench hold: failed {failures} conns"));
+        for f in &first {
+            s.say(format!("   {f}"));
+        }
+        return Err(CmdError::new(
+            Exit::Unavailable,
+            format!(
+                "bench hold: {} of {} connections were not held and echoed",
+                r.asked - r.echoed,
+                r.asked
+            ),
+        ));
+    }
+    Ok(())
+}
