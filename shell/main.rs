@@ -146,6 +146,8 @@ fn close_inherited_fds() {
 fn main() -> ExitCode {
     // A worker process of `spawn` is this program re-executed: be one, exit.
     socklab_tasks::worker_main_if_requested();
+    // So is a `bench hold` client process.
+    commands::hold_child_if_requested();
     close_inherited_fds();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use socklab_net::bench::{self, Amount, BenchError, Live, Percentiles};
+use socklab_net::bench::{self, Amount, BenchError, HoldReport, Live, Percentiles};
 
 use crate::args::{duration_of, number_of, port_of, resolve, Args, CmdError, CmdResult, Exit};
 use crate::parse::{self, Token};
@@ -400,6 +400,11 @@ async fn connect(s: &mut Session, mut a: Args) -> CmdResult {
 }
 
 /// `bench hold [HOST PORT | NAME] N [timeout DUR]`
+///
+/// Against a bench server of this process, the clients are held by a
+/// process of their own (this binary, `--socklab-bench-hold`): each
+/// connection is then one descriptor in each process, not two in one, and
+/// the memory figure is the growth of both.
 async fn hold(s: &mut Session, mut a: Args) -> CmdResult {
     let wait = wait_of(s, &mut a)?;
     let nt = a.take_last("a number of connections to hold")?;
@@ -407,32 +412,26 @@ async fn hold(s: &mut Session, mut a: Args) -> CmdResult {
     let to = target(s, &mut a).await?;
     a.done()?;
     let pb = live_bar(s, "bench hold");
-    let (live_tx, mut live) = tokio::sync::watch::channel(Live::default());
-    let fds = if to.local { 2 } else { 1 };
-    let work = bench::hold(to.addr, n, fds, wait, &live_tx);
-    tokio::pin!(work);
-    let report = loop {
-        tokio::select! {
-            r = &mut work => break r,
-            Ok(()) = live.changed() => {
-                if let Some(pb) = &pb {
-                    pb.set_message(format!("bench hold: {} of {n} connections open", live.borrow_and_update().done));
-                }
-            }
-        }
+    let report = if to.local {
+        hold_beside(to.addr, n, wait, &pb).await
+    } else {
+        hold_here(to.addr, n, wait, &pb).await
     };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let r = report.map_err(|e| failed("hold", e))?;
+    let r = report?;
     s.say(format!("bench hold: held {} conns", r.held));
     s.say(format!("bench hold: echoed {} conns", r.echoed));
-    if let Some(rss) = r.rss_per_conn {
-        s.say(format!("bench hold: rss {:.1} KiB/conn", rss / 1024.0));
+    if let (Some(rss), true) = (r.rss_growth, r.held > 0) {
+        s.say(format!(
+            "bench hold: rss {:.1} KiB/conn",
+            rss as f64 / r.held as f64 / 1024.0
+        ));
     }
     s.say(format!("bench hold: nofile {} fds", r.nofile));
     let (failures, first) = r.failures;
-    if failures > 0 {
+    if failures > 0 || r.echoed < r.asked {
         s.say(format!("bench hold: failed {failures} conns"));
         for f in &first {
             s.say(format!("   {f}"));
@@ -447,4 +446,199 @@ async fn hold(s: &mut Session, mut a: Args) -> CmdResult {
         ));
     }
     Ok(())
+}
+
+/// `hold` with the clients in this process.
+async fn hold_here(
+    to: SocketAddr,
+    n: u64,
+    wait: Duration,
+    pb: &Option<ProgressBar>,
+) -> CmdResult<HoldReport> {
+    let (live_tx, mut live) = tokio::sync::watch::channel(Live::default());
+    let work = bench::hold(to, n, 1, wait, &live_tx);
+    tokio::pin!(work);
+    let held = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            Ok(()) = live.changed() => {
+                if let Some(pb) = pb {
+                    let done = live.borrow_and_update().done;
+                    pb.set_message(format!("bench hold: {done} of {n} connections open"));
+                }
+            }
+        }
+    };
+    let held = held.map_err(|e| failed("hold", e))?;
+    let report = held.report.clone();
+    held.close();
+    Ok(report)
+}
+
+/// The flag that makes this binary a `bench hold` client process.
+const HOLD_CHILD: &str = "--socklab-bench-hold";
+
+/// `hold` with the clients in a process of their own, beside this one's
+/// server: the figures are both processes' (memory) and the limit on
+/// open files is this one's (the server's side).
+async fn hold_beside(
+    to: SocketAddr,
+    n: u64,
+    wait: Duration,
+    pb: &Option<ProgressBar>,
+) -> CmdResult<HoldReport> {
+    let nofile = bench::raise_nofile();
+    if n + 64 > nofile {
+        return Err(CmdError::new(
+            Exit::Usage,
+            format!("bench hold: {n} connections need {n} descriptors for the server's side here, and the limit on open files (RLIMIT_NOFILE) is {nofile} even after raising it"),
+        ));
+    }
+    let io = |e: std::io::Error| CmdError::new(Exit::OsErr, format!("bench hold: the client process: {e}"));
+    let exe = std::env::current_exe().map_err(io)?;
+    let before = bench::rss();
+    let mut child = tokio::process::Command::new(exe)
+        .arg(HOLD_CHILD)
+        .arg(to.to_string())
+        .arg(n.to_string())
+        .arg(wait.as_millis().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io)?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io(std::io::Error::other("no stdout")))?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    // Each connect and echo has `wait`, IN_FLIGHT at a time, and failures
+    // stop at 64: the child is done well within this.
+    let limit = wait * u32::try_from(4 + n / 64).unwrap_or(u32::MAX);
+    let mut report = None;
+    let mut failures = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.map_err(io)? {
+            let mut words = line.splitn(2, ' ');
+            match (words.next(), words.next()) {
+                (Some("live"), Some(done)) => {
+                    if let Some(pb) = pb {
+                        pb.set_message(format!("bench hold: {done} of {n} connections open"));
+                    }
+                }
+                (Some("fail"), Some(f)) => failures.push(f.to_string()),
+                (Some("error"), Some(e)) => {
+                    return Err(CmdError::new(Exit::Unavailable, format!("bench hold: {e}")))
+                }
+                (Some("held"), Some(figures)) => {
+                    let f: Vec<u64> = figures
+                        .split(' ')
+                        .filter_map(|w| w.parse().ok())
+                        .collect();
+                    if let [held, echoed, rss, failed] = f[..] {
+                        report = Some((held, echoed, rss, failed));
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limit, read).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(CmdError::new(
+                Exit::TempFail,
+                format!("bench hold: the client process gave no figures within {}", super::common::show_duration(limit)),
+            ))
+        }
+    }
+    let after = bench::rss();
+    // Its stdin closed: the client process closes its connections and ends.
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(wait, child.wait()).await;
+    let Some((held, echoed, child_rss, failed)) = report else {
+        return Err(CmdError::new(
+            Exit::OsErr,
+            "bench hold: the client process ended without its figures",
+        ));
+    };
+    let rss_growth = match (before, after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) + child_rss),
+        _ => None,
+    };
+    Ok(HoldReport {
+        asked: n,
+        held,
+        echoed,
+        rss_growth,
+        nofile,
+        failures: (failed, failures),
+    })
+}
+
+/// Makes this process a `bench hold` client process when asked
+/// (`--socklab-bench-hold ADDR N WAIT_MS`): holds N connections, writes
+/// its figures to stdout (`held HELD ECHOED RSS_GROWTH FAILED`), keeps
+/// them open until its stdin ends, and exits.
+pub fn hold_child_if_requested() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(HOLD_CHILD) {
+        return;
+    }
+    std::process::exit(hold_child(&args[2..]));
+}
+
+fn hold_child(args: &[String]) -> i32 {
+    let (Some(to), Some(n), Some(wait)) = (
+        args.first().and_then(|a| a.parse::<SocketAddr>().ok()),
+        args.get(1).and_then(|a| a.parse::<u64>().ok()),
+        args.get(2).and_then(|a| a.parse::<u64>().ok()),
+    ) else {
+        println!("error bad arguments");
+        return 64;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        println!("error cannot start a runtime");
+        return 71;
+    };
+    rt.block_on(async {
+        let (live_tx, mut live) = tokio::sync::watch::channel(Live::default());
+        let work = bench::hold(to, n, 1, Duration::from_millis(wait), &live_tx);
+        tokio::pin!(work);
+        let held = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                Ok(()) = live.changed() => println!("live {}", live.borrow_and_update().done),
+            }
+        };
+        match held {
+            Err(e) => {
+                println!("error {e}");
+                1
+            }
+            Ok(held) => {
+                let r = &held.report;
+                for f in &r.failures.1 {
+                    println!("fail {f}");
+                }
+                println!(
+                    "held {} {} {} {}",
+                    r.held,
+                    r.echoed,
+                    r.rss_growth.unwrap_or(0),
+                    r.failures.0
+                );
+                // Until the parent has measured: its end of our stdin.
+                let _ = tokio::task::spawn_blocking(|| {
+                    std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1])
+                })
+                .await;
+                held.close();
+                0
+            }
+        }
+    })
 }

@@ -40,6 +40,8 @@ mod sockets;
 mod tls;
 mod unix;
 
+pub use bench::hold_child_if_requested;
+
 use crate::args::{Args, CmdError, CmdResult};
 use crate::dispatch::{self, Command};
 use crate::render;

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 pub use clients::{connect, rtt, stream, Amount, ConnectReport, RttReport, StreamReport};
-pub use hold::{hold, raise_nofile, HoldReport};
+pub use hold::{hold, raise_nofile, Held, HoldReport};
 pub use proto::MAX_MESSAGE;
 pub use serve::MAX_THREADS;
 

@@ -29,9 +29,10 @@ pub struct HoldReport {
     pub held: u64,
     /// Of those, how many echoed the message while all were open.
     pub echoed: u64,
-    /// Growth of this process's resident set while they were open, per
-    /// held connection (bytes); `None` when /proc could not say.
-    pub rss_per_conn: Option<f64>,
+    /// Growth of this process's resident set from before the first
+    /// connection to when all were open and echoed (bytes); `None` when
+    /// /proc could not say.
+    pub rss_growth: Option<u64>,
     /// The soft limit on open files after raising it.
     pub nofile: u64,
     /// The first few failures, in words, and how many there were.
@@ -70,8 +71,25 @@ fn ephemeral_ports() -> u64 {
         .unwrap_or(28_232)
 }
 
+/// Connections `hold` keeps open, with its figures; dropping it (or
+/// [`Held::close`]) closes them.
+pub struct Held {
+    /// The figures.
+    pub report: HoldReport,
+    /// The connections, all open.
+    conns: Vec<TcpStream>,
+}
+
+impl Held {
+    /// Closes every connection.
+    pub fn close(self) {
+        drop(self.conns);
+    }
+}
+
 /// Opens `n` connections to a bench server at `to`, keeps them all open,
-/// echoes a message on each, and measures the resident set's growth.
+/// echoes a message on each, and measures the resident set's growth; the
+/// connections stay open until the [`Held`] is dropped.
 /// `fds_per_conn` is 2 when the server is in this process (each connection
 /// is two descriptors here). Every connect and echo has `wait`.
 ///
@@ -84,7 +102,7 @@ pub async fn hold(
     fds_per_conn: u64,
     wait: Duration,
     live: &watch::Sender<Live>,
-) -> Result<HoldReport, BenchError> {
+) -> Result<Held, BenchError> {
     let nofile = raise_nofile();
     let need = n * fds_per_conn + 64;
     if need > nofile {
@@ -159,20 +177,20 @@ pub async fn hold(
         }
     }
     let after = super::rss();
-    let rss_per_conn = match (before, after) {
-        (Some(b), Some(a)) if held_count > 0 => {
-            Some(a.saturating_sub(b) as f64 / held_count as f64)
-        }
+    let rss_growth = match (before, after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
         _ => None,
     };
-    drop(kept);
-    Ok(HoldReport {
-        asked: n,
-        held: held_count,
-        echoed,
-        rss_per_conn,
-        nofile,
-        failures,
+    Ok(Held {
+        report: HoldReport {
+            asked: n,
+            held: held_count,
+            echoed,
+            rss_growth,
+            nofile,
+            failures,
+        },
+        conns: kept,
     })
 }
 
