@@ -11,7 +11,8 @@
 //!   also inside a lab host's namespace name (`sl{pid1}-teacher`); a
 //!   thread of the shell's runtime that happened to run a task is
 //!   `{runtime}` (which of them runs it is the scheduler's choice);
-//! - durations, rates and ratios are `{time}`, `{rate}`, `{ratio}`; a TLS
+//! - durations, rates and ratios are `{time}`, `{rate}`, `{ratio}` (a
+//!   `bench` figure also `{size}`, `{count}`, by its unit); a TLS
 //!   certificate made for the session shows `{sha256}` and `valid {dates}`;
 //! - paths under the session's temporary directory are `{tmp}/…` already.
 //!
@@ -123,6 +124,12 @@ static TIME: LazyLock<Regex> =
 static RATE: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d+\.\d{2} MiB/s|\b\d+ bytes/s\b"));
 /// `measure`'s speedups (`1.67x`).
 static RATIO: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d+\.\d{2}x\b"));
+/// A `bench` figure line (`bench rtt: p50 12.3 us`): its number, named by
+/// its unit. Counts the command fixed (`held 100 conns`, `count 1000
+/// trips`) stay.
+static BENCH: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?m)^(?P<pre>bench \w+: \S+ )(?P<n>[0-9.]+) (?P<unit>us|s|B|KiB|MiB|GiB|fds|\S+/s|KiB/conn)$")
+});
 /// A SHA-256 fingerprint as `AB:CD:…` (32 bytes).
 static FINGERPRINT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:[0-9A-F]{2}:){31}[0-9A-F]{2}\b"));
 /// A session certificate's validity.
@@ -173,6 +180,15 @@ impl Stable {
                 out.push(')');
             }
             out
+        });
+        let text = BENCH.replace_all(&text, |c: &Captures<'_>| {
+            let name = match &c["unit"] {
+                "us" | "s" => "time",
+                "fds" => "count",
+                u if u.ends_with("/s") => "rate",
+                _ => "size",
+            };
+            format!("{}{{{name}}} {}", &c["pre"], &c["unit"])
         });
         let text = FINGERPRINT.replace_all(&text, "{sha256}");
         let text = VALIDITY.replace_all(&text, "valid {dates}");
@@ -276,6 +292,15 @@ mod tests {
                 "58 bytes in 0.467 s, 0.02 MiB/s; rtt 24 µs; time=0.089 ms; 2.747s 1.67x; {fp}; valid 2026-11-30 to 2026-12-30; timeout 200ms"
             )),
             "58 bytes in {time}, {rate}; rtt {time}; time={time}; {time} {ratio}; {sha256}; valid {dates}; timeout 200ms"
+        );
+    }
+
+    #[test]
+    fn bench_figures_are_named_by_their_unit() {
+        let s = stable();
+        assert_eq!(
+            s.apply("bench stream: throughput 1932.4 MiB/s\nbench stream: bytes 9.43 GiB\nbench stream: time 5.00 s\nbench rtt: count 1000 trips\nbench rtt: p99.9 20.1 us\nbench connect: rate 12345 conn/s\nbench hold: held 100 conns\nbench hold: rss 3.1 KiB/conn\nbench hold: nofile 20000 fds\n"),
+            "bench stream: throughput {rate} MiB/s\nbench stream: bytes {size} GiB\nbench stream: time {time} s\nbench rtt: count 1000 trips\nbench rtt: p99.9 {time} us\nbench connect: rate {rate} conn/s\nbench hold: held 100 conns\nbench hold: rss {size} KiB/conn\nbench hold: nofile {count} fds\n"
         );
     }
 

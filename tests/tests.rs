@@ -1,5 +1,6 @@
 //! socklab's integration tests: one binary, a module per area.
 
+mod bench;
 mod cli;
 mod exec;
 mod faults;

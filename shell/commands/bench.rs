@@ -241,9 +241,15 @@ async fn stream(s: &mut Session, mut a: Args) -> CmdResult {
     };
     // A last token that reads as a size is the SIZE (HOST PORT never
     // ends with one: a port is a plain number, and `10M` is no port).
-    let named = a.peek_word().is_some_and(|w| s.lab.exists(w));
-    let size = match (a.len(), named) {
-        (1, false) | (2, true) | (3, _) => Some(size_of(&a.take_last("a size")?)?),
+    // What is left is `[HOST PORT | NAME] [SIZE]`: a lone word that is no
+    // size is a NAME (maybe a wrong one: `target` says so), two words are
+    // NAME SIZE only when the first is a socket of this shell.
+    let first = a.peek_word().unwrap_or_default();
+    let known = s.lab.exists(first);
+    let size = match a.len() {
+        1 if !known && parse::size(first).is_ok() => Some(size_of(&a.take_last("a size")?)?),
+        2 if known => Some(size_of(&a.take_last("a size")?)?),
+        3 => Some(size_of(&a.take_last("a size")?)?),
         _ => None,
     };
     if let (Some(_), Some((_, span))) = (size, dur) {
