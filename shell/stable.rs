@@ -128,7 +128,9 @@ static RATIO: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d+\.\d{2}x\b"));
 /// its unit. Counts the command fixed (`held 100 conns`, `count 1000
 /// trips`) stay.
 static BENCH: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^(?P<pre>bench \w+: \S+ )(?P<n>[0-9.]+) (?P<unit>us|s|B|KiB|MiB|GiB|fds|\S+/s|KiB/conn)$")
+    re(
+        r"(?m)^(?P<pre>bench \w+: \S+ )(?P<n>[0-9.]+) (?P<unit>us|s|B|KiB|MiB|GiB|fds|\S+/s|KiB/conn)$",
+    )
 });
 /// A SHA-256 fingerprint as `AB:CD:…` (32 bytes).
 static FINGERPRINT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:[0-9A-F]{2}:){31}[0-9A-F]{2}\b"));

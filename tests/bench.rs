@@ -63,7 +63,9 @@ fn figures(out: &str) -> Vec<(String, String, f64, String)> {
     out.lines()
         .filter(|l| l.starts_with("bench "))
         .map(|l| {
-            let c = re.captures(l).unwrap_or_else(|| panic!("not a figure line: {l}"));
+            let c = re
+                .captures(l)
+                .unwrap_or_else(|| panic!("not a figure line: {l}"));
             (
                 c[1].to_string(),
                 c[2].to_string(),
@@ -104,7 +106,11 @@ fn stream_rtt_and_hold_work_against_a_bench_server_of_another_process() {
         .zip(get("rtt", "p50"))
         .zip(get("rtt", "max"))
     {
-        assert!(min.0 > 0.0 && min.0 <= p50.0 && p50.0 <= max.0, "{}", run.stdout);
+        assert!(
+            min.0 > 0.0 && min.0 <= p50.0 && p50.0 <= max.0,
+            "{}",
+            run.stdout
+        );
     }
     assert_eq!(get("rtt", "count").len(), 2);
     assert_eq!(get("connect", "count"), vec![(100.0, "conns".to_string())]);
@@ -157,11 +163,16 @@ fn peers_that_are_no_bench_server_get_one_clear_error_each_within_the_deadline()
         assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
     }
     assert!(
-        out.contains(&format!("error: bench rtt: 127.0.0.1:{echo_port} is not a socklab bench server: "))
-            && out.matches("error: ").count() == 5,
+        out.contains(&format!(
+            "error: bench rtt: 127.0.0.1:{echo_port} is not a socklab bench server: "
+        )) && out.matches("error: ").count() == 5,
         "{out}"
     );
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 /// A socklab running `script` in the background.

@@ -104,7 +104,9 @@ async fn target(s: &Session, a: &mut Args) -> CmdResult<Target> {
                     Exit::Usage,
                     "no bench server named: give HOST PORT or the NAME of a `bench serve`",
                 )
-                .hint("`bench serve 0` starts one in this shell; `socklab` elsewhere can run one too")),
+                .hint(
+                    "`bench serve 0` starts one in this shell; `socklab` elsewhere can run one too",
+                )),
                 _ => Err(CmdError::usage(
                     "this shell has several bench servers: name one",
                 )),
@@ -500,7 +502,9 @@ async fn hold_beside(
             format!("bench hold: {n} connections need {n} descriptors for the server's side here, and the limit on open files (RLIMIT_NOFILE) is {nofile} even after raising it"),
         ));
     }
-    let io = |e: std::io::Error| CmdError::new(Exit::OsErr, format!("bench hold: the client process: {e}"));
+    let io = |e: std::io::Error| {
+        CmdError::new(Exit::OsErr, format!("bench hold: the client process: {e}"))
+    };
     let exe = std::env::current_exe().map_err(io)?;
     let before = bench::rss();
     let mut child = tokio::process::Command::new(exe)
@@ -538,10 +542,7 @@ async fn hold_beside(
                     return Err(CmdError::new(Exit::Unavailable, format!("bench hold: {e}")))
                 }
                 (Some("held"), Some(figures)) => {
-                    let f: Vec<u64> = figures
-                        .split(' ')
-                        .filter_map(|w| w.parse().ok())
-                        .collect();
+                    let f: Vec<u64> = figures.split(' ').filter_map(|w| w.parse().ok()).collect();
                     if let [held, echoed, rss, failed] = f[..] {
                         report = Some((held, echoed, rss, failed));
                     }
@@ -557,7 +558,10 @@ async fn hold_beside(
         Err(_) => {
             return Err(CmdError::new(
                 Exit::TempFail,
-                format!("bench hold: the client process gave no figures within {}", super::common::show_duration(limit)),
+                format!(
+                    "bench hold: the client process gave no figures within {}",
+                    super::common::show_duration(limit)
+                ),
             ))
         }
     }
@@ -606,7 +610,10 @@ fn hold_child(args: &[String]) -> i32 {
         println!("error bad arguments");
         return 64;
     };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         println!("error cannot start a runtime");
         return 71;
     };

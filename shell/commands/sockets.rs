@@ -520,6 +520,9 @@ pub async fn close(s: &mut Session, mut a: Args) -> CmdResult {
         Role::Listener if info.state.starts_with("chat") => {
             "closed; no longer listening, and every client of the chat was disconnected"
         }
+        Role::Listener if info.state.starts_with("bench server") => {
+            "closed; no longer listening, and its bench clients are disconnected"
+        }
         Role::Listener => "closed; no longer listening (its accepted connections stay open)",
         Role::Fresh | Role::Stream | Role::Datagram | Role::Program => "closed",
     };

@@ -61,7 +61,12 @@ const WRITE_SIZE: usize = 256 * 1024;
 
 /// Memory-to-memory throughput to a bench server over `streams` parallel
 /// connections, each on a thread of its own.
-pub fn stream(to: SocketAddr, amount: Amount, streams: u32, wait: Duration) -> Running<StreamReport> {
+pub fn stream(
+    to: SocketAddr,
+    amount: Amount,
+    streams: u32,
+    wait: Duration,
+) -> Running<StreamReport> {
     Running::start("bench-stream", move |live, stop| {
         run_stream(to, amount, streams.max(1), wait, live, stop)
     })
@@ -226,7 +231,13 @@ fn send_stream(
 
 /// Round trips of `size` bytes to a bench server's echo, one at a time,
 /// TCP_NODELAY (or UDP datagrams), on a thread of its own.
-pub fn rtt(to: SocketAddr, count: u64, size: usize, udp: bool, wait: Duration) -> Running<RttReport> {
+pub fn rtt(
+    to: SocketAddr,
+    count: u64,
+    size: usize,
+    udp: bool,
+    wait: Duration,
+) -> Running<RttReport> {
     Running::start("bench-rtt", move |live, stop| {
         if udp {
             run_rtt_udp(to, count, size, wait, live, stop)
@@ -339,9 +350,21 @@ fn run_rtt_udp(
 /// `count` connections to a bench server, `concurrency` at a time, each
 /// timed from `connect()` to its return and closed with a reset (SO_LINGER
 /// 0: no TIME_WAIT, so the ephemeral ports are not used up).
-pub fn connect(to: SocketAddr, count: u64, concurrency: u64, wait: Duration) -> Running<ConnectReport> {
+pub fn connect(
+    to: SocketAddr,
+    count: u64,
+    concurrency: u64,
+    wait: Duration,
+) -> Running<ConnectReport> {
     Running::start("bench-connect", move |live, stop| {
-        run_connect(to, count, concurrency.clamp(1, count.max(1)), wait, live, stop)
+        run_connect(
+            to,
+            count,
+            concurrency.clamp(1, count.max(1)),
+            wait,
+            live,
+            stop,
+        )
     })
 }
 
@@ -394,7 +417,10 @@ fn run_connect(
                                     after: wait,
                                 }
                             } else {
-                                BenchError::Connect { peer: to, source: e }
+                                BenchError::Connect {
+                                    peer: to,
+                                    source: e,
+                                }
                             });
                         }
                     }

@@ -206,7 +206,12 @@ fn fail(failures: &mut (u64, Vec<String>), what: String) {
 async fn open(to: SocketAddr, wait: Duration) -> Result<TcpStream, BenchError> {
     let mut s = match tokio::time::timeout(wait, TcpStream::connect(to)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(BenchError::Connect { peer: to, source: e }),
+        Ok(Err(e)) => {
+            return Err(BenchError::Connect {
+                peer: to,
+                source: e,
+            })
+        }
         Err(_) => {
             return Err(BenchError::Stuck {
                 peer: to,

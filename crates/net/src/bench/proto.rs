@@ -93,17 +93,14 @@ fn shown(bytes: &[u8]) -> String {
 
 /// Connects to a bench server and asks for `mode`: the connect and the
 /// answer each within `wait`. Blocking.
-pub(crate) fn dial(
-    to: SocketAddr,
-    mode: Mode,
-    wait: Duration,
-) -> Result<TcpStream, BenchError> {
+pub(crate) fn dial(to: SocketAddr, mode: Mode, wait: Duration) -> Result<TcpStream, BenchError> {
     crate::netns::guard(None, to.ip()).map_err(|e| BenchError::Refused {
         peer: to,
         why: e.to_string(),
     })?;
     let mut s = TcpStream::connect_timeout(&to, wait).map_err(|e| BenchError::connect(to, e))?;
-    s.set_nodelay(true).map_err(|e| BenchError::io(to, "setsockopt", e))?;
+    s.set_nodelay(true)
+        .map_err(|e| BenchError::io(to, "setsockopt", e))?;
     s.set_read_timeout(Some(wait))
         .map_err(|e| BenchError::io(to, "setsockopt", e))?;
     s.set_write_timeout(Some(wait))
@@ -120,10 +117,7 @@ pub(crate) fn dial(
                     why: if have == 0 {
                         "it closed the connection at the bench header".to_string()
                     } else {
-                        format!(
-                            "it answered {} and closed",
-                            shown(&got[..have])
-                        )
+                        format!("it answered {} and closed", shown(&got[..have]))
                     },
                 })
             }
@@ -164,7 +158,8 @@ pub(crate) fn dial_udp(to: SocketAddr, wait: Duration) -> Result<UdpSocket, Benc
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let s = UdpSocket::bind(any).map_err(|e| BenchError::io(to, "bind", e))?;
-    s.connect(to).map_err(|e| BenchError::io(to, "connect", e))?;
+    s.connect(to)
+        .map_err(|e| BenchError::io(to, "connect", e))?;
     let tries = 3u32;
     s.set_read_timeout(Some((wait / tries).max(Duration::from_millis(10))))
         .map_err(|e| BenchError::io(to, "setsockopt", e))?;

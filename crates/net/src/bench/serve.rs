@@ -95,7 +95,14 @@ impl Server {
                     return;
                 };
                 let spawned = std::thread::Builder::new()
-                    .name(if mode == Mode::Echo { "bench-echo" } else { "bench-sink" }.into())
+                    .name(
+                        if mode == Mode::Echo {
+                            "bench-echo"
+                        } else {
+                            "bench-sink"
+                        }
+                        .into(),
+                    )
                     .spawn(move || {
                         on_thread(std, mode == Mode::Echo, &cancel);
                         threads.fetch_sub(1, Ordering::SeqCst);
