@@ -247,6 +247,9 @@ pub fn rtt(
     })
 }
 
+/// How often a round-trip loop publishes its progress.
+const LIVE_EVERY: Duration = Duration::from_millis(200);
+
 /// Round trips before timing starts: the caches and the scheduler settle.
 fn warm_up(count: u64) -> u64 {
     (count / 10).clamp(1, 1000)
@@ -264,17 +267,22 @@ fn run_rtt(
     let out = vec![b'x'; size];
     let mut back = vec![0u8; size];
     let warm = warm_up(count);
+    let mut shown = Instant::now();
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for i in 0..warm + count {
         if i % 1024 == 0 {
             if stop.load(Ordering::Relaxed) {
                 return Err(BenchError::Stopped);
             }
-            live.send_replace(Live {
-                done: i.saturating_sub(warm),
-                total: Some(count),
-                rate: None,
-            });
+            // A few times a second: each publication wakes the shell.
+            if shown.elapsed() >= LIVE_EVERY {
+                shown = Instant::now();
+                live.send_replace(Live {
+                    done: i.saturating_sub(warm),
+                    total: Some(count),
+                    rate: None,
+                });
+            }
         }
         let t = Instant::now();
         let when = || format!("after {} round trips", i.saturating_sub(warm));
@@ -307,17 +315,22 @@ fn run_rtt_udp(
     let mut out = vec![b'x'; size];
     let mut back = vec![0u8; size + 1];
     let warm = warm_up(count);
+    let mut shown = Instant::now();
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for i in 0..warm + count {
         if i % 1024 == 0 {
             if stop.load(Ordering::Relaxed) {
                 return Err(BenchError::Stopped);
             }
-            live.send_replace(Live {
-                done: i.saturating_sub(warm),
-                total: Some(count),
-                rate: None,
-            });
+            // A few times a second: each publication wakes the shell.
+            if shown.elapsed() >= LIVE_EVERY {
+                shown = Instant::now();
+                live.send_replace(Live {
+                    done: i.saturating_sub(warm),
+                    total: Some(count),
+                    rate: None,
+                });
+            }
         }
         // A datagram of 8 bytes or more carries its number, so a late echo
         // of an earlier one is not taken for this one's.
