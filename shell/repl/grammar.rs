@@ -119,7 +119,7 @@ pub fn roles(command: &str) -> &'static [Role] {
     match command {
         "bind" | "connect" => &[Role::Fresh, Role::Datagram],
         "listen" => &[Role::Fresh],
-        "accept" => &[Role::Listener],
+        "accept" | "bench" => &[Role::Listener],
         "send" | "recv" => &[Role::Stream, Role::Program, Role::Datagram],
         "starttls" | "expect" | "frame" | "shutdown" | "upload" | "download" => {
             &[Role::Stream, Role::Program]
