@@ -61,6 +61,7 @@ use socklab_frame::{Status, DIGEST_LEN};
 
 mod client;
 mod error;
+mod pump;
 mod raw;
 mod receive;
 mod send;
@@ -73,6 +74,7 @@ mod tests;
 
 pub use client::{download, download_within, upload, upload_within};
 pub use error::TransferError;
+pub use pump::Transport;
 pub use raw::{receive_raw, upload_raw, upload_raw_within};
 pub use server::{list_offered, serve_admitted, serve_connection, Admission};
 pub use wire::Floor;
