@@ -168,6 +168,9 @@ pub(super) async fn run<T: Send + 'static>(
                 meter: link.meter,
                 got: std::mem::take(&mut link.got),
             };
+            // The duplicate closes before the async side goes on: its
+            // shutdown or close is then the connection's.
+            drop(link);
             let _ = tx.send((result, back));
         })?;
     let mut tick = tokio::time::interval(TICK);
