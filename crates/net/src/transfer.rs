@@ -51,7 +51,16 @@
 //! - Nothing is created outside the destination directory, and nothing is
 //!   written through a symbolic link.
 //! - Memory is bounded whatever the peer sends: every length is checked
-//!   before it is used, files are streamed in chunks of [`CHUNK`] bytes.
+//!   before it is used, files are streamed in chunks of [`CHUNK`] bytes
+//!   (1 MiB pieces on the transfer thread of a kernel socket: one buffer
+//!   per transfer, whatever the file's size).
+//!
+//! # The data on a thread of its own
+//!
+//! Over a kernel socket ([`Transport::socket_fd`]) the data phase runs on
+//! a thread per transfer with plain system calls (`pread`, `sendfile`,
+//! `recv`, `write`) on a duplicate of the socket: see `pump.rs`. Dropping
+//! a transfer's future stops that thread and closes the duplicate.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,6 +70,7 @@ use socklab_frame::{Status, DIGEST_LEN};
 
 mod client;
 mod error;
+mod pump;
 mod raw;
 mod receive;
 mod send;
@@ -73,6 +83,7 @@ mod tests;
 
 pub use client::{download, download_within, upload, upload_within};
 pub use error::TransferError;
+pub use pump::Transport;
 pub use raw::{receive_raw, upload_raw, upload_raw_within};
 pub use server::{list_offered, serve_admitted, serve_connection, Admission};
 pub use wire::Floor;

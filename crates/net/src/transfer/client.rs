@@ -8,6 +8,7 @@ use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Stat
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{file_error, read_error, TransferError};
+use super::pump::Transport;
 use super::receive::{receive_file, Incoming, Refusal, Verdict};
 use super::send::{accepted, open_source, read_reply, send_file, send_message, Outgoing};
 use super::store::{available_space, Work};
@@ -56,7 +57,7 @@ pub async fn upload<S>(
     progress: impl FnMut(u64, u64),
 ) -> Result<UploadReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     upload_within(
         stream,
@@ -87,12 +88,12 @@ pub async fn upload_within<S>(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<UploadReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     checked_name(remote_name)?;
     let (src, size) = open_source(file).await?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, wait);
+    let mut conn = Conn::open(stream, wait);
     let start = offer_upload(&mut conn, remote_name, size, resume).await?;
     let out = Outgoing {
         file: &src,
@@ -195,7 +196,7 @@ pub async fn download<S>(
     progress: impl FnMut(u64, u64),
 ) -> Result<DownloadReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     download_within(
         stream,
@@ -225,12 +226,12 @@ pub async fn download_within<S>(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<DownloadReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     checked_name(remote_name)?;
     let (mut dest, held_hasher) = Local::open(remote_name, local, overwrite).await?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, wait);
+    let mut conn = Conn::open(stream, wait);
     let (header, hasher) = request_file(&mut conn, remote_name, dest.held, held_hasher).await?;
     dest.prepare(&mut conn, &header).await?;
     let inc = Incoming {

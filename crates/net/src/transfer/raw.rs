@@ -9,13 +9,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::error::{cut_error, file_error, TransferError};
+use super::pump::{self, RecvStop, Transport, Until};
 use super::receive::store_pending;
 use super::send::open_source;
 use super::store::{PlaceError, Work};
-use super::wire::{Conn, Cut};
+use super::wire::{BodyError, Conn, Cut, SendError};
 use super::{check_dest, split_dest, RawReport, CHUNK, DEFAULT_IDLE_TIMEOUT};
 
 /// Sends the bytes of `file` over `stream` and shuts down the sending side
@@ -37,7 +36,7 @@ pub async fn upload_raw<S>(
     progress: impl FnMut(u64, u64),
 ) -> Result<RawReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     upload_raw_within(stream, file, DEFAULT_IDLE_TIMEOUT, progress).await
 }
@@ -55,15 +54,46 @@ pub async fn upload_raw_within<S>(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<RawReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     let (src, size) = open_source(file).await?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, wait);
+    let mut conn = Conn::open(stream, wait);
+    progress(0, size);
+    if let Some(link) = conn.link() {
+        let handle = src.share();
+        let mut report = |done: u64| progress(done, size.max(done));
+        let ran = pump::run(link, 0, &mut report, move |link| {
+            pump::send_file(link, &handle, 0, Until::Eof, false)
+        })
+        .await;
+        let (sent, back) = ran.map_err(|e| cut_error("sending the file", Cut::Io(e)))?;
+        conn.take_back(back);
+        let (hasher, sent) = match sent {
+            Ok(sent) => sent,
+            Err(BodyError::File(e)) => return Err(file_error(file, "read", e)),
+            Err(BodyError::Send(SendError::Cut(cut))) => {
+                return Err(cut_error("sending the file", cut))
+            }
+            Err(e) => {
+                return Err(TransferError::Unexpected {
+                    stage: "sending the file",
+                    what: format!("{e:?}"),
+                })
+            }
+        };
+        let peer_closed = conn.linger().await;
+        return Ok(RawReport {
+            path: file.to_owned(),
+            bytes: sent,
+            digest: *hasher.finalize().as_bytes(),
+            elapsed: started.elapsed(),
+            peer_closed,
+        });
+    }
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0; CHUNK];
     let mut sent = 0u64;
-    progress(0, size);
     loop {
         let (back, n) = src.read(buf, CHUNK).await;
         buf = back;
@@ -112,7 +142,7 @@ pub async fn receive_raw<S>(
     overwrite: bool,
 ) -> Result<RawReport, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     let (dir, _) = split_dest(dest)?;
     check_dest(dest, overwrite).await?;
@@ -120,24 +150,53 @@ where
         .await
         .map_err(|e| file_error(&dir, "create a temporary file in", e))?;
     let started = Instant::now();
-    let mut conn = Conn::new(stream, DEFAULT_IDLE_TIMEOUT);
+    let mut conn = Conn::open(stream, DEFAULT_IDLE_TIMEOUT);
     conn.grow();
     let mut hasher = blake3::Hasher::new();
     let mut bytes = 0u64;
-    loop {
-        match conn.fill().await {
-            Ok(_) => {}
-            Err(Cut::Eof) => break,
-            Err(cut) => {
+    if let Some(link) = conn.link() {
+        let file = work.file.share();
+        let ran = pump::run(link, 0, &mut |_: u64| {}, move |link| {
+            let mut fed = blake3::Hasher::new();
+            let (end, stop) = pump::receive_into(link, &file, &mut fed, 0, None);
+            (end, stop, fed)
+        })
+        .await;
+        let stop = match ran {
+            Ok(((end, stop, fed), back)) => {
+                conn.take_back(back);
+                (bytes, hasher) = (end, fed);
+                stop
+            }
+            Err(e) => Some(RecvStop::Cut(Cut::Io(e))),
+        };
+        match stop {
+            None => {}
+            Some(RecvStop::Cut(cut)) => {
                 work.discard().await;
                 return Err(cut_error("receiving the file", cut));
             }
-        }
-        match store_pending(&mut conn, &work, &mut hasher, u64::MAX).await {
-            Ok(n) => bytes += n as u64,
-            Err(e) => {
+            Some(RecvStop::Write(e)) => {
                 work.discard().await;
                 return Err(file_error(dest, "write", e));
+            }
+        }
+    } else {
+        loop {
+            match conn.fill().await {
+                Ok(_) => {}
+                Err(Cut::Eof) => break,
+                Err(cut) => {
+                    work.discard().await;
+                    return Err(cut_error("receiving the file", cut));
+                }
+            }
+            match store_pending(&mut conn, &work, &mut hasher, u64::MAX).await {
+                Ok(n) => bytes += n as u64,
+                Err(e) => {
+                    work.discard().await;
+                    return Err(file_error(dest, "write", e));
+                }
             }
         }
     }

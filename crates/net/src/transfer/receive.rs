@@ -9,6 +9,7 @@ use socklab_frame::{split_data, DigestAlg, Status, Trailer, DIGEST_LEN};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::digest_hex;
+use super::pump::{self, RecvStop};
 use super::store::{is_no_space, Meta, PlaceError, Work};
 use super::wire::{Conn, Cut, ReadError};
 
@@ -161,6 +162,46 @@ async fn receive_data<S: AsyncRead + AsyncWrite>(
     conn.grow();
     let mut pos = inc.start;
     progress(pos, inc.size);
+    if !conn.pending().is_empty() {
+        match store_pending(conn, work, hasher, inc.size - pos).await {
+            Ok(n) => pos += n as u64,
+            Err(e) => return Err(write_failed(work, pos, &e).await),
+        }
+        progress(pos, inc.size);
+    }
+    if let Some(link) = conn.link() {
+        let (file, size) = (work.file.share(), inc.size);
+        let fed = std::mem::take(hasher);
+        let mut report = |done: u64| progress(done, size);
+        let ran = pump::run(link, pos, &mut report, move |link| {
+            let mut fed = fed;
+            let (end, stop) = pump::receive_into(link, &file, &mut fed, pos, Some(size));
+            (end, stop, fed)
+        })
+        .await;
+        let ((end, stop, fed), back) = match ran {
+            Ok(ran) => ran,
+            Err(e) => {
+                let reason = format!("the transfer thread failed ({e}); nothing kept");
+                return Err(fail(work, Status::Internal, reason).await);
+            }
+        };
+        conn.take_back(back);
+        *hasher = fed;
+        return match stop {
+            None => Ok(end),
+            Some(RecvStop::Write(e)) => Err(write_failed(work, end, &e).await),
+            Some(RecvStop::Cut(cut)) => {
+                let what = format!(
+                    "{} after {} of {} bytes of data",
+                    cut_cause(&cut),
+                    end - inc.start,
+                    inc.size - inc.start
+                );
+                Err(cut_short(work, hasher, inc, end, what).await)
+            }
+        };
+    }
     while pos < inc.size {
         if conn.pending().is_empty() {
             if let Err(cut) = conn.fill().await {
@@ -175,22 +216,24 @@ async fn receive_data<S: AsyncRead + AsyncWrite>(
         }
         let n = match store_pending(conn, work, hasher, inc.size - pos).await {
             Ok(n) => n,
-            Err(e) if is_no_space(&e) => {
-                let reason = format!(
-                    "no space left to store the file after {pos} bytes ({e}); nothing kept"
-                );
-                return Err(fail(work, Status::NoSpace, reason).await);
-            }
-            Err(e) => {
-                let reason =
-                    format!("writing the file failed after {pos} bytes ({e}); nothing kept");
-                return Err(fail(work, Status::Internal, reason).await);
-            }
+            Err(e) => return Err(write_failed(work, pos, &e).await),
         };
         pos += n as u64;
         progress(pos, inc.size);
     }
     Ok(pos)
+}
+
+/// A failed write of the working file after `pos` bytes: nothing kept.
+async fn write_failed(work: &mut Work, pos: u64, e: &io::Error) -> Verdict {
+    if is_no_space(e) {
+        let reason =
+            format!("no space left to store the file after {pos} bytes ({e}); nothing kept");
+        fail(work, Status::NoSpace, reason).await
+    } else {
+        let reason = format!("writing the file failed after {pos} bytes ({e}); nothing kept");
+        fail(work, Status::Internal, reason).await
+    }
 }
 
 /// Writes the bytes the connection has read, at most `due` of them, at

@@ -17,6 +17,7 @@ use socklab_frame::{check_name, DigestAlg, Header, Message, Reply, Request, Stat
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{cut_error, file_error, TransferError};
+use super::pump::Transport;
 use super::receive::{cut_cause, cut_short, receive_file, Incoming, Refusal, Verdict};
 use super::send::{accepted, read_reply, send_file, send_message, Outgoing};
 use super::store::{available_space, blocking, symlink_metadata, DiskFile, Work};
@@ -44,7 +45,7 @@ use super::{quote_name, Offered, ReceiverConfig, Served, RESERVED_PREFIX};
 ///   failed while sending, or the file could not be read.
 pub async fn serve_connection<S>(stream: S, cfg: &ReceiverConfig) -> Result<Served, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     let admission = Admission::new(usize::MAX >> 4, usize::MAX >> 4);
     serve_admitted(stream, cfg, &admission).await
@@ -125,10 +126,10 @@ pub async fn serve_admitted<S>(
     admission: &Admission,
 ) -> Result<Served, TransferError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
 {
     let started = Instant::now();
-    let mut conn = Conn::new(stream, cfg.idle_timeout);
+    let mut conn = Conn::open(stream, cfg.idle_timeout);
     let (id, dropped) = admission.enter();
     let first = tokio::select! {
         _ = dropped.cancelled() => Err(()),

@@ -221,7 +221,7 @@ pub(super) struct DiskFile {
 /// An open file, with the exclusive `flock` this side holds on it (a
 /// claimed resume slot) or without one. The lock lasts while the file is
 /// open here.
-enum Handle {
+pub(super) enum Handle {
     /// A file without a lock.
     Plain(File),
     /// A file this side holds an exclusive `flock` on.
@@ -260,6 +260,11 @@ impl DiskFile {
     pub(super) async fn open_read(path: &Path) -> io::Result<DiskFile> {
         let path = path.to_owned();
         blocking(move || File::open(path)).await.map(DiskFile::new)
+    }
+
+    /// The open file itself, for the transfer thread's blocking I/O.
+    pub(super) fn share(&self) -> Arc<Handle> {
+        Arc::clone(&self.file)
     }
 
     /// The file's metadata (`fstat`).

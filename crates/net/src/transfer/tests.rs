@@ -1830,3 +1830,107 @@ async fn trickles_are_cut_by_the_header_deadline_and_the_rate_floor() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Issue 11: the data on a thread of its own
+// ---------------------------------------------------------------------------
+
+/// Reads until the end of stream (or a reset); how many bytes came. Gives
+/// up after 30 s: a connection still open then is held by a stray thread.
+async fn drain_to_eof(hand: &mut Hand) -> Option<usize> {
+    let mut total = hand.buf.len();
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(30), hand.s.read(&mut chunk))
+                .await
+                .ok()?;
+        match read {
+            Ok(0) | Err(_) => return Some(total),
+            Ok(n) => total += n,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_upload_stops_its_thread_and_closes_the_connection() {
+    let size = 40 * 1024 * 1024;
+    let src = tempdir();
+    let file = write_file(src.path(), "big.bin", &content(size, 41));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (flowing, data_came) = tokio::sync::oneshot::channel::<()>();
+    let (dropped, upload_gone) = tokio::sync::oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.expect("accept");
+        let mut hand = Hand::wrap(s);
+        hand.read(Header::decode).await.expect("a header");
+        hand.send(&reply_bytes(Status::Ok, 0, "ready")).await;
+        hand.data(1).await;
+        let _ = flowing.send(());
+        let _ = upload_gone.await;
+        drain_to_eof(&mut hand).await
+    });
+    let upload = upload(connect(addr).await, &file, "big.bin", false, |_, _| {});
+    tokio::select! {
+        r = upload => panic!("the peer took 1 byte: the upload cannot end ({r:?})"),
+        _ = data_came => {}
+    }
+    // The upload's future is gone (as on Ctrl-C or a deadline).
+    let _ = dropped.send(());
+    let got = peer.await.expect("peer task");
+    let got = got.expect("the connection closes when the upload is dropped");
+    assert!(
+        got < size,
+        "a dropped upload stops sending: {got} of {size} bytes came"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_receiver_closes_the_connection_at_once() {
+    let dir = tempdir();
+    let cfg = ReceiverConfig::new(dir.path());
+    let (addr, task) = serve_once(&cfg).await;
+    let mut hand = Hand::connect(addr).await;
+    hand.send(&header_bytes("c", 100_000_000, 0)).await;
+    assert_eq!(hand.reply().await.status, Status::Ok);
+    hand.send(&[1; 100_000]).await;
+    task.abort();
+    assert!(task.await.expect_err("cancelled").is_cancelled());
+    assert!(
+        drain_to_eof(&mut hand).await.is_some(),
+        "the receiver's connection closes with its task"
+    );
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}
+
+#[tokio::test]
+async fn pieces_larger_than_the_thread_buffer_and_odd_sizes_round_trip() {
+    for size in [
+        pump::BIG - 1,
+        pump::BIG,
+        pump::BIG + 1,
+        3 * pump::BIG + 12_345,
+    ] {
+        let srv = tempdir();
+        let cfg = ReceiverConfig::new(srv.path());
+        let data = content(size, size as u64);
+        let (report, served) = upload_data(&cfg, "f.bin", &data, false).await;
+        let report = report.expect("upload");
+        assert_eq!(report.digest, hash(&data), "{size}");
+        assert!(matches!(served, Ok(Served::Uploaded { .. })), "{served:?}");
+        assert_eq!(std::fs::read(srv.path().join("f.bin")).expect("read"), data);
+        let out = tempdir();
+        let local = out.path().join("back.bin");
+        let (addr, task) = serve_once(&cfg).await;
+        let got = download(connect(addr).await, "f.bin", &local, false, |_, _| {})
+            .await
+            .expect("download");
+        assert!(matches!(
+            task.await.expect("task"),
+            Ok(Served::Downloaded { .. })
+        ));
+        assert_eq!(got.digest, hash(&data));
+        assert_eq!(std::fs::read(&local).expect("read"), data);
+    }
+}

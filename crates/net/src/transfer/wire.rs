@@ -9,6 +9,7 @@ use socklab_frame::{Reply, Status, WireError, DIGEST_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::{timeout, timeout_at, Instant};
 
+use super::pump::{self, Meter, Transport, Until};
 use super::store::DiskFile;
 use super::CHUNK;
 
@@ -128,6 +129,9 @@ pub(super) struct Conn<S> {
     received: u64,
     /// The rate floor's window, once the floor is on.
     pace: Option<Pace>,
+    /// A duplicate of the kernel socket's descriptor, for the data phase
+    /// on a thread of its own (`None`: the stream has none).
+    fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// The buffer a connection starts with: enough for any message
@@ -141,12 +145,27 @@ enum Step {
     Wrote(Result<io::Result<usize>, tokio::time::error::Elapsed>),
 }
 
+impl<S: Transport> Conn<S> {
+    /// Wraps a connected stream; every single read or write that makes no
+    /// progress for `idle` fails with [`Cut::Timeout`]. The data of a
+    /// kernel socket moves on a thread of its own ([`pump`]).
+    pub(super) fn open(stream: S, idle: Duration) -> Conn<S> {
+        let fd = stream
+            .socket_fd()
+            .and_then(|fd| fd.try_clone_to_owned().ok());
+        let mut conn = Conn::new(stream, idle);
+        conn.fd = fd;
+        conn
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite> Conn<S> {
     /// Wraps a connected stream; every single read or write that makes no
     /// progress for `idle` fails with [`Cut::Timeout`].
     pub(super) fn new(stream: S, idle: Duration) -> Conn<S> {
         let (rd, wr) = tokio::io::split(stream);
         Conn {
+            fd: None,
             rd,
             wr,
             buf: vec![0; SMALL_BUF].into_boxed_slice(),
@@ -190,6 +209,44 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             sent: self.sent,
             received: self.received,
         }
+    }
+
+    /// The connection for the transfer thread ([`pump::link`]), if the
+    /// stream is a kernel socket; nothing pending must be left unread.
+    pub(super) fn link(&mut self) -> Option<(pump::Link, std::os::unix::net::UnixStream)> {
+        use std::os::fd::AsFd;
+        self.make_room();
+        let room = self.buf.len() - self.hi;
+        let meter = Meter {
+            idle: self.idle,
+            pace: self
+                .pace
+                .as_ref()
+                .map(|p| (p.floor, p.end.into_std(), p.moved)),
+            sent: self.sent,
+            received: self.received,
+        };
+        pump::link(self.fd.as_ref()?.as_fd(), meter, room)
+    }
+
+    /// Takes back what the transfer thread hands back: its counters, its
+    /// window of the rate floor, and bytes it read that are not data.
+    pub(super) fn take_back(&mut self, back: pump::Back) {
+        let m = back.meter;
+        self.sent = m.sent;
+        self.received = m.received;
+        self.pace = m.pace.map(|(floor, end, moved)| Pace {
+            floor,
+            end: Instant::from_std(end),
+            moved,
+        });
+        self.make_room();
+        let room = self.buf.get_mut(self.hi..).unwrap_or_default();
+        let n = back.got.len().min(room.len());
+        if let (Some(to), Some(from)) = (room.get_mut(..n), back.got.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        self.hi += n;
     }
 
     /// Checks the rate floor: at the end of a window, cuts a connection
@@ -475,6 +532,24 @@ pub(super) async fn send_body<S: AsyncRead + AsyncWrite>(
     start: u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<[u8; DIGEST_LEN], BodyError> {
+    if let Some(link) = conn.link() {
+        let handle = file.share();
+        progress(start, size);
+        let mut report = |done: u64| progress(done, size);
+        let ran = pump::run(link, start, &mut report, move |link| {
+            pump::send_file(link, &handle, start, Until::Size(size), true)
+        })
+        .await;
+        let (sent, back) = ran.map_err(|e| BodyError::Send(SendError::Cut(Cut::Io(e))))?;
+        conn.take_back(back);
+        return match sent {
+            Ok((hasher, _)) => Ok(*hasher.finalize().as_bytes()),
+            Err(BodyError::Send(SendError::Cut(cut @ Cut::Io(_)))) => {
+                Err(BodyError::Send(conn.explain(cut).await))
+            }
+            Err(e) => Err(e),
+        };
+    }
     file.seek(0).await.map_err(BodyError::File)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0; CHUNK];
