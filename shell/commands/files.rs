@@ -77,9 +77,9 @@ pub async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
     ));
     s.say(serving_text(s.tmp(), kind, &path, max_size, overwrite));
     if !local.ip().is_loopback() {
-        s.say(format!(
-            "   note: {} is not loopback: other machines can connect to it",
-            local.ip()
+        s.say(super::sockets::note(
+            "note-not-loopback-connect",
+            &[("addr", &local.ip().to_string())],
         ));
     }
     Ok(())
