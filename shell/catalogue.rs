@@ -228,6 +228,36 @@ pub static MESSAGES: &[Msg] = &[
         en: "nothing arrived",
     },
     Msg {
+        id: "serve-files-max-replace",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (最多 {max} 字节; 同名的已有文件会被替换); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (at most {max} bytes; existing files are replaced); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-files-max-keep",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (最多 {max} 字节; 同名的已有文件会保留); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (at most {max} bytes; existing files are kept); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-files-replace",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (大小只受空闲空间限制; 同名的已有文件会被替换); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (no size limit but free space; existing files are replaced); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-files-keep",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (大小只受空闲空间限制; 同名的已有文件会保留); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (no size limit but free space; existing files are kept); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-raw",
+        zh: "raw: 每个客户端在关闭之前发来的内容都存为 {path} (没有文件名, 大小和摘要: 什么也无法验证)",
+        en: "raw: what each client sends until it closes is saved as {path} (no name, size or digest: nothing can be verified)",
+    },
+    Msg {
+        id: "raw-unverified",
+        zh: "raw 不带文件名, 大小和摘要: 接收方分不清完整的文件和被截断的文件",
+        en: "raw carries no name, size or digest: the receiver cannot tell a whole file from a cut one",
+    },
+    Msg {
         id: "no-socket-near",
         zh: "你是不是想用 '{name}'? (`sockets` 列出所有 socket)",
         en: "did you mean '{name}'? (`sockets` lists them)",
