@@ -336,8 +336,9 @@ fn patterns_in_a_transcript_match_survive_a_new_recording_and_keep_the_diff_shor
 /// Every lesson passes `socklab check` against the transcript committed
 /// beside it (`docs/lessons/*.out`; `socklab record docs/lessons/*.sock`
 /// keeps their hand-written patterns for what the machine decides). The
-/// lessons with lab hosts need root (CI is); they run beside the others,
-/// in a second `check`, as the two halves take about as long.
+/// lessons with lab hosts, and those that trace (recorded as a capture
+/// shows it), need root (CI is); the hosts' lessons run beside the
+/// others, in a second `check`, as the two halves take about as long.
 #[test]
 fn the_lessons_pass_check_against_their_recorded_transcripts() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/lessons");
@@ -353,13 +354,20 @@ fn the_lessons_pass_check_against_their_recorded_transcripts() {
     for lesson in &lessons {
         let script = std::fs::read_to_string(lesson).expect("lesson readable");
         let file = lesson.to_str().expect("UTF-8 path").to_string();
-        if !script.lines().any(|l| l.starts_with("host add")) {
-            others.push(file);
-        } else if root {
+        let hosts_lesson = script.lines().any(|l| l.starts_with("host add"));
+        // `trace on` captures as root, and observes otherwise: the
+        // transcripts are a capture's.
+        let traces = script.lines().any(|l| l.trim() == "trace on");
+        if !root && (hosts_lesson || traces) {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+            eprintln!(
+                "SKIPPED {}: lab hosts and captures need root",
+                lesson.display()
+            );
+        } else if hosts_lesson {
             hosts.push(file);
         } else {
-            assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-            eprintln!("SKIPPED {}: lab hosts need root", lesson.display());
+            others.push(file);
         }
     }
     let check = |files: Vec<String>| {
