@@ -132,6 +132,141 @@ pub static MESSAGES: &[Msg] = &[
         zh: "`help` 列出所有命令",
         en: "`help` lists the commands",
     },
+    Msg {
+        id: "note-already-bound",
+        zh: "注意: {name} 已经绑定了; {opt} 只影响它之后的 bind, 所以现在设置它什么也不改变",
+        en: "note: {name} is already bound; {opt} only affects a bind that comes after it, so this changes nothing now",
+    },
+    Msg {
+        id: "note-listen-bound",
+        zh: "注意: {name} 还没有绑定, 所以 listen 像操作系统那样先绑定了它: 绑定到 {addr} (任意地址, 一个空闲端口)",
+        en: "note: {name} was not bound, so listen bound it first, as the OS does: to {addr} (any address, a free port)",
+    },
+    Msg {
+        id: "note-sendto-bound",
+        zh: "注意: {name} 还没有绑定, 所以 sendto 像操作系统那样先绑定了它: 绑定到 {addr} (任意地址, 一个空闲端口); 回复会回到那里",
+        en: "note: {name} was not bound, so sendto bound it first, as the OS does: to {addr} (any address, a free port); replies come back there",
+    },
+    Msg {
+        id: "note-lab-every-interface",
+        zh: "注意: {addr} 代表 {host} 的所有网卡: 其他实验室主机都能连接它",
+        en: "note: {addr} is every interface of {host}: the other lab hosts can connect to it",
+    },
+    Msg {
+        id: "note-lab-lan",
+        zh: "注意: {addr} 是 {host} 的局域网网卡: 其他实验室主机都能连接它",
+        en: "note: {addr} is the LAN interface of {host}: the other lab hosts can connect to it",
+    },
+    Msg {
+        id: "note-every-interface-connect",
+        zh: "注意: {addr} 代表本机的所有网卡: 其他机器都能连接它",
+        en: "note: {addr} is every interface of this machine: other machines can connect to it",
+    },
+    Msg {
+        id: "note-every-interface-send",
+        zh: "注意: {addr} 代表本机的所有网卡: 其他机器都能向它发送",
+        en: "note: {addr} is every interface of this machine: other machines can send to it",
+    },
+    Msg {
+        id: "note-non-loopback-connect",
+        zh: "注意: {addr} 不是回环地址: 其他机器都能连接它",
+        en: "note: {addr} is a non-loopback address: other machines can connect to it",
+    },
+    Msg {
+        id: "note-not-loopback-connect",
+        zh: "注意: {addr} 不是回环地址: 其他机器都能连接它",
+        en: "note: {addr} is not loopback: other machines can connect to it",
+    },
+    Msg {
+        id: "note-not-loopback-send",
+        zh: "注意: {addr} 不是回环地址: 其他机器都能向它发送",
+        en: "note: {addr} is not loopback: other machines can send to it",
+    },
+    Msg {
+        id: "udp-connect",
+        zh: "UDP: 没有发出任何数据包; connect 只是为 send 和 recv 固定了对方",
+        en: "UDP: no packet was sent; connect only fixes the peer for send and recv",
+    },
+    Msg {
+        id: "udp-truncated",
+        zh: "这个数据报有 {size} 字节; 其中 {lost} 字节放不下, 丢失了 (一个数据报只能被完整地读一次)",
+        en: "the datagram had {size} bytes; {lost} did not fit and are lost (a datagram is read whole, once)",
+    },
+    Msg {
+        id: "ping-refused",
+        zh: "主机回答了: 那个端口上没有程序在监听",
+        en: "the host answered: nothing listens on that port",
+    },
+    Msg {
+        id: "accept-timeout",
+        zh: "没有客户端来: accept 一直在等客户端连接 {name} (之前已接受 {n} 个); `connect {name}` 可以造一个",
+        en: "no client came: accept waited for a client to connect to {name} ({n} accepted before); `connect {name}` makes one",
+    },
+    Msg {
+        id: "syn-timeout",
+        zh: "{addr} 没有回答我们的 SYN: 它的监听队列满了, 或者它 (或网络) 丢掉了数据包; 这个 socket 停在 SYN_SENT",
+        en: "no answer to our SYN came from {addr}: its listen queue is full, or it (or the network) drops packets; the socket stays in SYN_SENT",
+    },
+    Msg {
+        id: "serve-iterative",
+        zh: "iterative: 一次一个客户端; 下一个在 backlog 队列里等着, 直到 `close {name}.N` (讲义的循环)",
+        en: "iterative: one client at a time; the next waits in the backlog until `close {name}.N` (the lecture's loop)",
+    },
+    Msg {
+        id: "serve-thread",
+        zh: "thread: 每个客户端由一个操作系统线程来读",
+        en: "thread: one OS thread reads each client",
+    },
+    Msg {
+        id: "recv-nothing-from",
+        zh: "什么也没收到: recv 一直在等对方 {peer} 发送 ({name} 总共收到了 {bytes})",
+        en: "nothing arrived: recv waited for the peer {peer} to send ({name} has received {bytes} in all)",
+    },
+    Msg {
+        id: "recv-nothing",
+        zh: "什么也没收到",
+        en: "nothing arrived",
+    },
+    Msg {
+        id: "serve-files-max-replace",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (最多 {max} 字节; 同名的已有文件会被替换); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (at most {max} bytes; existing files are replaced); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-files-max-keep",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (最多 {max} 字节; 同名的已有文件会保留); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (at most {max} bytes; existing files are kept); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-files-replace",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (大小只受空闲空间限制; 同名的已有文件会被替换); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (no size limit but free space; existing files are replaced); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-files-keep",
+        zh: "上传的文件只存进 {dir}, 不会到别处 (大小只受空闲空间限制; 同名的已有文件会保留); 其中的文件可以下载",
+        en: "uploads go into {dir} and nowhere else (no size limit but free space; existing files are kept); its files can be downloaded",
+    },
+    Msg {
+        id: "serve-raw",
+        zh: "raw: 每个客户端在关闭之前发来的内容都存为 {path} (没有文件名, 大小和摘要: 什么也无法验证)",
+        en: "raw: what each client sends until it closes is saved as {path} (no name, size or digest: nothing can be verified)",
+    },
+    Msg {
+        id: "raw-unverified",
+        zh: "raw 不带文件名, 大小和摘要: 接收方分不清完整的文件和被截断的文件",
+        en: "raw carries no name, size or digest: the receiver cannot tell a whole file from a cut one",
+    },
+    Msg {
+        id: "no-socket-near",
+        zh: "你是不是想用 '{name}'? (`sockets` 列出所有 socket)",
+        en: "did you mean '{name}'? (`sockets` lists them)",
+    },
+    Msg {
+        id: "no-sockets-yet",
+        zh: "还没有任何 socket: `socket tcp`, `listen PORT` 或 `connect HOST PORT` 会创建一个",
+        en: "there are no sockets yet: `socket tcp`, `listen PORT` or `connect HOST PORT` make one",
+    },
 ];
 
 /// The message `id`.
@@ -158,6 +293,52 @@ pub fn text_with(id: &str, sep: &str, name: &str) -> String {
     text(id, sep).replace("{name}", name)
 }
 
+/// Message `id` with each `{KEY}` of `args` replaced by its value (in one
+/// pass, so a value is never read as a placeholder).
+pub fn fill(id: &str, sep: &str, args: &[(&str, &str)]) -> String {
+    fill_in(lang::current(), id, sep, args)
+}
+
+/// [`fill`] in `lang`.
+pub fn fill_in(lang: Lang, id: &str, sep: &str, args: &[(&str, &str)]) -> String {
+    let text = text_in(lang, id, sep);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            args.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Message `id` inside a line, in parentheses: under `both`, the English
+/// and the Chinese side by side (`(english; 中文)`).
+pub fn inline(id: &str) -> String {
+    match (lang::current(), get(id)) {
+        (_, None) => format!("({id})"),
+        (Lang::Zh, Some(m)) => format!("({})", m.zh),
+        (Lang::En, Some(m)) => format!("({})", m.en),
+        (Lang::Both, Some(m)) => format!("({}; {})", m.en, m.zh),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,8 +350,35 @@ mod tests {
             assert!(!m.zh.is_empty() && !m.en.is_empty(), "{}", m.id);
             // The Chinese is Chinese, and placeholders match.
             assert!(m.zh.chars().any(|c| c > '\u{2e80}'), "{}", m.id);
-            assert_eq!(m.zh.contains("{name}"), m.en.contains("{name}"), "{}", m.id);
+            let keys = |t: &str| {
+                let mut k: Vec<String> = t
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|p| p.split_once('}').map(|(k, _)| k.to_string()))
+                    .collect();
+                k.sort();
+                k.dedup();
+                k
+            };
+            assert_eq!(keys(m.zh), keys(m.en), "{}", m.id);
         }
+    }
+
+    #[test]
+    fn placeholders_are_filled_once() {
+        assert_eq!(
+            fill_in(
+                Lang::Both,
+                "note-lab-lan",
+                "   ",
+                &[("addr", "10.0.0.1"), ("host", "{addr}")]
+            ),
+            "note: 10.0.0.1 is the LAN interface of {addr}: the other lab hosts can connect to it\n   注意: 10.0.0.1 是 {addr} 的局域网网卡: 其他实验室主机都能连接它"
+        );
+        assert_eq!(
+            fill_in(Lang::Zh, "no-socket-near", "", &[("name", "srv")]),
+            "你是不是想用 'srv'? (`sockets` 列出所有 socket)"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod lang;
 mod lesson;
 mod out;
 mod parse;
+mod pattern;
 mod render;
 mod repl;
 mod report;
@@ -97,6 +98,9 @@ enum Action {
     ///
     /// FILE.out holds standard output, then standard error and the exit
     /// status when there are any (`lesson.sock` is kept in `lesson.out`).
+    /// Where FILE.out exists, its lines that still match are kept (its
+    /// ` (re)`, ` (glob)` and `...` lines among them: see `check --help`);
+    /// only the others are rewritten.
     Record {
         /// Session files (`lesson.sock` is recorded in `lesson.out`).
         #[arg(required = true)]
@@ -106,6 +110,14 @@ enum Action {
     ///
     /// Prints a unified diff for each that differs, then a summary line;
     /// exit status 1 if any differs or has no FILE.out.
+    ///
+    /// A line of FILE.out is itself, byte for byte, except (as in cram):
+    /// a line ending in ` (re)` is a regular expression for the whole line;
+    /// a line ending in ` (glob)` is a glob for the whole line (`*` any
+    /// characters, `?` one, `\*` `\?` `\\` themselves); a line `...` stands
+    /// for 0 to 100 lines of anything. Write them by hand for what the
+    /// machine decides beyond what --stable names (interfaces, services,
+    /// the kernel's numbers).
     Check {
         /// Session files, each with its recorded FILE.out.
         #[arg(required = true)]

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use rustyline::ExternalPrinter;
@@ -15,6 +15,9 @@ pub struct Out {
     /// On a terminal: rustyline's printer, which prints above the line being
     /// typed (and straight to the terminal when no line is being read).
     printer: Option<Mutex<Box<dyn ExternalPrinter + Send>>>,
+    /// Print nothing for now (a guided lesson's `back` runs the steps
+    /// before again without showing them).
+    muted: AtomicBool,
     /// Print nothing (tests that only care that nothing panics).
     #[cfg(test)]
     quiet: bool,
@@ -25,6 +28,7 @@ impl Out {
     pub fn plain() -> Out {
         Out {
             printer: None,
+            muted: AtomicBool::new(false),
             #[cfg(test)]
             quiet: false,
         }
@@ -35,6 +39,7 @@ impl Out {
     pub fn quiet() -> Out {
         Out {
             printer: None,
+            muted: AtomicBool::new(false),
             quiet: true,
         }
     }
@@ -43,13 +48,22 @@ impl Out {
     pub fn terminal(printer: Box<dyn ExternalPrinter + Send>) -> Out {
         Out {
             printer: Some(Mutex::new(printer)),
+            muted: AtomicBool::new(false),
             #[cfg(test)]
             quiet: false,
         }
     }
 
+    /// Stops printing (`true`) or prints again (`false`).
+    pub fn mute(&self, on: bool) {
+        self.muted.store(on, Ordering::SeqCst);
+    }
+
     /// Prints one message (one or more lines).
     pub fn line(&self, msg: &str) {
+        if self.muted.load(Ordering::SeqCst) {
+            return;
+        }
         #[cfg(test)]
         if self.quiet {
             return;

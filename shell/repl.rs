@@ -21,7 +21,7 @@ use tokio::signal::unix::Signal;
 use crate::args::{error_text, CmdError, Exit, Fatal};
 use crate::commands::{self, COMMANDS};
 use crate::driver::{self, Opened, PROMPT};
-use crate::guide::{Progress, LESSONS};
+use crate::guide::{Progress, Step, LESSONS};
 use crate::lang::{self, Lang};
 use crate::out::Out;
 use crate::parse::{self, Token};
@@ -459,6 +459,9 @@ fn walk(
     ));
     let total = steps.len();
     let mut at = 0;
+    // What the learner ran at each step, and whether it succeeded (`back`
+    // runs it again).
+    let mut ran: Vec<Option<(String, bool)>> = vec![None; total];
     // Each turn shows one step, or moves back; bounded by the learner.
     while at < total {
         let step = &steps[at];
@@ -482,7 +485,7 @@ fn walk(
             match read_step(rl, prompt, "") {
                 Typed::Line(g) => guess = Some(g),
                 Typed::Back => {
-                    at = at.saturating_sub(1);
+                    at = step_back(rt, session, interrupts, &steps, &mut ran, at);
                     continue;
                 }
                 Typed::Skip => {
@@ -496,7 +499,8 @@ fn walk(
         }
         match read_step(rl, PROMPT, command) {
             Typed::Line(line) => {
-                eval_print(rt, session, interrupts, &line);
+                let ok = eval_print(rt, session, interrupts, &line);
+                ran[at] = Some((line.clone(), ok));
                 if let (Some(p), Some(g)) = (&step.predict, guess) {
                     let verdict = if p.is_right(&g) {
                         l.pick("✓ 猜对了!", "✓ You predicted right!", "  ")
@@ -516,7 +520,7 @@ fn walk(
                 at += 1;
                 let _ = progress.record(file.file, at, total);
             }
-            Typed::Back => at = at.saturating_sub(1),
+            Typed::Back => at = step_back(rt, session, interrupts, &steps, &mut ran, at),
             Typed::Skip => at += 1,
             Typed::Again => {}
             Typed::Leave => return Walked::Left,
@@ -532,9 +536,98 @@ fn walk(
     Walked::Left
 }
 
-/// Runs one typed line; Ctrl-C while it runs interrupts it (at the
-/// prompt, rustyline reads Ctrl-C as a key).
-fn eval_print(rt: &Runtime, session: &mut Session, interrupts: &mut Signal, line: &str) {
+/// `back` at step `at` of a guided lesson: undoes the step before, as far
+/// as a lab can be undone. Sockets cannot be un-created, so the lab starts
+/// afresh instead (every socket closed, every program and job ended, the
+/// lab's hosts removed, what it remembered of closed sockets forgotten,
+/// `trace` off, `format auto`), and the lines the learner ran at the steps
+/// before that one run again, in order, without their output (their own
+/// lines where they typed their own; skipped steps stay skipped). A line
+/// that fails now where it worked before (or the other way round) is
+/// named. What stays: the kernel's TIME_WAIT entries of the closed
+/// connections, files written under `{tmp}`, job numbers, and the lesson's
+/// progress. Returns the step to show next.
+fn step_back(
+    rt: &Runtime,
+    session: &mut Session,
+    interrupts: &mut Signal,
+    steps: &[Step],
+    ran: &mut [Option<(String, bool)>],
+    at: usize,
+) -> usize {
+    let l = lang::current();
+    let Some(prev) = (0..at).rev().find(|&i| steps[i].command.is_some()) else {
+        session.say(l.pick("已经是第一步了", "This is the first step already", ""));
+        return at;
+    };
+    let again: Vec<(usize, String, bool)> = ran[..prev]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.clone().map(|(line, ok)| (i, line, ok)))
+        .collect();
+    for r in &mut ran[prev..] {
+        *r = None;
+    }
+    session.say(l.pick(
+        &format!(
+            "↩ 回到第 {} 步: 一个新的实验室, 之前的 {} 条命令重新运行 (不显示输出)",
+            prev + 1,
+            again.len()
+        ),
+        &format!(
+            "↩ Back to step {}: a fresh lab, in which the {} command(s) before it ran again (their output not shown)",
+            prev + 1,
+            again.len()
+        ),
+        "",
+    ));
+    session.printer.mute(true);
+    session.lab.trace_off();
+    rt.block_on(session.end());
+    session.lab.forget_closed();
+    session.set_format(render::Format::Auto);
+    session.closed_stream = None;
+    let mut differ = Vec::new();
+    for (i, line, ok) in again {
+        let (line, now) = eval(rt, session, interrupts, &line);
+        let interrupted = matches!(&now, Err(e) if e.exit == Exit::Interrupted);
+        if now.is_ok() != ok {
+            differ.push((i, line, now.err()));
+        }
+        if interrupted {
+            break;
+        }
+    }
+    session.printer.mute(false);
+    for (i, line, e) in differ {
+        session.say(match e {
+            Some(e) => l.pick(
+                &format!("  第 {} 步 ({line}) 这次失败了: {}", i + 1, e.message),
+                &format!("  step {} ({line}) failed this time: {}", i + 1, e.message),
+                "",
+            ),
+            None => l.pick(
+                &format!("  第 {} 步 ({line}) 上次失败, 这次成功了", i + 1),
+                &format!(
+                    "  step {} ({line}) failed before, and worked this time",
+                    i + 1
+                ),
+                "",
+            ),
+        });
+    }
+    prev
+}
+
+/// Runs one line (its `{NAME.port}` expanded, which it returns); Ctrl-C
+/// while it runs interrupts it (at the prompt, rustyline reads Ctrl-C as a
+/// key).
+fn eval(
+    rt: &Runtime,
+    session: &mut Session,
+    interrupts: &mut Signal,
+    line: &str,
+) -> (String, Result<(), CmdError>) {
     let line = session.expand(line);
     let result = rt.block_on(async {
         tokio::select! {
@@ -542,12 +635,19 @@ fn eval_print(rt: &Runtime, session: &mut Session, interrupts: &mut Signal, line
             _ = interrupts.recv() => Err(CmdError::new(Exit::Interrupted, "interrupted")),
         }
     });
+    (line, result)
+}
+
+/// Runs one typed line and prints its error, if any; whether it worked.
+fn eval_print(rt: &Runtime, session: &mut Session, interrupts: &mut Signal, line: &str) -> bool {
+    let (line, result) = eval(rt, session, interrupts, line);
     match result {
         // The terminal echoed ^C without a line break.
         Err(e) if e.exit == Exit::Interrupted => session.say(format!("\nerror: {}", e.message)),
         Err(e) => session.say(error_text("", &line, &e, session.tmp())),
-        Ok(()) => {}
+        Ok(()) => return true,
     }
+    false
 }
 
 #[cfg(test)]

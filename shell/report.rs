@@ -113,6 +113,12 @@ impl Printer {
         &self.settings
     }
 
+    /// Stops printing anything (`true`: commands and reports alike), or
+    /// prints again (`false`).
+    pub fn mute(&self, on: bool) {
+        self.out.mute(on);
+    }
+
     /// Prints one message of a command's own (one or more lines).
     pub fn say(&self, msg: &str) {
         self.out.line(msg);

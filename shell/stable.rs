@@ -11,6 +11,7 @@
 //!   also inside a lab host's namespace name (`sl{pid1}-teacher`); a
 //!   thread of the shell's runtime that happened to run a task is
 //!   `{runtime}` (which of them runs it is the scheduler's choice);
+//! - the number of cores (`measure`'s "this machine has {cores} cores");
 //! - durations, rates and ratios are `{time}`, `{rate}`, `{ratio}` (a
 //!   `bench` figure also `{size}`, `{count}`, by its unit); a TLS
 //!   certificate made for the session shows `{sha256}` and `valid {dates}`;
@@ -132,6 +133,8 @@ static BENCH: LazyLock<Regex> = LazyLock::new(|| {
         r"(?m)^(?P<pre>bench \w+: \S+ )(?P<n>[0-9.]+) (?P<unit>us|s|B|KiB|MiB|GiB|fds|\S+/s|KiB/conn)$",
     )
 });
+/// The number of cores, as `measure` says it.
+static CORES: LazyLock<Regex> = LazyLock::new(|| re(r"\bthis machine has \d+ cores?\b"));
 /// A SHA-256 fingerprint as `AB:CD:…` (32 bytes).
 static FINGERPRINT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:[0-9A-F]{2}:){31}[0-9A-F]{2}\b"));
 /// A session certificate's validity.
@@ -192,6 +195,7 @@ impl Stable {
             };
             format!("{}{{{name}}} {}", &c["pre"], &c["unit"])
         });
+        let text = CORES.replace_all(&text, "this machine has {cores} cores");
         let text = FINGERPRINT.replace_all(&text, "{sha256}");
         let text = VALIDITY.replace_all(&text, "valid {dates}");
         let text = TIME.replace_all(&text, "{time}");
@@ -291,9 +295,9 @@ mod tests {
         let fp = vec!["AB"; 32].join(":");
         assert_eq!(
             s.apply(&format!(
-                "58 bytes in 0.467 s, 0.02 MiB/s; rtt 24 µs; time=0.089 ms; 2.747s 1.67x; {fp}; valid 2026-11-30 to 2026-12-30; timeout 200ms"
+                "58 bytes in 0.467 s, 0.02 MiB/s; rtt 24 µs; time=0.089 ms; 2.747s 1.67x; {fp}; valid 2026-11-30 to 2026-12-30; timeout 200ms; this machine has 16 cores"
             )),
-            "58 bytes in {time}, {rate}; rtt {time}; time={time}; {time} {ratio}; {sha256}; valid {dates}; timeout 200ms"
+            "58 bytes in {time}, {rate}; rtt {time}; time={time}; {time} {ratio}; {sha256}; valid {dates}; timeout 200ms; this machine has {cores} cores"
         );
     }
 

@@ -2,7 +2,10 @@
 //! regression tests, as cram and trycmd do for command lines. Each file
 //! runs in a socklab process of its own with `--stable`; its transcript
 //! (standard output, then standard error and the exit status when there
-//! are any) is written to, or compared with, `FILE.out` beside it.
+//! are any) is written to, or compared with, `FILE.out` beside it. A
+//! `.out` may hold cram's matching lines (` (re)`, ` (glob)`, `...`:
+//! `pattern.rs`) for what this machine decides that `--stable` does not
+//! name; `record` keeps those that still match.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +15,7 @@ use anyhow::Context as _;
 use similar::TextDiff;
 
 use crate::args::{Exit, Fatal};
+use crate::pattern::{self, Recorded};
 
 /// Where a session file's transcript is kept: `lesson.sock` → `lesson.out`.
 pub fn out_path(session: &Path) -> PathBuf {
@@ -67,7 +71,9 @@ pub fn transcript(session: &Path, wait: Duration) -> anyhow::Result<String> {
 }
 
 /// `socklab record`: writes each session's transcript to its `.out`;
-/// returns the exit status (0, or that of the first file that could not
+/// where a `.out` is there already, its lines that still match (patterns
+/// written by hand among them) are kept, and only the others rewritten.
+/// Returns the exit status (0, or that of the first file that could not
 /// be run or written, after trying them all).
 ///
 /// # Errors
@@ -80,17 +86,45 @@ pub fn record(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
         let written = check_readable(session)
             .and_then(|()| transcript(session, wait))
             .and_then(|text| {
+                let (text, kept) = match std::fs::read_to_string(&out) {
+                    Ok(old) => {
+                        let old = Recorded::parse(&old).map_err(|e| {
+                            anyhow::anyhow!(e).context(Fatal::new(
+                                Exit::Data,
+                                format!("cannot use {}", out.display()),
+                            ))
+                        })?;
+                        let c = pattern::compare(&old, &text);
+                        (c.merged, c.kept)
+                    }
+                    Err(_) => (
+                        text.split_inclusive('\n')
+                            .map(|l| match l.strip_suffix('\n') {
+                                Some(l) => format!("{}\n", pattern::escape(l)),
+                                None => pattern::escape(l),
+                            })
+                            .collect(),
+                        0,
+                    ),
+                };
                 std::fs::write(&out, &text).with_context(|| {
                     Fatal::new(Exit::Io, format!("cannot write {}", out.display()))
                 })?;
-                Ok(text)
+                Ok((text, kept))
             });
         match written {
-            Ok(text) => println!(
-                "recorded {} ({} lines)",
-                out.display(),
-                text.lines().count()
-            ),
+            Ok((text, kept)) => {
+                let kept = match kept {
+                    0 => String::new(),
+                    1 => ", 1 pattern kept".to_string(),
+                    n => format!(", {n} patterns kept"),
+                };
+                println!(
+                    "recorded {} ({} lines{kept})",
+                    out.display(),
+                    text.lines().count()
+                );
+            }
             Err(e) => {
                 eprintln!("error: {e:#}");
                 if status == 0 {
@@ -103,8 +137,11 @@ pub fn record(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
 }
 
 /// `socklab check`: runs each session and compares its transcript with
-/// its `.out`; prints a unified diff for each that differs and a summary
-/// line; returns 0 when all match, 1 when any differs or has no `.out`.
+/// its `.out` (whose pattern lines match as `pattern.rs` says); prints a
+/// unified diff for each that differs (from the `.out` to what `record`
+/// would write now: a line that still matches its pattern is no
+/// difference) and a summary line; returns 0 when all match, 1 when any
+/// differs or has no `.out`.
 ///
 /// # Errors
 /// None of its own: every problem is one failed file.
@@ -122,15 +159,27 @@ pub fn check(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
             Err(e) => Err(format!("cannot read {}: {e}", out.display())),
             Ok(bytes) => {
                 let expected = String::from_utf8_lossy(&bytes).into_owned();
-                match check_readable(session).and_then(|()| transcript(session, wait)) {
-                    Err(e) => Err(format!("{e:#}")),
-                    Ok(actual) if actual == expected => Ok(()),
-                    Ok(actual) => Err(format!(
-                        "{} differs from {}:\n{}",
-                        session.display(),
-                        out.display(),
-                        diff(&expected, &actual, &out, session)
-                    )),
+                match Recorded::parse(&expected) {
+                    Err(e) => Err(format!("{}: {e}", out.display())),
+                    Ok(recorded) => {
+                        match check_readable(session).and_then(|()| transcript(session, wait)) {
+                            Err(e) => Err(format!("{e:#}")),
+                            Ok(actual) if actual == expected => Ok(()),
+                            Ok(actual) => {
+                                let c = pattern::compare(&recorded, &actual);
+                                if c.matches {
+                                    Ok(())
+                                } else {
+                                    Err(format!(
+                                        "{} differs from {}:\n{}",
+                                        session.display(),
+                                        out.display(),
+                                        diff(&expected, &c.merged, &out, session)
+                                    ))
+                                }
+                            }
+                        }
+                    }
                 }
             }
         };

@@ -90,8 +90,9 @@ fn steps(lesson: &str) -> Vec<(bool, String)> {
 }
 
 /// Issue 14, guided mode: the §8 lesson walked on a terminal with Enter,
-/// its first prediction right and its second wrong, `back` (and `skip`)
-/// once; the lesson is then recorded as done, and `lessons` says so.
+/// its first prediction right and its second wrong, `back` once (which
+/// really undoes the step before); the lesson is then recorded as done,
+/// and `lessons` says so.
 #[test]
 fn a_lesson_walked_on_a_terminal() {
     let state = tempfile::tempdir().expect("a state directory");
@@ -113,14 +114,29 @@ fn a_lesson_walked_on_a_terminal() {
             t.keys(&format!("{guess}\r"));
         }
         t.exp(&format!("socklab> {command}"));
-        if command.starts_with("socket tcp as cli_socket") && !went_back {
-            // Back to the step before, whose command is on the line again;
-            // skip it to come back here.
+        if command.starts_with("connect cli_socket") && !went_back {
+            // Connected; at the next step (a question), back: the lab starts
+            // afresh and the steps before the connect run again, unseen, so
+            // the same connect works again (on a socket already connected
+            // it would fail), to a server program started again.
             went_back = true;
-            t.keys("\x15back\r");
-            t.exp(&format!("socklab> {}", steps[k - 1].1));
-            t.keys("\x15skip\r");
-            t.exp(&format!("socklab> {command}"));
+            t.keys("\r");
+            t.exp("cli_socket: connected to 127.0.0.1:");
+            t.exp("your guess> ");
+            t.keys("back\r");
+            let said = t.exp(&format!("socklab> {command}"));
+            assert!(said.contains(&format!("Back to step {}", k + 1)), "{said}");
+            assert!(
+                said.contains("the 8 command(s) before it ran again"),
+                "{said}"
+            );
+            // Nothing of the replay shows, and nothing went differently.
+            for quiet in ["bound to", "开始监听了", "this time"] {
+                assert!(!said.contains(quiet), "{quiet:?} in {said}");
+            }
+            t.keys("\r");
+            t.exp("cli_socket: connected to 127.0.0.1:");
+            continue;
         }
         t.keys("\r");
         if *question {
@@ -150,8 +166,9 @@ fn a_lesson_walked_on_a_terminal() {
 }
 
 /// The same lesson in Chinese: the explanation, the question and the
-/// verdict are Chinese; `quit lesson` leaves it half done, and `lessons`
-/// shows how far.
+/// verdict are Chinese; `上一步` (back) at the first step stays there, and
+/// after the first step undoes it; `quit lesson` leaves it half done, and
+/// `lessons` shows how far.
 #[test]
 fn a_lesson_in_chinese_left_half_way() {
     let state = tempfile::tempdir().expect("a state directory");
@@ -161,9 +178,19 @@ fn a_lesson_in_chinese_left_half_way() {
     t.exp("Enter 运行行上的命令");
     t.exp("客户端代码思路");
     t.exp("socklab> socket tcp as 预留");
+    t.keys("\x15上一步\r");
+    t.exp("已经是第一步了");
+    t.exp("socklab> socket tcp as 预留");
     t.keys("\r");
     t.exp("预留 = <socket.socket");
     t.exp("socklab> bind 预留");
+    // Back undoes the socket: made again, its name is free.
+    t.keys("\x15上一步\r");
+    t.exp("回到第 1 步: 一个新的实验室, 之前的 0 条命令重新运行");
+    t.exp("socklab> socket tcp as 预留");
+    t.keys("\r");
+    let made = t.exp("socklab> bind 预留");
+    assert!(made.contains("预留 = <socket.socket"), "{made}");
     t.keys("\x15quit lesson\r");
     t.exp("socklab> ");
     t.keys("lessons\r");

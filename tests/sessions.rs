@@ -118,3 +118,42 @@ fn transcripts_are_deterministic() {
         }
     }
 }
+
+/// The shell's own words in Chinese alone (`--lang zh`), for sessions full
+/// of them: the one-line meanings of OS errors, the hints under errors and
+/// the notes under output (`session-zh@FILE`). The OS's own error text
+/// stays as the OS writes it.
+#[test]
+fn sessions_in_chinese() {
+    settings().bind(|| {
+        for name in ["errors", "udp", "regex-and-implicit-binds"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/sessions/{name}.sock"));
+            let script = std::fs::read_to_string(&path).expect("session file is readable");
+            let run = run_script_env(&script, &["--lang", "zh"], &[("SOCKLAB_TRACE", "observe")]);
+            let text = transcript(&run);
+            for english in [
+                "   note: ",
+                "(`sockets` lists them)",
+                "there are no sockets yet",
+                "another socket already holds",
+            ] {
+                assert!(!text.contains(english), "{english:?} in {name}:\n{text}");
+            }
+            insta::assert_snapshot!(format!("session-zh@{name}.sock"), text);
+        }
+    });
+    // The OS's words stay; the meaning under them is Chinese.
+    let run = run_script_env(
+        "listen 0 as srv\nclose srv\n!connect 127.0.0.1 {srv.port}\n",
+        &["--lang", "zh"],
+        &[],
+    );
+    let text = transcript(&run);
+    assert!(
+        text.contains("Connection refused (os error 111)\n")
+            && text.contains("那个端口上没有程序在监听")
+            && !text.contains("nothing listens"),
+        "{text}"
+    );
+}

@@ -22,8 +22,15 @@ pub fn socket_arg(s: &Session, a: &mut Args) -> CmdResult<String> {
             .map(|(_, n)| n.clone());
         let mut e = CmdError::at(span, format!("no socket named '{name}'"));
         e = match near {
-            Some(n) => e.hint(format!("did you mean '{n}'? (`sockets` lists them)")),
-            None if names.is_empty() => e.hint("there are no sockets yet: `socket tcp`, `listen PORT` or `connect HOST PORT` make one"),
+            Some(n) => e.hint(crate::catalogue::fill(
+                "no-socket-near",
+                crate::render::HINT_INDENT,
+                &[("name", &n)],
+            )),
+            None if names.is_empty() => e.hint(crate::catalogue::text(
+                "no-sockets-yet",
+                crate::render::HINT_INDENT,
+            )),
             None => e.hint(format!("sockets: {}", names.join(", "))),
         };
         return Err(e);

@@ -77,15 +77,23 @@ pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
         // recv returns at the first byte: running out of time means none
         // came. Say from whom it was awaited, and what came before.
         let hint = match s.lab.info(&name) {
-            Ok(i) => format!(
-                "nothing arrived: recv waited for {} to send ({name} has received {} in all)",
-                i.peer.map_or("the peer".to_string(), |p| format!(
-                    "the peer {}",
-                    render::addr(&p)
-                )),
-                render::payload(&[], i.bytes_in as usize, s.format())
+            Ok(i) => crate::catalogue::fill(
+                "recv-nothing-from",
+                render::HINT_INDENT,
+                &[
+                    (
+                        "peer",
+                        &i.peer
+                            .map_or("(address unknown)".to_string(), |p| render::addr(&p)),
+                    ),
+                    ("name", &name),
+                    (
+                        "bytes",
+                        &render::payload(&[], i.bytes_in as usize, s.format()),
+                    ),
+                ],
             ),
-            Err(_) => "nothing arrived".to_string(),
+            Err(_) => crate::catalogue::text("recv-nothing", render::HINT_INDENT),
         };
         e.hint(hint)
     })?;
@@ -272,14 +280,14 @@ pub async fn sendto(s: &mut Session, mut a: Args) -> CmdResult {
         render::payload(&bytes, n, s.format())
     ));
     if let (true, Ok(Some(local))) = (unbound, s.lab.info(&name).map(|i| i.local)) {
-        s.say(format!(
-            "   note: {name} was not bound, so sendto bound it first, as the OS does: to {} (any address, a free port); replies come back there",
-            render::addr(&local)
+        s.say(super::sockets::note(
+            "note-sendto-bound",
+            &[("name", &name), ("addr", &render::addr(&local))],
         ));
         if local.ip().is_unspecified() {
-            s.say(format!(
-                "   note: {} is every interface of this machine: other machines can send to it",
-                local.ip()
+            s.say(super::sockets::note(
+                "note-every-interface-send",
+                &[("addr", &local.ip().to_string())],
             ));
         }
     }
@@ -312,10 +320,12 @@ pub async fn recvfrom(s: &mut Session, mut a: Args) -> CmdResult {
         render::payload(&d.data, d.data.len(), s.format())
     ));
     if d.size > d.data.len() {
-        s.say(format!(
-            "   the datagram had {} bytes; {} did not fit and are lost (a datagram is read whole, once)",
-            d.size,
-            d.size - d.data.len()
+        s.say(super::sockets::note(
+            "udp-truncated",
+            &[
+                ("size", &d.size.to_string()),
+                ("lost", &(d.size - d.data.len()).to_string()),
+            ],
         ));
     }
     Ok(())

@@ -77,9 +77,9 @@ pub async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
     ));
     s.say(serving_text(s.tmp(), kind, &path, max_size, overwrite));
     if !local.ip().is_loopback() {
-        s.say(format!(
-            "   note: {} is not loopback: other machines can connect to it",
-            local.ip()
+        s.say(super::sockets::note(
+            "note-not-loopback-connect",
+            &[("addr", &local.ip().to_string())],
         ));
     }
     Ok(())
@@ -142,25 +142,18 @@ fn serving_text(
     max_size: Option<u64>,
     overwrite: bool,
 ) -> String {
+    let dir = tmp.path(path).to_string();
     if kind == "files" {
-        let limit = max_size.map_or("no size limit but free space".to_string(), |m| {
-            format!("at most {m} bytes")
-        });
-        format!(
-            "   uploads go into {} and nowhere else ({}{}); its files can be downloaded",
-            tmp.path(path),
-            limit,
-            if overwrite {
-                "; existing files are replaced"
-            } else {
-                "; existing files are kept"
-            }
-        )
+        let id = match (max_size.is_some(), overwrite) {
+            (true, true) => "serve-files-max-replace",
+            (true, false) => "serve-files-max-keep",
+            (false, true) => "serve-files-replace",
+            (false, false) => "serve-files-keep",
+        };
+        let max = max_size.map(|m| m.to_string()).unwrap_or_default();
+        super::sockets::note(id, &[("dir", &dir), ("max", &max)])
     } else {
-        format!(
-            "   raw: what each client sends until it closes is saved as {} (no name, size or digest: nothing can be verified)",
-            tmp.path(path)
-        )
+        super::sockets::note("serve-raw", &[("path", &dir)])
     }
 }
 
@@ -289,7 +282,7 @@ async fn upload_raw(
             ""
         }
     ));
-    s.say("   raw carries no name, size or digest: the receiver cannot tell a whole file from a cut one");
+    s.say(super::sockets::note("raw-unverified", &[]));
     Ok(())
 }
 

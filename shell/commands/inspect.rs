@@ -295,8 +295,9 @@ fn render_ping(r: &PingReport) -> String {
             ProbeOutcome::Reply { time } => format!("reply time={}", ms(*time)),
             ProbeOutcome::Connected { time } => format!("connected time={}", ms(*time)),
             ProbeOutcome::Refused { time } => format!(
-                "refused time={} (the host answered: nothing listens on that port)",
-                ms(*time)
+                "refused time={} {}",
+                ms(*time),
+                crate::catalogue::inline("ping-refused")
             ),
             ProbeOutcome::Timeout => "no answer (timed out)".to_string(),
             ProbeOutcome::Error(e) => format!("error: {e}"),

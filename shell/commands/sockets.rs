@@ -87,8 +87,9 @@ pub async fn set(s: &mut Session, mut a: Args) -> CmdResult {
         SockOpt::ReuseAddr | SockOpt::ReusePort | SockOpt::V6Only
     );
     if before_bind && (info.role != Role::Fresh || info.state == "bound") {
-        s.say(format!(
-            "   note: {name} is already bound; {opt} only affects a bind that comes after it, so this changes nothing now"
+        s.say(note(
+            "note-already-bound",
+            &[("name", &name), ("opt", &opt.to_string())],
         ));
     }
     Ok(())
@@ -155,9 +156,9 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
             let at = info.local.map(|l| render::addr(&l)).unwrap_or_default();
             s.say(format!("{name}: listening on {at} (backlog {backlog}); clients wait in the queue until `accept {name}`"));
             if let (true, Some(local)) = (unbound, info.local) {
-                s.say(format!(
-                    "   note: {name} was not bound, so listen bound it first, as the OS does: to {} (any address, a free port)",
-                    render::addr(&local)
+                s.say(note(
+                    "note-listen-bound",
+                    &[("name", &name), ("addr", &render::addr(&local))],
                 ));
             }
             if let Some(local) = info.local {
@@ -262,11 +263,8 @@ fn say_server(s: &Session, info: &socklab_net::SocketInfo, how: ServeMode, port:
         info.name
     ));
     match how {
-        ServeMode::Iterative => s.say(format!(
-            "   iterative: one client at a time; the next waits in the backlog until `close {}.N` (the lecture's loop)",
-            info.name
-        )),
-        ServeMode::Thread => s.say("   thread: one OS thread reads each client"),
+        ServeMode::Iterative => s.say(note("serve-iterative", &[("name", &info.name)])),
+        ServeMode::Thread => s.say(note("serve-thread", &[])),
         ServeMode::Task => {}
     }
 }
@@ -284,30 +282,32 @@ pub(super) fn note_exposure(s: &Session, local: std::net::SocketAddr) {
     if let Some(place) = socklab_net::netns::current() {
         // A lab host's addresses are on the lab's LAN only.
         if !local.ip().is_loopback() {
-            let what = if local.ip().is_unspecified() {
-                "every interface of"
+            let id = if local.ip().is_unspecified() {
+                "note-lab-every-interface"
             } else {
-                "the LAN interface of"
+                "note-lab-lan"
             };
-            s.say(format!(
-                "   note: {} is {what} {}: the other lab hosts can connect to it",
-                local.ip(),
-                place.host
+            s.say(note(
+                id,
+                &[("addr", &local.ip().to_string()), ("host", &place.host)],
             ));
         }
         return;
     }
     if !local.ip().is_loopback() {
-        let what = if local.ip().is_unspecified() {
-            "every interface of this machine"
+        let id = if local.ip().is_unspecified() {
+            "note-every-interface-connect"
         } else {
-            "a non-loopback address"
+            "note-non-loopback-connect"
         };
-        s.say(format!(
-            "   note: {} is {what}: other machines can connect to it",
-            local.ip()
-        ));
+        s.say(note(id, &[("addr", &local.ip().to_string())]));
     }
+}
+
+/// A note under a command's output (`   note: …`), in the session's
+/// language (under `both`, the Chinese on the next line, as indented).
+pub(super) fn note(id: &str, args: &[(&str, &str)]) -> String {
+    format!("   {}", crate::catalogue::fill(id, "   ", args))
 }
 
 /// `exec PROGRAM [ARGS…] [as NAME]`
@@ -371,8 +371,10 @@ pub async fn accept(s: &mut Session, mut a: Args) -> CmdResult {
             return e;
         }
         let so_far = s.lab.info(&name).map_or(0, |i| i.accepted);
-        e.hint(format!(
-            "no client came: accept waited for a client to connect to {name} ({so_far} accepted before); `connect {name}` makes one"
+        e.hint(crate::catalogue::fill(
+            "accept-timeout",
+            render::HINT_INDENT,
+            &[("name", &name), ("n", &so_far.to_string())],
         ))
     })?;
     let peer = match &info.unix {
@@ -461,9 +463,10 @@ fn connect_timed_out(e: socklab_net::NetError, to: std::net::SocketAddr) -> CmdE
     if !handshake {
         return c;
     }
-    c.hint(format!(
-        "no answer to our SYN came from {}: its listen queue is full, or it (or the network) drops packets; the socket stays in SYN_SENT",
-        render::addr(&to)
+    c.hint(crate::catalogue::fill(
+        "syn-timeout",
+        render::HINT_INDENT,
+        &[("addr", &render::addr(&to))],
     ))
 }
 
@@ -632,9 +635,9 @@ pub async fn udp(s: &mut Session, mut a: Args) -> CmdResult {
         port_note(port, info.local)
     ));
     if !local.ip().is_loopback() {
-        s.say(format!(
-            "   note: {} is not loopback: other machines can send to it",
-            local.ip()
+        s.say(note(
+            "note-not-loopback-send",
+            &[("addr", &local.ip().to_string())],
         ));
     }
     Ok(())
@@ -654,7 +657,7 @@ fn say_connected(s: &Session, info: &socklab_net::SocketInfo) {
     let local = info.local.map(|p| render::addr(&p)).unwrap_or_default();
     s.say(format!("{}: connected to {peer} from {local}", info.name));
     if info.role == Role::Datagram {
-        s.say("   UDP: no packet was sent; connect only fixes the peer for send and recv");
+        s.say(note("udp-connect", &[]));
     }
 }
 

@@ -680,6 +680,18 @@ impl Lab {
         }
     }
 
+    /// Forgets what the lab remembers of closed sockets (their addresses,
+    /// the connections behind TIME_WAIT rows, outside streams still to
+    /// settle) and starts unnamed sockets at `s1` again: after
+    /// [`Lab::close_all`], the lab is as a new one (a guided lesson's
+    /// `back`). The kernel's TIME_WAIT entries stay, unnamed.
+    pub fn forget_closed(&self) {
+        lock(&self.inner.departed).clear();
+        lock(&self.inner.closed_addrs).clear();
+        lock(&self.inner.closed_outside).clear();
+        self.inner.next_auto.store(1, Ordering::Relaxed);
+    }
+
     /// Connections this lab closed that the kernel still holds in
     /// TIME_WAIT: (the closed socket's name, the row from the OS's socket
     /// table). The side that closed first holds TIME_WAIT.
