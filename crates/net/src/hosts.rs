@@ -16,6 +16,7 @@
 //! socklab's own delay line ([`delay`]).
 
 pub mod delay;
+pub mod rootless;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -334,11 +335,13 @@ impl Hosts {
             let port = format!("p{}", self.next_port);
             self.next_port += 1;
             root.push_str(&format!("netns add {ns}\n"));
-            root.push_str(&format!(
-                "link add {port} netns {} type veth peer name eth0 netns {ns}\n",
-                self.lan_ns()
+            // Made from the LAN's namespace (not the root one, where a
+            // user namespace's root may make nothing): one end stays
+            // there, the other goes to the host.
+            bridge.push_str(&format!(
+                "link add {port} type veth peer name eth0 netns {ns}\n\
+                 link set {port} master br0\nlink set {port} up\n"
             ));
-            bridge.push_str(&format!("link set {port} master br0\nlink set {port} up\n"));
             made.push((name.clone(), ns, port, *addr));
         }
         let undo = |made: &[(String, String, String, Ipv4Addr)]| {
@@ -348,7 +351,7 @@ impl Hosts {
                 .collect();
             let _ = ip_args(&["-force"], None, &script);
         };
-        if let Err(e) = ip(None, &root).and_then(|()| ip(Some(&self.lan_ns()), &bridge)) {
+        if let Err(e) = ip_netns_add(&root).and_then(|()| ip(Some(&self.lan_ns()), &bridge)) {
             undo(&made);
             return Err(e);
         }
@@ -495,7 +498,7 @@ impl Hosts {
     /// The LAN's namespace and its bridge.
     fn make_lan(&mut self) -> Result<(), HostError> {
         let ns = self.lan_ns();
-        ip(None, &format!("netns add {ns}\n"))?;
+        ip_netns_add(&format!("netns add {ns}\n"))?;
         let (net, _) = netns::lan();
         let place = match Place::open("lan", net, &Path::new(NETNS_DIR).join(&ns)) {
             Ok(p) => p,
@@ -842,17 +845,43 @@ fn check_host_name(name: &str) -> Result<(), HostError> {
     }
 }
 
-/// What making hosts needs that this process lacks, if anything.
+/// What making hosts needs that this process lacks, if anything: root,
+/// or a user namespace of its own ([`rootless::enter`]).
 ///
 /// # Errors
 /// [`HostError::Missing`] saying what is missing.
 pub fn privileges() -> Result<(), HostError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(HostError::Missing(
-            "hosts need root: making network namespaces takes CAP_SYS_ADMIN and CAP_NET_ADMIN; run socklab as root (sudo socklab)".into(),
-        ));
+    const NEED: &str = "hosts need root or a user namespace of socklab's own: making network namespaces takes CAP_SYS_ADMIN and CAP_NET_ADMIN over them";
+    match rootless::entered() {
+        Some(rootless::Entered::Rootless | rootless::Entered::Root) => Ok(()),
+        Some(rootless::Entered::Refused(why)) => Err(HostError::Missing(format!(
+            "{NEED}, and {why}; or run socklab as root (sudo socklab)"
+        ))),
+        None if nix::unistd::geteuid().is_root() => Ok(()),
+        None => Err(HostError::Missing(format!(
+            "{NEED}; run socklab as root (sudo socklab)"
+        ))),
     }
-    Ok(())
+}
+
+/// Runs `ip -batch -` with `script` (`netns add` lines) where it may make
+/// network namespaces: here as root; without root, in a network namespace
+/// of its own made for the run, since `ip netns add` goes back to the
+/// namespace it started in, and a user namespace's root may not enter the
+/// machine's.
+fn ip_netns_add(script: &str) -> Result<(), HostError> {
+    let args = ["-batch", "-"].map(String::from);
+    run_in(
+        "ip",
+        &args,
+        Some(script),
+        rootless::active().then_some(fresh_netns as fn() -> std::io::Result<()>),
+    )
+}
+
+/// Puts the child about to run `ip` into a network namespace of its own.
+fn fresh_netns() -> std::io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
 }
 
 /// Runs `ip [-n NS] -batch -` with `script` on its standard input.
@@ -873,7 +902,26 @@ fn ip_args(extra: &[&str], ns: Option<&str>, script: &str) -> Result<(), HostErr
 
 /// Runs a system command; its error output becomes the error.
 fn run(program: &str, args: &[String], input: Option<&str>) -> Result<(), HostError> {
-    let mut child = Command::new(program)
+    run_in(program, args, input, None)
+}
+
+/// [`run`], with `before` run in the child before it executes `program`.
+fn run_in(
+    program: &str,
+    args: &[String],
+    input: Option<&str>,
+    before: Option<fn() -> std::io::Result<()>>,
+) -> Result<(), HostError> {
+    let mut command = Command::new(program);
+    if let Some(before) = before {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: `before` makes one system call (unshare) and allocates
+        // nothing, so it is safe between fork and exec.
+        unsafe {
+            command.pre_exec(before);
+        }
+    }
+    let mut child = command
         .args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
