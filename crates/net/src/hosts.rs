@@ -976,7 +976,9 @@ pub struct Leftover {
 
 /// Removes the namespaces (and so the links) that socklab shells no longer
 /// running left behind (killed with SIGKILL, say); returns what it removed.
-/// A shell whose PID now belongs to another program counts as gone.
+/// A shell whose PID now belongs to another program counts as gone, unless
+/// a thread of that PID is inside the namespace (a socklab installed under
+/// another name).
 pub fn sweep() -> Vec<Leftover> {
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
         return Vec::new();
@@ -986,7 +988,7 @@ pub fn sweep() -> Vec<Leftover> {
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(pid) = owner(&name) else { continue };
-        if pid != me && !socklab_alive(pid) {
+        if pid != me && !socklab_alive(pid) && !inside(pid, &name) {
             found.entry(pid).or_default().push(name);
         }
     }
@@ -1006,6 +1008,23 @@ pub fn sweep() -> Vec<Leftover> {
         }
     }
     out
+}
+
+/// Whether a thread of process `pid` is inside namespace `name` of
+/// [`NETNS_DIR`]: a running shell parks one in each namespace it made,
+/// whatever its program is called.
+fn inside(pid: u32, name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(ns) = std::fs::metadata(Path::new(NETNS_DIR).join(name)) else {
+        return false;
+    };
+    let want = format!("net:[{}]", ns.ino());
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        std::fs::read_link(t.path().join("ns/net")).is_ok_and(|l| l.as_os_str() == want.as_str())
+    })
 }
 
 /// The PID in a namespace name this program makes (`sl1234-teacher`).
