@@ -29,7 +29,10 @@ fn unprivileged_command(env: &[(&str, &str)]) -> (tempfile::TempDir, Command) {
     // nobody must reach the binary (the target directory may be root's
     // alone) and the directory.
     let bin = dir.path().join("socklab");
-    std::fs::copy(env!("CARGO_BIN_EXE_socklab"), &bin).expect("the binary copied");
+    // A link where it can be (the debug binary is large), else a copy.
+    std::fs::hard_link(env!("CARGO_BIN_EXE_socklab"), &bin)
+        .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_socklab"), &bin).map(drop))
+        .expect("the binary linked or copied");
     let open = |p: &Path| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod")
     };
