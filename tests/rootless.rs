@@ -147,10 +147,16 @@ fn without_root_the_classroom_runs_in_a_user_namespace_and_leaves_nothing() {
     let run = unprivileged(
         "exec readlink /proc/self/ns/user as who\n\
          expect who /user:\\[\\d+\\]/\n\
+         exec id -u as me\n\
+         expect me /\\d+/\n\
          host add teacher\n\
          host add student 2\n\
          on teacher exec readlink /proc/self/ns/net as where\n\
          expect where /net:\\[\\d+\\]/\n\
+         on teacher exec id -u as them\n\
+         expect them /\\d+/\n\
+         on teacher exec grep CapEff /proc/self/status as caps\n\
+         expect caps /CapEff:\\s+\\w+/\n\
          on teacher listen 192.168.24.148 5556 as srv\n\
          on student1 connect 192.168.24.148 5556 as s1\n\
          send s1 \"hello teacher\"\n\
@@ -160,6 +166,8 @@ fn without_root_the_classroom_runs_in_a_user_namespace_and_leaves_nothing() {
          sendto b 255.255.255.255 9999 \"class starts\"\n\
          on student2 ping 192.168.24.148 count 1\n\
          link teacher delay 20ms\n\
+         link student1 loss 10%\n\
+         link student2 rate 1mbit\n\
          trace on capture\n\
          on student2 connect 192.168.24.148 5556 as s2\n\
          trace off\n\
@@ -175,6 +183,21 @@ fn without_root_the_classroom_runs_in_a_user_namespace_and_leaves_nothing() {
     }
     assert_eq!(run.code, Some(0), "{text}");
     assert!(text.contains("teacher: host 192.168.24.148/24"), "{text}");
+    // Programs the person runs keep the user's own uid, in the shell and
+    // in a host, as outside socklab, and hold no capability; the `ip`
+    // and `tc` that built the hosts had theirs.
+    let uid = if nix::unistd::geteuid().is_root() {
+        NOBODY
+    } else {
+        nix::unistd::getuid().as_raw()
+    };
+    for name in ["me", "them"] {
+        assert!(
+            text.contains(&format!("{name}: matched /\\d+/: \"{uid}\"")),
+            "{name} is not uid {uid}: {text}"
+        );
+    }
+    assert!(text.contains("\"CapEff:\\t0000000000000000\""), "{text}");
     assert!(
         text.contains("srv.1 <- 13 bytes \"hello teacher\""),
         "{text}"
@@ -182,6 +205,8 @@ fn without_root_the_classroom_runs_in_a_user_namespace_and_leaves_nothing() {
     assert!(text.contains(": 12 bytes \"class starts\""), "{text}");
     assert!(text.contains("1 sent, 1 answered"), "{text}");
     assert!(text.contains("delay 20ms"), "{text}");
+    assert!(text.contains("student1: link loss 10%"), "{text}");
+    assert!(text.contains("student2: link rate 1mbit"), "{text}");
     assert!(
         text.contains("trace: capturing on the lab LAN's bridge only"),
         "{text}"

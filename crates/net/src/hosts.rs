@@ -548,7 +548,9 @@ impl Hosts {
 
     /// The LAN's bridge ports that are up and forwarding.
     fn forwarding_ports(&self) -> BTreeSet<String> {
-        let Ok(out) = Command::new("ip")
+        let mut ip = Command::new("ip");
+        rootless::keep_caps(&mut ip);
+        let Ok(out) = ip
             .args([
                 "-n",
                 &self.lan_ns(),
@@ -913,6 +915,7 @@ fn run_in(
     before: Option<fn() -> std::io::Result<()>>,
 ) -> Result<(), HostError> {
     let mut command = Command::new(program);
+    rootless::keep_caps(&mut command);
     if let Some(before) = before {
         use std::os::unix::process::CommandExt as _;
         // SAFETY: `before` makes one system call (unshare) and allocates

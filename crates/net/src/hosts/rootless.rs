@@ -3,12 +3,22 @@
 //!
 //! Making network namespaces, veths and bridges takes CAP_SYS_ADMIN and
 //! CAP_NET_ADMIN. A process that is not root can still have them over
-//! namespaces it owns: [`enter`] makes a user namespace (this user mapped
-//! to its root) and a mount namespace, and mounts a tmpfs of its own on
-//! `/run/netns`, where `ip netns` keeps its names. Everything the hosts
-//! feature does then works as it does for root, over namespaces this
-//! user owns; the shell's network namespace stays the machine's (its
+//! namespaces it owns: [`enter`] makes a user namespace and a mount
+//! namespace, and mounts a tmpfs of its own on `/run/netns`, where `ip
+//! netns` keeps its names. The user keeps their own uid and gid in it
+//! (mapped to themselves, not to the namespace's root), so programs the
+//! person runs (`exec`, `spawn`) see who they are, as outside socklab.
+//! The shell itself holds every capability of the new namespace (the
+//! kernel grants them at `unshare`, and the shell never executes
+//! another program in its place), so everything the hosts feature does
+//! in the shell works as it does for root, over namespaces this user
+//! owns; the shell's network namespace stays the machine's (its
 //! loopback, its routes, without privilege over them).
+//!
+//! A program executed by a user who is not uid 0 loses its capabilities.
+//! The helpers socklab runs to build hosts (`ip`, `tc`) get theirs back
+//! as ambient capabilities ([`keep_caps`]); the person's own programs
+//! get none.
 //!
 //! `unshare(CLONE_NEWUSER)` needs a process of one thread, so [`enter`]
 //! runs first thing in `main`, before the runtime; whether it worked (and
@@ -23,7 +33,9 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{symlink, FileTypeExt as _};
 use std::os::unix::io::AsRawFd as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 
 use nix::errno::Errno;
@@ -91,13 +103,13 @@ fn try_enter() -> Entered {
     .and_then(|()| {
         step(
             "writing /proc/self/uid_map",
-            fs::write("/proc/self/uid_map", format!("0 {uid} 1")),
+            fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")),
         )
     })
     .and_then(|()| {
         step(
             "writing /proc/self/gid_map",
-            fs::write("/proc/self/gid_map", format!("0 {gid} 1")),
+            fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")),
         )
     })
     .and_then(|()| {
@@ -119,6 +131,94 @@ fn try_enter() -> Entered {
         Ok(()) => Entered::Rootless,
         Err(why) => Entered::Refused(why),
     }
+}
+
+/// The capabilities socklab's own helpers need over the namespaces it
+/// made: CAP_SYS_ADMIN (`ip netns add` mounts, `ip -n` enters a
+/// namespace), CAP_NET_ADMIN (links, addresses, bridges, qdiscs) and
+/// CAP_NET_RAW (what `ip`/`tc` open raw). Numbers of
+/// `linux/capability.h`.
+const HELPER_CAPS: [u32; 3] = [CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW];
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two [`CapData`] (64 capabilities).
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`: one 32-capability word of each set.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Lets `command` (a helper of socklab's own: `ip`, `tc`) keep, across
+/// its exec, the capabilities it needs over the namespaces this shell
+/// made: without root the shell's user is not uid 0 in its namespace, so
+/// a program it executes would otherwise start with none. Nothing as
+/// root, or outside a user namespace of socklab's. Never call it for a
+/// program the person asked for: those run with the user's rights alone.
+pub(crate) fn keep_caps(command: &mut Command) {
+    if !active() {
+        return;
+    }
+    // SAFETY: `raise_ambient` makes three kinds of system call (capget,
+    // capset, prctl) on values on its stack, and allocates nothing (its
+    // error is an OS error code), so it is safe between fork and exec.
+    unsafe {
+        command.pre_exec(raise_ambient);
+    }
+}
+
+/// In the child about to exec a helper: makes [`HELPER_CAPS`]
+/// inheritable (the kernel requires it) and raises them as ambient
+/// capabilities, which an exec by a non-root user keeps. Async-signal-safe:
+/// no allocation, no lock.
+fn raise_ambient() -> io::Result<()> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget(2) with a version-3 header writes two `CapData`,
+    // which `data` holds; both pointers are to live locals.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for cap in HELPER_CAPS {
+        data[(cap / 32) as usize].inheritable |= 1 << (cap % 32);
+    }
+    // SAFETY: capset(2) reads the header and two `CapData` from live
+    // locals; it changes only this (child) process's credentials.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for cap in HELPER_CAPS {
+        // SAFETY: prctl(2) with integer arguments only.
+        let raised = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                libc::c_ulong::from(cap),
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if raised != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// A tmpfs of this user on `/run/netns`. Where `/run` has no `netns`
