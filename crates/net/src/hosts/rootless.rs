@@ -1,5 +1,6 @@
 //! Hosts without root: the shell enters a user namespace of its own at
-//! start, as rootless containers do (`unshare -Urm`).
+//! start, as rootless containers do (`unshare -Um`, the user mapped to
+//! themselves rather than to root).
 //!
 //! Making network namespaces, veths and bridges takes CAP_SYS_ADMIN and
 //! CAP_NET_ADMIN. A process that is not root can still have them over
@@ -134,13 +135,12 @@ fn try_enter() -> Entered {
 }
 
 /// The capabilities socklab's own helpers need over the namespaces it
-/// made: CAP_SYS_ADMIN (`ip netns add` mounts, `ip -n` enters a
-/// namespace), CAP_NET_ADMIN (links, addresses, bridges, qdiscs) and
-/// CAP_NET_RAW (what `ip`/`tc` open raw). Numbers of
-/// `linux/capability.h`.
-const HELPER_CAPS: [u32; 3] = [CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW];
+/// made: CAP_SYS_ADMIN (`ip netns add` mounts, `ip -n`/`tc -n` enter a
+/// namespace) and CAP_NET_ADMIN (links, addresses, bridges, qdiscs,
+/// filters). Numbers of `linux/capability.h`. (CAP_NET_RAW is not among
+/// them: the shell opens its raw and packet sockets itself.)
+const HELPER_CAPS: [u32; 2] = [CAP_SYS_ADMIN, CAP_NET_ADMIN];
 const CAP_NET_ADMIN: u32 = 12;
-const CAP_NET_RAW: u32 = 13;
 const CAP_SYS_ADMIN: u32 = 21;
 
 /// `_LINUX_CAPABILITY_VERSION_3`: two [`CapData`] (64 capabilities).
