@@ -165,6 +165,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(&e)),
     };
+    // Without root, hosts live in a user namespace of this shell's own;
+    // entering one needs a process of one thread, so it is done here,
+    // before the runtime. A refusal is said when a host is asked for.
+    socklab_net::hosts::rootless::enter();
     let status = match &cli.command {
         Some(Action::Record { files }) => transcript::record(files, cli.wait),
         Some(Action::Check { files }) => transcript::check(files, cli.wait),

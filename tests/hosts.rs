@@ -203,6 +203,69 @@ fn a_killed_shell_is_cleaned_up_by_the_next() {
 }
 
 #[test]
+fn a_running_shell_under_another_name_keeps_its_hosts() {
+    if !root("a_running_shell_under_another_name_keeps_its_hosts") {
+        return;
+    }
+    // socklab installed as `socklab-0.1`: its command name is not
+    // `socklab`, yet another shell starting must not take it for dead.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let bin = dir.path().join("socklab-0.1");
+    std::fs::copy(env!("CARGO_BIN_EXE_socklab"), &bin).expect("copied");
+    let mut child = Command::new(&bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socklab-0.1 starts");
+    let pid = child.id();
+    let mut cleanup = Cleanup(vec![pid]);
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut out = BufReader::new(child.stdout.take().expect("piped"));
+    let mut until = |stdin: &mut std::process::ChildStdin, lines: &str, mark: &str| {
+        writeln!(stdin, "{lines}\necho {mark}").expect("written");
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).expect("read") > 0,
+                "ended early: {seen}"
+            );
+            if line.starts_with(mark) {
+                return seen;
+            }
+            seen.push_str(&line);
+            assert!(Instant::now() < deadline, "no {mark} within 60 s: {seen}");
+        }
+    };
+    until(
+        &mut stdin,
+        "host add teacher\nhost add student1\non teacher listen 192.168.24.148 5556 as srv",
+        "made",
+    );
+    // Another shell starts, and sweeps.
+    let next = run_script("echo hello\n", &[]);
+    assert_eq!(next.code, 0);
+    assert!(
+        !next.stderr.contains(&format!("socklab {pid},")),
+        "{}",
+        next.stderr
+    );
+    assert_eq!(of_shell(pid).len(), 3, "{:?}", netns());
+    let seen = until(
+        &mut stdin,
+        "on student1 connect 192.168.24.148 5556 as s1\nsend s1 still",
+        "sent",
+    );
+    assert!(seen.contains("srv.1 <- 5 bytes \"still\""), "{seen}");
+    drop(stdin);
+    let _ = child.wait();
+    assert!(of_shell(pid).is_empty(), "{:?}", netns());
+    cleanup.0.clear();
+}
+
+#[test]
 fn sigterm_and_ctrl_c_remove_the_hosts() {
     if !root("sigterm_and_ctrl_c_remove_the_hosts") {
         return;
@@ -701,6 +764,9 @@ fn without_root_hosts_say_what_is_missing() {
             "--clear-groups",
             env!("CARGO_BIN_EXE_socklab"),
         ])
+        // Kept out of a user namespace of its own (tests/rootless.rs
+        // covers that): hosts then need root.
+        .env("SOCKLAB_NO_USERNS", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -720,7 +786,7 @@ fn without_root_hosts_say_what_is_missing() {
     );
     assert_eq!(out.status.code(), Some(69), "{text}");
     assert!(
-        text.contains("hosts need root: making network namespaces takes CAP_SYS_ADMIN"),
+        text.contains("hosts need root or a user namespace of socklab's own: making network namespaces takes CAP_SYS_ADMIN"),
         "{text}"
     );
 }

@@ -13,6 +13,7 @@ mod log;
 mod python;
 mod relay;
 mod repl;
+mod rootless;
 mod sessions;
 mod stable;
 mod support;

@@ -31,14 +31,18 @@ pub async fn trace(s: &mut Session, mut a: Args) -> CmdResult {
     };
     a.done()?;
     let (mode, why) = s.lab.trace_on(wish)?;
-    match mode {
-        TraceMode::Capture if socklab_net::netns::lan_place().is_some() => s.say(
+    match (mode, why) {
+        // Without root: the LAN's bridge alone (see hosts/rootless.rs).
+        (TraceMode::Capture, Some(why)) => s.say(format!(
+            "trace: capturing on the lab LAN's bridge only, this shell's ports; segments show after each command (not on the loopback interface: {why})"
+        )),
+        (TraceMode::Capture, None) if socklab_net::netns::lan_place().is_some() => s.say(
             "trace: capturing on the loopback interface (lo) and on the lab LAN's bridge, this shell's ports only; segments show after each command",
         ),
-        TraceMode::Capture => s.say(
+        (TraceMode::Capture, None) => s.say(
             "trace: capturing on the loopback interface (lo), this shell's ports only; segments show after each command",
         ),
-        TraceMode::Observe => {
+        (TraceMode::Observe, why) => {
             if let Some(why) = why {
                 s.say(format!("trace: cannot capture ({why}); observing instead"));
             }

@@ -16,6 +16,7 @@
 //! socklab's own delay line ([`delay`]).
 
 pub mod delay;
+pub mod rootless;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -334,11 +335,13 @@ impl Hosts {
             let port = format!("p{}", self.next_port);
             self.next_port += 1;
             root.push_str(&format!("netns add {ns}\n"));
-            root.push_str(&format!(
-                "link add {port} netns {} type veth peer name eth0 netns {ns}\n",
-                self.lan_ns()
+            // Made from the LAN's namespace (not the root one, where a
+            // user namespace's root may make nothing): one end stays
+            // there, the other goes to the host.
+            bridge.push_str(&format!(
+                "link add {port} type veth peer name eth0 netns {ns}\n\
+                 link set {port} master br0\nlink set {port} up\n"
             ));
-            bridge.push_str(&format!("link set {port} master br0\nlink set {port} up\n"));
             made.push((name.clone(), ns, port, *addr));
         }
         let undo = |made: &[(String, String, String, Ipv4Addr)]| {
@@ -348,7 +351,7 @@ impl Hosts {
                 .collect();
             let _ = ip_args(&["-force"], None, &script);
         };
-        if let Err(e) = ip(None, &root).and_then(|()| ip(Some(&self.lan_ns()), &bridge)) {
+        if let Err(e) = ip_netns_add(&root).and_then(|()| ip(Some(&self.lan_ns()), &bridge)) {
             undo(&made);
             return Err(e);
         }
@@ -495,7 +498,7 @@ impl Hosts {
     /// The LAN's namespace and its bridge.
     fn make_lan(&mut self) -> Result<(), HostError> {
         let ns = self.lan_ns();
-        ip(None, &format!("netns add {ns}\n"))?;
+        ip_netns_add(&format!("netns add {ns}\n"))?;
         let (net, _) = netns::lan();
         let place = match Place::open("lan", net, &Path::new(NETNS_DIR).join(&ns)) {
             Ok(p) => p,
@@ -545,7 +548,9 @@ impl Hosts {
 
     /// The LAN's bridge ports that are up and forwarding.
     fn forwarding_ports(&self) -> BTreeSet<String> {
-        let Ok(out) = Command::new("ip")
+        let mut ip = Command::new("ip");
+        rootless::keep_caps(&mut ip);
+        let Ok(out) = ip
             .args([
                 "-n",
                 &self.lan_ns(),
@@ -842,17 +847,43 @@ fn check_host_name(name: &str) -> Result<(), HostError> {
     }
 }
 
-/// What making hosts needs that this process lacks, if anything.
+/// What making hosts needs that this process lacks, if anything: root,
+/// or a user namespace of its own ([`rootless::enter`]).
 ///
 /// # Errors
 /// [`HostError::Missing`] saying what is missing.
 pub fn privileges() -> Result<(), HostError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(HostError::Missing(
-            "hosts need root: making network namespaces takes CAP_SYS_ADMIN and CAP_NET_ADMIN; run socklab as root (sudo socklab)".into(),
-        ));
+    const NEED: &str = "hosts need root or a user namespace of socklab's own: making network namespaces takes CAP_SYS_ADMIN and CAP_NET_ADMIN over them";
+    match rootless::entered() {
+        Some(rootless::Entered::Rootless | rootless::Entered::Root) => Ok(()),
+        Some(rootless::Entered::Refused(why)) => Err(HostError::Missing(format!(
+            "{NEED}, and {why}; or run socklab as root (sudo socklab)"
+        ))),
+        None if nix::unistd::geteuid().is_root() => Ok(()),
+        None => Err(HostError::Missing(format!(
+            "{NEED}; run socklab as root (sudo socklab)"
+        ))),
     }
-    Ok(())
+}
+
+/// Runs `ip -batch -` with `script` (`netns add` lines) where it may make
+/// network namespaces: here as root; without root, in a network namespace
+/// of its own made for the run, since `ip netns add` goes back to the
+/// namespace it started in, and a user namespace's root may not enter the
+/// machine's.
+fn ip_netns_add(script: &str) -> Result<(), HostError> {
+    let args = ["-batch", "-"].map(String::from);
+    run_in(
+        "ip",
+        &args,
+        Some(script),
+        rootless::active().then_some(fresh_netns as fn() -> std::io::Result<()>),
+    )
+}
+
+/// Puts the child about to run `ip` into a network namespace of its own.
+fn fresh_netns() -> std::io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
 }
 
 /// Runs `ip [-n NS] -batch -` with `script` on its standard input.
@@ -873,7 +904,27 @@ fn ip_args(extra: &[&str], ns: Option<&str>, script: &str) -> Result<(), HostErr
 
 /// Runs a system command; its error output becomes the error.
 fn run(program: &str, args: &[String], input: Option<&str>) -> Result<(), HostError> {
-    let mut child = Command::new(program)
+    run_in(program, args, input, None)
+}
+
+/// [`run`], with `before` run in the child before it executes `program`.
+fn run_in(
+    program: &str,
+    args: &[String],
+    input: Option<&str>,
+    before: Option<fn() -> std::io::Result<()>>,
+) -> Result<(), HostError> {
+    let mut command = Command::new(program);
+    rootless::keep_caps(&mut command);
+    if let Some(before) = before {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: `before` makes one system call (unshare) and allocates
+        // nothing, so it is safe between fork and exec.
+        unsafe {
+            command.pre_exec(before);
+        }
+    }
+    let mut child = command
         .args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -928,7 +979,9 @@ pub struct Leftover {
 
 /// Removes the namespaces (and so the links) that socklab shells no longer
 /// running left behind (killed with SIGKILL, say); returns what it removed.
-/// A shell whose PID now belongs to another program counts as gone.
+/// A shell whose PID now belongs to another program counts as gone, unless
+/// a thread of that PID is inside the namespace (a socklab installed under
+/// another name).
 pub fn sweep() -> Vec<Leftover> {
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
         return Vec::new();
@@ -938,7 +991,7 @@ pub fn sweep() -> Vec<Leftover> {
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(pid) = owner(&name) else { continue };
-        if pid != me && !socklab_alive(pid) {
+        if pid != me && !socklab_alive(pid) && !inside(pid, &name) {
             found.entry(pid).or_default().push(name);
         }
     }
@@ -958,6 +1011,23 @@ pub fn sweep() -> Vec<Leftover> {
         }
     }
     out
+}
+
+/// Whether a thread of process `pid` is inside namespace `name` of
+/// [`NETNS_DIR`]: a running shell parks one in each namespace it made,
+/// whatever its program is called.
+fn inside(pid: u32, name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(ns) = std::fs::metadata(Path::new(NETNS_DIR).join(name)) else {
+        return false;
+    };
+    let want = format!("net:[{}]", ns.ino());
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        std::fs::read_link(t.path().join("ns/net")).is_ok_and(|l| l.as_os_str() == want.as_str())
+    })
 }
 
 /// The PID in a namespace name this program makes (`sl1234-teacher`).

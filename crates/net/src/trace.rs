@@ -183,7 +183,8 @@ pub(crate) struct ConnView {
 
 impl Tracer {
     /// Starts tracing. Returns the tracer, and why it is not a capture
-    /// when a capture was possible to want.
+    /// when a capture was possible to want (or, capturing the LAN's
+    /// bridge alone, why not the loopback interface).
     ///
     /// # Errors
     /// A capture was required and is not possible.
@@ -193,6 +194,15 @@ impl Tracer {
             TraceWish::Observe => (TraceMode::Observe, None, None, None),
             TraceWish::Auto | TraceWish::Capture => match Capture::start(ports.clone()) {
                 Ok((c, rx)) => (TraceMode::Capture, Some(c), Some(rx), None),
+                // Without root, in a user namespace of the shell's own:
+                // the machine's loopback cannot be captured, the LAN's
+                // bridge (in a namespace this user owns) can.
+                Err(CaptureError::NotPermitted(_))
+                    if crate::hosts::rootless::active() && crate::netns::lan_place().is_some() =>
+                {
+                    let why = "capturing on the loopback interface needs root or CAP_NET_RAW";
+                    (TraceMode::Capture, None, None, Some(why.to_string()))
+                }
                 Err(e) if wish == TraceWish::Auto => {
                     let why = match e {
                         CaptureError::NotPermitted(_) => {

@@ -424,7 +424,15 @@ fn group_note(e: &io::Error) -> String {
         .filter_map(|w| w.parse().ok())
         .collect();
     let gid = nix::unistd::getegid();
+    // In a user namespace of socklab's own (no root), groups it does not
+    // map read as the overflow group: "1 0" (none) reads "65534 65534".
+    let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowgid")
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok());
     match range[..] {
+        [low, high] if crate::hosts::rootless::active() && low == high && Some(low) == overflow => {
+            " (net.ipv4.ping_group_range allows no group of this user namespace)".to_string()
+        }
         [low, high] if low > high => {
             format!(" (net.ipv4.ping_group_range \"{low} {high}\" allows no group)")
         }

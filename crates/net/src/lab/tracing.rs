@@ -10,7 +10,8 @@ use crate::trace::{ConnView, TraceMode, TraceWish, Tracer, View};
 
 impl Lab {
     /// Starts tracing. Returns the mode, and why it is not a capture when
-    /// a capture was possible to want.
+    /// a capture was possible to want (or, capturing the LAN's bridge
+    /// alone, why not the loopback interface).
     ///
     /// # Errors
     /// A capture was required and is not possible.
