@@ -58,6 +58,11 @@ pub static MESSAGES: &[Msg] = &[
         en: "ports below 1024 need privilege (root or CAP_NET_BIND_SERVICE); use a port of 1024 or more",
     },
     Msg {
+        id: "exec-denied",
+        zh: "这个用户不能运行那个程序: 它不可执行, 或者 PATH 上的某个目录不可读",
+        en: "this user may not run that program: it is not executable, or a directory on PATH is not readable",
+    },
+    Msg {
         id: "ENOTCONN",
         zh: "socket 还没有连接: 先 connect (客户端) 或 accept (服务器端)",
         en: "the socket is not connected: connect (client) or accept (server) first",

@@ -814,7 +814,6 @@ pub fn explain_io_in(e: &io::Error, sep: &str) -> Option<String> {
         libc::EPIPE => "EPIPE",
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::EHOSTUNREACH | libc::ENETUNREACH => "EHOSTUNREACH",
-        libc::EACCES => "EACCES",
         libc::ENOTCONN => "ENOTCONN",
         libc::ECONNABORTED => "ECONNABORTED",
         libc::EISCONN => "EISCONN",
@@ -871,6 +870,16 @@ pub fn explain(e: &NetError) -> Option<String> {
             },
             Some(libc::EINVAL),
         ) => "setsockopt-range",
+        // Permission to bind a low port, and to run a program, are the
+        // two denials a learner meets; another call's means neither.
+        (
+            NetError::Os {
+                op: "bind" | "listen",
+                ..
+            },
+            Some(libc::EACCES),
+        ) => "EACCES",
+        (NetError::Os { op: "exec", .. }, Some(libc::EACCES)) => "exec-denied",
         _ => return explain_io(io),
     };
     Some(catalogue::text(id, HINT_INDENT))
@@ -951,5 +960,23 @@ mod tests {
     fn explains_address_in_use() {
         let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
         assert!(explain_io(&e).unwrap().contains("TIME_WAIT"));
+    }
+
+    /// Regression: a program that could not be run for want of permission
+    /// was explained as a port below 1024 needing privilege.
+    #[test]
+    fn permission_denied_is_explained_by_what_was_denied() {
+        let denied = |op| NetError::Os {
+            op,
+            source: io::Error::from_raw_os_error(libc::EACCES),
+        };
+        let bind = explain(&denied("bind")).unwrap_or_default();
+        assert!(bind.contains("1024"), "{bind}");
+        let exec = explain(&denied("exec")).unwrap_or_default();
+        assert!(
+            exec.contains("may not run that program") && !exec.contains("1024"),
+            "{exec}"
+        );
+        assert!(explain(&denied("connect")).is_none());
     }
 }

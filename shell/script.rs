@@ -295,15 +295,18 @@ impl Script<'_> {
 /// connected to it (an outside peer's port is named after the lab socket
 /// at its other end).
 fn port_owner(lab: socklab_net::Lab) -> crate::stable::Owner {
-    Box::new(move |port| {
+    Box::new(move |addr, port| {
         let all = lab.list();
+        let here = |a: std::net::SocketAddr| {
+            a.port() == port && addr.is_none_or(|ip| a.ip() == ip || a.ip().is_unspecified())
+        };
         let local = all
             .iter()
-            .find(|i| i.local.is_some_and(|a| a.port() == port))
+            .find(|i| i.local.is_some_and(here))
             .map(|i| format!("{}.port", i.name));
         local.or_else(|| {
             all.iter()
-                .find(|i| i.peer.is_some_and(|a| a.port() == port))
+                .find(|i| i.peer.is_some_and(here))
                 .map(|i| format!("{}.peer.port", i.name))
         })
     })

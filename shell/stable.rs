@@ -26,13 +26,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 use regex::{Captures, Regex};
 
-/// Says which lab socket owns a port: `Some("srv.port")`,
-/// `Some("srv.1.peer.port")`, or `None`.
-pub type Owner = Box<dyn Fn(u16) -> Option<String> + Send + Sync>;
+/// Says which lab socket owns a port, at an address when the text gives
+/// one (lab hosts in different namespaces may be given the same ephemeral
+/// port): `Some("srv.port")`, `Some("srv.1.peer.port")`, or `None`.
+pub type Owner = Box<dyn Fn(Option<IpAddr>, u16) -> Option<String> + Send + Sync>;
 
 /// The names given so far, and who to ask about a port.
 struct Stable {
@@ -49,8 +51,9 @@ struct Stable {
 /// Names given, in order of first appearance.
 #[derive(Default)]
 struct Names {
-    /// Port number → `srv.port`, `port1`, ….
-    ports: HashMap<u16, String>,
+    /// Port number, at an address where the text gave one → `srv.port`,
+    /// `port1`, ….
+    ports: HashMap<(Option<IpAddr>, u16), String>,
     /// How many ports got a number of their own.
     unowned: usize,
     /// Process or thread id → `pid1`, ….
@@ -168,7 +171,9 @@ impl Stable {
     fn name(&self, text: &str) -> String {
         let text = PORT.replace_all(text, |c: &Captures<'_>| match c["port"].parse::<u16>() {
             Ok(port) if (self.ephemeral.0..=self.ephemeral.1).contains(&port) => {
-                format!("{}{{{}}}", &c["pre"], self.port_name(port))
+                let pre = &c["pre"];
+                let addr = pre.trim_end_matches([':', ' ']).parse::<IpAddr>().ok();
+                format!("{pre}{{{}}}", self.port_name(addr, port))
             }
             _ => c[0].to_string(),
         });
@@ -203,22 +208,30 @@ impl Stable {
         RATIO.replace_all(&text, "{ratio}").into_owned()
     }
 
-    /// The name of an ephemeral port: the first time, asked of the lab.
-    fn port_name(&self, port: u16) -> String {
-        if let Some(n) = self.names().ports.get(&port) {
+    /// The name of an ephemeral port (at `addr` where the text gives it):
+    /// the first time, asked of the lab. A port no lab socket holds at
+    /// that address is named as the port alone.
+    fn port_name(&self, addr: Option<IpAddr>, port: u16) -> String {
+        let key = (addr, port);
+        if let Some(n) = self.names().ports.get(&key) {
             return n.clone();
         }
         // Asked without holding the names: the lab takes locks of its own.
-        let owner = (self.owner)(port);
+        let owner = (self.owner)(addr, port);
+        if owner.is_none() && addr.is_some() {
+            let name = self.port_name(None, port);
+            self.names().ports.insert(key, name.clone());
+            return name;
+        }
         let mut names = self.names();
-        if let Some(n) = names.ports.get(&port) {
+        if let Some(n) = names.ports.get(&key) {
             return n.clone();
         }
         let name = owner.unwrap_or_else(|| {
             names.unowned += 1;
             format!("port{}", names.unowned)
         });
-        names.ports.insert(port, name.clone());
+        names.ports.insert(key, name.clone());
         name
     }
 
@@ -256,9 +269,11 @@ mod tests {
 
     fn stable() -> Stable {
         Stable {
-            owner: Box::new(|p| match p {
-                40000 => Some("srv.port".to_string()),
-                40001 => Some("cli.port".to_string()),
+            owner: Box::new(|a, p| match (a, p) {
+                (_, 40000) => Some("srv.port".to_string()),
+                (_, 40001) => Some("cli.port".to_string()),
+                (Some(a), 40002) if a.to_string() == "192.168.24.2" => Some("st2.port".into()),
+                (Some(a), 40002) if a.to_string() == "192.168.24.3" => Some("st3.port".into()),
                 _ => None,
             }),
             ephemeral: (32768, 60999),
@@ -277,6 +292,18 @@ mod tests {
         assert_eq!(
             s.apply("('127.0.0.1', 50000) [::1]:50001 port 50000 free port 40000"),
             "('127.0.0.1', {port1}) [::1]:{port2} port {port1} free port {srv.port}"
+        );
+    }
+
+    /// Regression: two students in different lab hosts were given the same
+    /// ephemeral port, and both were named after the first (`{st18.port}`
+    /// where st13's was meant), so the classroom lesson's check failed.
+    #[test]
+    fn one_port_number_at_two_addresses_gets_two_names() {
+        let s = stable();
+        assert_eq!(
+            s.apply("st2 from 192.168.24.2:40002, st3 from 192.168.24.3:40002; 127.0.0.1:40002"),
+            "st2 from 192.168.24.2:{st2.port}, st3 from 192.168.24.3:{st3.port}; 127.0.0.1:{port1}"
         );
     }
 
