@@ -264,6 +264,17 @@ pub fn payload(data: &[u8], total: usize, format: Format) -> String {
     }
 }
 
+/// `total` bytes of `byte` (a `fill:SIZE`), shown as [`payload`] shows
+/// them, without holding them.
+pub fn repeated(byte: u8, total: u64, format: Format) -> String {
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let head = match format {
+        Format::Hex => HEX_SHOWN,
+        Format::Text | Format::Auto => TEXT_SHOWN,
+    };
+    payload(&vec![byte; total.min(head)], total, format)
+}
+
 fn count_bytes(n: usize) -> String {
     if n == 1 {
         "1 byte".to_string()
@@ -905,6 +916,17 @@ mod tests {
             d,
             "0000  48 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 00 01 02  |Hello, world!...|\n0010  03                                                |.|"
         );
+    }
+
+    /// `send NAME fill:SIZE` no longer holds its bytes: what it shows of
+    /// them is what the whole showed (transcripts unchanged).
+    #[test]
+    fn a_fill_shows_as_its_whole_bytes_did() {
+        for n in [0, 1, 99, 100, 101, 255, 256, 257, 70_000] {
+            for f in [Format::Auto, Format::Text, Format::Hex] {
+                assert_eq!(repeated(b'x', n, f), payload(&vec![b'x'; n as usize], n as usize, f), "{n} {f:?}");
+            }
+        }
     }
 
     #[test]
