@@ -202,12 +202,14 @@ fn pattern_of(regex: Option<(String, crate::parse::Span)>, mut a: Args) -> CmdRe
         if needle.is_empty() {
             return Err(CmdError::at(pat.span, "expect needs something to wait for"));
         }
+        let shown = render::quote(&needle, 80);
+        // memmem, not a window compared at each byte: a flood is looked
+        // through at every read while the match has not come.
+        let finder = memchr::memmem::Finder::new(&needle).into_owned();
         return Ok(Pattern {
-            shown: render::quote(&needle, 80),
+            shown,
             matcher: Box::new(move |b: &[u8]| {
-                b.windows(needle.len())
-                    .position(|w| w == needle.as_slice())
-                    .map(|i| i + needle.len())
+                finder.find(b).map(|i| i + finder.needle().len())
             }),
             began: None,
         });
