@@ -1,10 +1,12 @@
 //! socklab's integration tests: one binary, a module per area.
 
 mod cli;
+mod compare;
 mod exec;
 mod faults;
 mod faults_shell;
 mod faults_transfer;
+mod fill;
 mod hosts;
 mod jobs;
 mod lessons;

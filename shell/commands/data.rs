@@ -208,9 +208,7 @@ fn pattern_of(regex: Option<(String, crate::parse::Span)>, mut a: Args) -> CmdRe
         let finder = memchr::memmem::Finder::new(&needle).into_owned();
         return Ok(Pattern {
             shown,
-            matcher: Box::new(move |b: &[u8]| {
-                finder.find(b).map(|i| i + finder.needle().len())
-            }),
+            matcher: Box::new(move |b: &[u8]| finder.find(b).map(|i| i + finder.needle().len())),
             began: None,
         });
     };

@@ -18,6 +18,8 @@ const INBOX_MAX: usize = 1024 * 1024;
 const INBOX_BUDGET: usize = 64 * 1024 * 1024;
 /// What a socket keeps when the budget is spent.
 const INBOX_FLOOR: usize = 4 * 1024;
+/// A read cut by the bound to fewer bytes than this is copied.
+const COPY_BELOW: usize = 64 * 1024;
 /// Bytes held in all inboxes.
 static INBOX_TOTAL: AtomicUsize = AtomicUsize::new(0);
 
@@ -58,6 +60,11 @@ impl Held {
                 self.fresh.pop_front();
             } else {
                 front.advance(excess);
+                if front.len() < COPY_BELOW {
+                    // A small tail of a large read would pin the read's
+                    // whole buffer: it is kept as a copy of its own.
+                    *front = Bytes::copy_from_slice(front);
+                }
                 excess = 0;
             }
         }
