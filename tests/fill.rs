@@ -89,3 +89,24 @@ fn a_fill_too_large_for_where_it_goes_is_refused_at_the_argument() {
         run.stderr
     );
 }
+
+/// A fill larger than the wait allows gives up saying how much went, and,
+/// since far more went than the kernel's buffers hold, that the peer does
+/// read and the send wants a longer timeout (not that the peer is stuck).
+#[test]
+fn a_fill_that_outlasts_its_timeout_says_the_peer_reads() {
+    let run = run_script(
+        "listen 0 as srv\nconnect srv as cli\nsend cli fill:16G timeout 2s\n",
+        &[],
+    );
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    let re = regex::Regex::new(r"send cli: gave up after 2s: (\d+) of 17179869184 bytes were sent")
+        .unwrap();
+    let went: u64 = re
+        .captures(&run.stderr)
+        .unwrap_or_else(|| panic!("{}", run.stderr))[1]
+        .parse()
+        .unwrap();
+    assert!(went > 16 << 20, "{went}");
+    assert!(run.stderr.contains("the peer is reading"), "{}", run.stderr);
+}

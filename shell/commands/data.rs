@@ -77,12 +77,21 @@ fn gave_up(s: &Session, name: &str, before: u64, total: u64, e: CmdError) -> Cmd
         return e;
     }
     let went = sent_by(s, name).saturating_sub(before);
-    CmdError {
+    let e = CmdError {
         message: format!("{}: {went} of {total} bytes were sent", e.message),
         ..e
+    };
+    if went > BUFFERS_HOLD {
+        // More went than the kernel's buffers hold: the peer reads, the
+        // size needs more time than the wait gives.
+        return e.hint("the peer is reading, but all of it takes longer than the wait: give the send `timeout DUR`");
     }
-    .hint(crate::catalogue::text("send-stalled", render::HINT_INDENT))
+    e.hint(crate::catalogue::text("send-stalled", render::HINT_INDENT))
 }
+
+/// More than the send and receive buffers of a loopback connection hold
+/// together (Linux's largest defaults: 4 MiB + 6 MiB).
+const BUFFERS_HOLD: u64 = 16 << 20;
 
 /// `recv NAME [MAX] [timeout DUR]`
 pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
