@@ -9,7 +9,6 @@
 //! only one kind has (a TCP connection's kernel state, a program's exit
 //! status) stays on that kind (`conn.rs`, `exec.rs`), which holds a tube.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
@@ -989,28 +988,20 @@ fn is_reset(e: &io::Error) -> bool {
 /// The background reader's buffer: reads land in one allocation, each
 /// read split off it as `Bytes` (no copy) while the room left is large;
 /// a small read is copied out, so that no read kept in an inbox or an
-/// event pins a buffer much larger than itself. Used-up buffers are kept
-/// (at most [`READ_SPARES`]) and taken again once every read split off
-/// them is dropped: a flood reuses memory already mapped instead of
-/// faulting in fresh pages for every MiB.
+/// event pins a buffer much larger than itself.
 #[derive(Default)]
 struct ReadBuf {
     buf: BytesMut,
     /// The size of the next allocation.
     size: usize,
-    /// Used-up buffers, oldest first, whose reads may still be held.
-    spares: VecDeque<BytesMut>,
 }
-
-/// How many used-up buffers a reader keeps for reuse.
-const READ_SPARES: usize = 4;
 
 impl ReadBuf {
     /// One read; empty at end of stream.
     async fn read(&mut self, wire: &dyn Wire) -> io::Result<Bytes> {
         if self.buf.capacity() - self.buf.len() < self.size.max(READ_FIRST) / 4 {
             self.size = self.size.clamp(READ_FIRST, READ_MAX);
-            self.renew();
+            self.buf = BytesMut::with_capacity(self.size);
         }
         let room = self.buf.capacity() - self.buf.len();
         let n = poll_fn(|cx| wire.poll_read_buf(cx, &mut self.buf, room)).await?;
@@ -1024,27 +1015,6 @@ impl ReadBuf {
             self.buf.clear();
             b
         })
-    }
-
-    /// A buffer of `size` bytes of room: a spare nobody holds any more,
-    /// else a new one.
-    fn renew(&mut self) {
-        let size = self.size;
-        let old = std::mem::take(&mut self.buf);
-        if old.capacity() > 0 {
-            if self.spares.len() == READ_SPARES {
-                self.spares.pop_front();
-            }
-            self.spares.push_back(old);
-        }
-        let free = self
-            .spares
-            .iter_mut()
-            .position(|b| b.try_reclaim(size) && b.capacity() >= size);
-        self.buf = match free.and_then(|i| self.spares.remove(i)) {
-            Some(b) => b,
-            None => BytesMut::with_capacity(size),
-        };
     }
 }
 
