@@ -122,6 +122,8 @@ impl Tmp<'_> {
 
 /// Most characters of text shown for one message; the rest is counted.
 const TEXT_SHOWN: usize = 100;
+/// How many of a payload's first bytes decide whether it is text.
+const TEXT_DECIDES: usize = 4096;
 /// Most bytes of a hexdump shown for one message.
 const HEX_SHOWN: usize = 256;
 
@@ -245,7 +247,10 @@ pub fn payload(data: &[u8], total: usize, format: Format) -> String {
     let as_text = match format {
         Format::Text => true,
         Format::Hex => false,
-        Format::Auto => is_text(data),
+        // Decided on the first bytes, as a script's merged reads are
+        // (they keep the first 4 KiB): a 1 MiB read is not walked through
+        // character by character on its way to the screen.
+        Format::Auto => is_text(&data[..data.len().min(TEXT_DECIDES)]),
     };
     if data.is_empty() {
         count
@@ -262,6 +267,17 @@ pub fn payload(data: &[u8], total: usize, format: Format) -> String {
         }
         format!("{count}:\n{d}")
     }
+}
+
+/// `total` bytes of `byte` (a `fill:SIZE`), shown as [`payload`] shows
+/// them, without holding them.
+pub fn repeated(byte: u8, total: u64, format: Format) -> String {
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let head = match format {
+        Format::Hex => HEX_SHOWN,
+        Format::Text | Format::Auto => TEXT_SHOWN,
+    };
+    payload(&vec![byte; total.min(head)], total, format)
 }
 
 fn count_bytes(n: usize) -> String {
@@ -914,6 +930,21 @@ mod tests {
             d,
             "0000  48 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 00 01 02  |Hello, world!...|\n0010  03                                                |.|"
         );
+    }
+
+    /// `send NAME fill:SIZE` no longer holds its bytes: what it shows of
+    /// them is what the whole showed (transcripts unchanged).
+    #[test]
+    fn a_fill_shows_as_its_whole_bytes_did() {
+        for n in [0, 1, 99, 100, 101, 255, 256, 257, 70_000] {
+            for f in [Format::Auto, Format::Text, Format::Hex] {
+                assert_eq!(
+                    repeated(b'x', n, f),
+                    payload(&vec![b'x'; n as usize], n as usize, f),
+                    "{n} {f:?}"
+                );
+            }
+        }
     }
 
     #[test]

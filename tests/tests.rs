@@ -2,10 +2,12 @@
 
 mod bench;
 mod cli;
+mod compare;
 mod exec;
 mod faults;
 mod faults_shell;
 mod faults_transfer;
+mod fill;
 mod hosts;
 mod jobs;
 mod lessons;

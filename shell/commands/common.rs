@@ -65,17 +65,39 @@ pub fn show_duration(d: Duration) -> String {
     }
 }
 
+/// The largest `fill:SIZE` a DATA argument held whole in memory may be.
+pub const FILL_WHOLE: u64 = 64 << 20;
+/// The largest `fill:SIZE` at all (`send` on a byte stream writes it from
+/// one small buffer, again and again).
+pub const FILL_MAX: u64 = 16 << 30;
+
 /// The bytes of a DATA argument: a word, a quoted string, `hex:...`, or
-/// `fill:SIZE` (SIZE bytes of `x`, for sizes too long to type).
+/// `fill:SIZE` (SIZE bytes of `x`, for sizes too long to type; at most
+/// [`FILL_WHOLE`] here, since they are held whole).
 pub fn data_of(t: &Token) -> CmdResult<Vec<u8>> {
-    if let Some(size) = t.word().and_then(|w| w.strip_prefix("fill:")) {
-        let n = crate::parse::size(size).map_err(|m| CmdError::at(t.span, m))?;
-        if n > 64 << 20 {
-            return Err(CmdError::at(t.span, "fill: at most 64M bytes"));
+    if let Some(n) = fill_of(t)? {
+        if n > FILL_WHOLE {
+            return Err(CmdError::at(
+                t.span,
+                "fill: at most 64M bytes here (send on a stream takes up to 16G)",
+            ));
         }
         return Ok(vec![b'x'; n as usize]);
     }
     Ok(t.bytes())
+}
+
+/// The SIZE of a `fill:SIZE` DATA argument (at most [`FILL_MAX`]); `None`
+/// for any other DATA.
+pub fn fill_of(t: &Token) -> CmdResult<Option<u64>> {
+    let Some(size) = t.word().and_then(|w| w.strip_prefix("fill:")) else {
+        return Ok(None);
+    };
+    let n = crate::parse::size(size).map_err(|m| CmdError::at(t.span, m))?;
+    if n > FILL_MAX {
+        return Err(CmdError::at(t.span, "fill: at most 16G bytes"));
+    }
+    Ok(Some(n))
 }
 
 /// `HOST PORT`, or the name of a socket of this shell with a port.

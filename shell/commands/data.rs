@@ -3,10 +3,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use socklab_net::{Framing, ReadOutcome};
 
-use super::common::{data_of, socket_arg, target, within};
+use super::common::{data_of, fill_of, socket_arg, target, within};
 use crate::args::{number_of, Args, CmdError, CmdResult, Exit};
 use crate::render;
 use crate::session::Session;
@@ -17,41 +18,80 @@ pub async fn send(s: &mut Session, mut a: Args) -> CmdResult {
     let name = socket_arg(s, &mut a)?;
     let data = a.token("the data to send")?;
     a.done()?;
+    let raw = matches!(s.lab.framing(&name), Ok(Framing::Raw));
+    if let Some(n) = fill_of(&data)? {
+        if raw && s.lab.is_stream(&name) {
+            return send_fill(s, &name, n, limit).await;
+        }
+    }
     let bytes = data_of(&data)?;
-    let bytes = match s.lab.framing(&name) {
-        Ok(f) if f != Framing::Raw => s
-            .lab
+    let bytes = if raw {
+        bytes
+    } else {
+        s.lab
             .frame(&name, &bytes)
-            .map_err(|e| CmdError::from(e).or_at(data.span))?,
-        _ => bytes,
+            .map_err(|e| CmdError::from(e).or_at(data.span))?
     };
     let lab = s.lab.clone();
-    let sent = || s.lab.info(&name).map_or(0, |i| i.bytes_out);
-    let before = sent();
+    let before = sent_by(s, &name);
+    let total = bytes.len() as u64;
     let n = within(limit, format!("send {name}"), async {
         Ok(lab.send(&name, &bytes).await?)
     })
     .await
-    .map_err(|e| {
-        if e.exit != Exit::TempFail {
-            return e;
-        }
-        // What really went before the wait gave up (the lecture's lesson:
-        // report the bytes really sent).
-        let went = sent().saturating_sub(before);
-        let total = bytes.len();
-        CmdError {
-            message: format!("{}: {went} of {total} bytes were sent", e.message),
-            ..e
-        }
-        .hint(crate::catalogue::text("send-stalled", render::HINT_INDENT))
-    })?;
+    .map_err(|e| gave_up(s, &name, before, total, e))?;
     s.say(format!(
         "{name} -> {}",
         render::payload(&bytes, n, s.format())
     ));
     Ok(())
 }
+
+/// `send NAME fill:SIZE` on a byte stream: SIZE bytes of `x` written from
+/// a small buffer (memory stays flat up to the largest fill), shown as
+/// any send of them is.
+async fn send_fill(s: &mut Session, name: &str, total: u64, limit: Option<Duration>) -> CmdResult {
+    let lab = s.lab.clone();
+    let before = sent_by(s, name);
+    let n = within(limit, format!("send {name}"), async {
+        Ok(lab.send_fill(name, b'x', total).await?)
+    })
+    .await
+    .map_err(|e| gave_up(s, name, before, total, e))?;
+    s.say(format!(
+        "{name} -> {}",
+        render::repeated(b'x', n, s.format())
+    ));
+    Ok(())
+}
+
+/// Bytes `name` has written so far.
+fn sent_by(s: &Session, name: &str) -> u64 {
+    s.lab.info(name).map_or(0, |i| i.bytes_out)
+}
+
+/// A send that ran out of time says what really went before the wait
+/// gave up (the lecture's lesson: report the bytes really sent).
+fn gave_up(s: &Session, name: &str, before: u64, total: u64, e: CmdError) -> CmdError {
+    if e.exit != Exit::TempFail {
+        return e;
+    }
+    let went = sent_by(s, name).saturating_sub(before);
+    let e = CmdError {
+        message: format!("{}: {went} of {total} bytes were sent", e.message),
+        ..e
+    };
+    if went > BUFFERS_HOLD {
+        // More went than the kernel's buffers hold: the peer reads, the
+        // size needs more time than the wait gives.
+        return e.hint("the peer is reading, but all of it takes longer than the wait: give the send `timeout DUR`");
+    }
+    e.hint(crate::catalogue::text("send-stalled", render::HINT_INDENT))
+}
+
+/// More than the send and receive buffers of a loopback connection hold
+/// together (Linux's largest defaults: 4 MiB + 6 MiB).
+const BUFFERS_HOLD: u64 = 16 << 20;
 
 /// `recv NAME [MAX] [timeout DUR]`
 pub async fn recv(s: &mut Session, mut a: Args) -> CmdResult {
@@ -179,13 +219,13 @@ fn pattern_of(regex: Option<(String, crate::parse::Span)>, mut a: Args) -> CmdRe
         if needle.is_empty() {
             return Err(CmdError::at(pat.span, "expect needs something to wait for"));
         }
+        let shown = render::quote(&needle, 80);
+        // memmem, not a window compared at each byte: a flood is looked
+        // through at every read while the match has not come.
+        let finder = memchr::memmem::Finder::new(&needle).into_owned();
         return Ok(Pattern {
-            shown: render::quote(&needle, 80),
-            matcher: Box::new(move |b: &[u8]| {
-                b.windows(needle.len())
-                    .position(|w| w == needle.as_slice())
-                    .map(|i| i + needle.len())
-            }),
+            shown,
+            matcher: Box::new(move |b: &[u8]| finder.find(b).map(|i| i + finder.needle().len())),
             began: None,
         });
     };

@@ -169,7 +169,8 @@ pub static COMMANDS: &[Command] = &[
         summary: "write all of DATA (like sendall) and report the bytes written",
         help: "DATA is a word, a quoted string (\"a\\n\" with escapes \\n \\r \\t \\\\ \\\" \\' \\0 \\xNN \\u{...}),\n\
                bytes as hex:48656c6c6f, or fill:SIZE (SIZE bytes of 'x'). Text is sent as UTF-8.\n\
-               On a connected UDP socket, send is one datagram.",
+               On a stream, fill: goes up to 16G, written from a 1 MiB buffer (elsewhere, and with framing, 64M);\n\
+               a big one may need `timeout DUR`. On a connected UDP socket, send is one datagram.",
         run: |s, a| Box::pin(data::send(s, a)),
     },
     Command {

@@ -32,8 +32,18 @@ use crate::model::{Mode, ReadOutcome};
 use crate::settle::lock;
 use crate::tap::{self, Direction};
 
-/// How much one read takes at most.
+/// How much one read takes at most (a command's read, a forwarder's).
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// The background reader's first buffer; each read that fills the room
+/// left doubles the next buffer, up to [`READ_MAX`] (a flood is read in
+/// large reads, an idle connection holds a small buffer).
+const READ_FIRST: usize = 16 * 1024;
+/// The largest buffer a background reader reads into.
+const READ_MAX: usize = 1024 * 1024;
+
+/// What `send_fill` writes from: this many bytes, sent again and again.
+const FILL_CHUNK: usize = 1024 * 1024;
 
 /// How one kind of byte stream moves its bytes. Methods take `&self` so a
 /// reader and a writer can use the wire at once; implementations hold
@@ -561,8 +571,9 @@ impl Tube {
             After::Data(b) => {
                 // The inbox first: an `expect` woken by the progress finds
                 // the bytes there.
-                self.inbox.push(&b);
-                self.progress.send_modify(|p| p.bytes_in += b.len() as u64);
+                let n = b.len() as u64;
+                self.inbox.push(b);
+                self.progress.send_modify(|p| p.bytes_in += n);
                 true
             }
             After::Broken(n) => {
@@ -600,8 +611,9 @@ impl Tube {
     /// rather than lost.
     fn keep(&self, after: After) {
         if let After::Data(b) = after {
-            self.inbox.push(&b);
-            self.progress.send_modify(|p| p.bytes_in += b.len() as u64);
+            let n = b.len() as u64;
+            self.inbox.push(b);
+            self.progress.send_modify(|p| p.bytes_in += n);
         }
     }
 
@@ -619,10 +631,11 @@ impl Tube {
 
     async fn read_loop(&self, events: &Sink, cancel: &CancellationToken) {
         let wire = self.wire();
+        let mut buf = ReadBuf::default();
         loop {
             let got = tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = read_chunk(&*wire) => match r {
+                r = buf.read(&*wire) => match r {
                     Ok(b) if b.is_empty() => Got::Eof,
                     Ok(b) => Got::Bytes(b),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -753,28 +766,54 @@ impl Tube {
     /// The stream refused part way ([`NetError::PartialSend`] says how
     /// much went).
     pub(crate) async fn send(&self, data: &[u8]) -> Result<usize> {
+        self.write_all(data, 0, data.len() as u64).await?;
+        Ok(data.len())
+    }
+
+    /// Writes `total` bytes of `byte` (`send NAME fill:SIZE`), from one
+    /// buffer of at most [`FILL_CHUNK`] bytes written again and again, so
+    /// memory stays flat whatever the size; returns how many went.
+    ///
+    /// # Errors
+    /// The stream refused part way ([`NetError::PartialSend`] says how
+    /// much went of the whole).
+    pub(crate) async fn send_fill(&self, byte: u8, total: u64) -> Result<u64> {
+        let chunk = vec![byte; usize::try_from(total).unwrap_or(FILL_CHUNK).min(FILL_CHUNK)];
+        let mut sent = 0u64;
+        while sent < total {
+            let n = usize::try_from(total - sent).map_or(chunk.len(), |left| left.min(chunk.len()));
+            self.write_all(&chunk[..n], sent, total).await?;
+            sent += n as u64;
+        }
+        Ok(sent)
+    }
+
+    /// Writes every byte of `data`, which is the part of a send of `total`
+    /// bytes after `before` of them went (for what an error says).
+    async fn write_all(&self, data: &[u8], before: u64, total: u64) -> Result<()> {
         self.tap_write(data);
         let wire = self.wire();
         let mut sent = 0;
+        let whole = |sent: usize| (before + sent as u64, total);
         while sent < data.len() {
             let wrote = poll_fn(|cx| wire.poll_write(cx, &data[sent..])).await;
             match wrote {
                 Ok(0) => {
                     let err = io::Error::from(io::ErrorKind::WriteZero);
-                    return Err(self.partial(sent, data.len(), err));
+                    return Err(self.partial(whole(sent), err));
                 }
                 Ok(n) => {
                     sent += n;
                     self.bytes_out.fetch_add(n as u64, Ordering::SeqCst);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(self.partial(sent, data.len(), err)),
+                Err(err) => return Err(self.partial(whole(sent), err)),
             }
         }
         if let Err(err) = poll_fn(|cx| wire.poll_flush(cx)).await {
-            return Err(self.partial(sent, data.len(), err));
+            return Err(self.partial(whole(sent), err));
         }
-        Ok(sent)
+        Ok(())
     }
 
     /// One read of at most `max` bytes for a forwarder that owns the tube
@@ -810,15 +849,15 @@ impl Tube {
         }
     }
 
-    fn partial(&self, sent: usize, total: usize, source: io::Error) -> NetError {
+    fn partial(&self, (sent, total): (u64, u64), source: io::Error) -> NetError {
         tap::note(
             &self.name,
             &format!("only {sent} of the {total} bytes above were sent: {source}"),
         );
         NetError::PartialSend {
             name: self.name.to_string(),
-            sent,
-            total,
+            sent: usize::try_from(sent).unwrap_or(usize::MAX),
+            total: usize::try_from(total).unwrap_or(usize::MAX),
             source,
         }
     }
@@ -853,7 +892,7 @@ impl Tube {
             Ok(n) => {
                 self.tap_read(&buf);
                 self.progress.send_modify(|p| p.bytes_in += n as u64);
-                Ok(ReadOutcome::Data(buf.freeze()))
+                Ok(ReadOutcome::Data(compact(buf)))
             }
             Err(err) => {
                 let reset = is_reset(&err);
@@ -903,7 +942,7 @@ impl Tube {
             }
             match self.recv(READ_CHUNK).await? {
                 ReadOutcome::Eof => return Err(ended(&self.progress())),
-                ReadOutcome::Data(b) => self.inbox.push(&b),
+                ReadOutcome::Data(b) => self.inbox.push(b),
             }
         }
     }
@@ -946,10 +985,45 @@ fn is_reset(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::ConnectionReset
 }
 
-/// One read of at most [`READ_CHUNK`] bytes from a wire; empty at end of
-/// stream.
-async fn read_chunk(wire: &dyn Wire) -> io::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    poll_fn(|cx| wire.poll_read_buf(cx, &mut buf, READ_CHUNK)).await?;
-    Ok(buf.freeze())
+/// The background reader's buffer: reads land in one allocation, each
+/// read split off it as `Bytes` (no copy) while the room left is large;
+/// a small read is copied out, so that no read kept in an inbox or an
+/// event pins a buffer much larger than itself.
+#[derive(Default)]
+struct ReadBuf {
+    buf: BytesMut,
+    /// The size of the next allocation.
+    size: usize,
+}
+
+impl ReadBuf {
+    /// One read; empty at end of stream.
+    async fn read(&mut self, wire: &dyn Wire) -> io::Result<Bytes> {
+        if self.buf.capacity() - self.buf.len() < self.size.max(READ_FIRST) / 4 {
+            self.size = self.size.clamp(READ_FIRST, READ_MAX);
+            self.buf = BytesMut::with_capacity(self.size);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let n = poll_fn(|cx| wire.poll_read_buf(cx, &mut self.buf, room)).await?;
+        if n == room && self.size < READ_MAX {
+            self.size = (self.size * 2).max(READ_FIRST);
+        }
+        Ok(if n >= room / 4 {
+            self.buf.split().freeze()
+        } else {
+            let b = Bytes::copy_from_slice(&self.buf);
+            self.buf.clear();
+            b
+        })
+    }
+}
+
+/// A read's bytes as kept: the buffer itself when the read filled most
+/// of it, else a copy of just the bytes.
+fn compact(buf: BytesMut) -> Bytes {
+    if buf.len() >= buf.capacity() / 2 {
+        buf.freeze()
+    } else {
+        Bytes::copy_from_slice(&buf)
+    }
 }

@@ -274,7 +274,7 @@ impl UdpSock {
                 }
             } else {
                 let d = self.recvfrom(DATAGRAM_MAX).await?;
-                self.inbox.push(&d.data);
+                self.inbox.push(Bytes::copy_from_slice(&d.data));
             }
         }
     }
@@ -408,7 +408,7 @@ impl UdpSock {
                         None => dropped += 1,
                     }
                     // Published after the event was sent.
-                    self.inbox.push(&data);
+                    self.inbox.push(Bytes::copy_from_slice(&data));
                     self.progress.send_modify(|p| {
                         p.bytes_in += n;
                         p.datagrams += 1;

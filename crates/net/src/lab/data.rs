@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use socklab_frame::Framing;
 
-use super::{check_family, Kind, Lab};
+use super::{check_family, Entry, Kind, Lab};
 use crate::conn::{settle_close, Conn};
 use crate::error::{NetError, Result};
 use crate::event::Event;
@@ -50,6 +50,34 @@ impl Lab {
         }
         let tube = e.tube()?;
         let sent = tube.send(data).await?;
+        self.settle_sent(&e, &tube).await?;
+        Ok(sent)
+    }
+
+    /// `sendall()` of `total` bytes of `byte` (`send NAME fill:SIZE`) on a
+    /// byte stream, written from a buffer of at most 1 MiB whatever the
+    /// size; settles as [`Lab::send`] does. Returns the bytes written.
+    ///
+    /// # Errors
+    /// Not a byte stream (a UDP socket); the OS refused part way
+    /// ([`NetError::PartialSend`] says how much went).
+    pub async fn send_fill(&self, name: &str, byte: u8, total: u64) -> Result<u64> {
+        let e = self.get(name)?;
+        let tube = e.tube()?;
+        let sent = tube.send_fill(byte, total).await?;
+        self.settle_sent(&e, &tube).await?;
+        Ok(sent)
+    }
+
+    /// Whether `name` is a byte stream (a connection, a UNIX stream, a
+    /// program), which [`Lab::send_fill`] writes to.
+    pub fn is_stream(&self, name: &str) -> bool {
+        self.get(name).is_ok_and(|e| e.tube().is_ok())
+    }
+
+    /// When the peer of stream `e` is a watched socket of this lab (or
+    /// beyond a relay of it), waits until it has reported every byte sent.
+    async fn settle_sent(&self, e: &Entry, tube: &Tube) -> Result<()> {
         let total = tube.bytes_out();
         if let Ok(c) = e.conn() {
             if let Some(peer) = self.lab_peer(&c) {
@@ -62,7 +90,7 @@ impl Lab {
                 settle_peer(&peer.tube, |p| p.bytes_in >= total).await?;
             }
         }
-        Ok(sent)
+        Ok(())
     }
 
     /// One `recv()` of at most `max` bytes on a manual connection.
