@@ -178,11 +178,6 @@ pub static MESSAGES: &[Msg] = &[
         en: "note: {addr} is a non-loopback address: other machines can connect to it",
     },
     Msg {
-        id: "note-not-loopback-connect",
-        zh: "注意: {addr} 不是回环地址: 其他机器都能连接它",
-        en: "note: {addr} is not loopback: other machines can connect to it",
-    },
-    Msg {
         id: "note-not-loopback-send",
         zh: "注意: {addr} 不是回环地址: 其他机器都能向它发送",
         en: "note: {addr} is not loopback: other machines can send to it",

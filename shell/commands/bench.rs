@@ -55,23 +55,14 @@ async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
         .serve_bench(addr, name.as_deref())
         .map_err(|e| CmdError::from(e).os_at(pt.span))?;
     let local = info.local.unwrap_or(addr);
-    let port_note = if addr.port() == 0 {
-        format!(" (port 0: the OS picked free port {})", local.port())
-    } else {
-        String::new()
-    };
+    let port_note = super::sockets::port_note(addr.port(), info.local);
     s.say(format!(
         "{}: bench server on {}{port_note}",
         info.name,
         render::addr(&local)
     ));
     s.say("   a sink and an echo over TCP, an echo over UDP, for `bench stream|rtt|connect|hold` of any socklab");
-    if !local.ip().is_loopback() {
-        s.say(format!(
-            "   note: {} is not loopback: other machines can connect to it",
-            local.ip()
-        ));
-    }
+    super::sockets::note_exposure(s, local);
     Ok(())
 }
 

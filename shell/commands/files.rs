@@ -65,23 +65,14 @@ pub async fn serve(s: &mut Session, mut a: Args) -> CmdResult {
         .serve_files(addr, name.as_deref(), service)
         .map_err(|e| CmdError::from(e).os_at(pt.span))?;
     let local = info.local.unwrap_or(addr);
-    let port_note = if addr.port() == 0 {
-        format!(" (port 0: the OS picked free port {})", local.port())
-    } else {
-        String::new()
-    };
+    let port_note = super::sockets::port_note(addr.port(), info.local);
     s.say(format!(
         "{}: serving on {}{port_note}",
         info.name,
         render::addr(&local)
     ));
     s.say(serving_text(s.tmp(), kind, &path, max_size, overwrite));
-    if !local.ip().is_loopback() {
-        s.say(super::sockets::note(
-            "note-not-loopback-connect",
-            &[("addr", &local.ip().to_string())],
-        ));
-    }
+    super::sockets::note_exposure(s, local);
     Ok(())
 }
 

@@ -661,7 +661,9 @@ fn say_connected(s: &Session, info: &socklab_net::SocketInfo) {
     }
 }
 
-fn port_note(asked: u16, got: Option<std::net::SocketAddr>) -> String {
+/// ` (port 0: the OS picked free port N)` after a server's address when
+/// port 0 was asked; empty otherwise.
+pub(super) fn port_note(asked: u16, got: Option<std::net::SocketAddr>) -> String {
     match got {
         Some(a) if asked == 0 => format!(" (port 0: the OS picked free port {})", a.port()),
         _ => String::new(),

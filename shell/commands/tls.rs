@@ -105,14 +105,7 @@ pub async fn listen(s: &mut Session, mut a: Args) -> CmdResult {
         .serve_tls(addr, backlog, name.as_deref(), how, &wish)
         .map_err(|e| refused(s, e).os_at(pt.span))?;
     let local = info.local.map(|l| render::addr(&l)).unwrap_or_default();
-    let picked = if addr.port() == 0 {
-        format!(
-            " (port 0: the OS picked free port {})",
-            info.local.map_or(0, |l| l.port())
-        )
-    } else {
-        String::new()
-    };
+    let picked = super::sockets::port_note(addr.port(), info.local);
     s.say(format!(
         "{}: listening on {local}{picked}, TLS; clients become {}.1, {}.2, … once their handshake is done",
         info.name, info.name, info.name

@@ -266,6 +266,24 @@ fn run_rtt(
     let mut conn = proto::dial(to, Mode::Echo, wait)?;
     let out = vec![b'x'; size];
     let mut back = vec![0u8; size];
+    ping_pong(count, live, stop, |i, warm| {
+        let when = || format!("after {} round trips", i.saturating_sub(warm));
+        conn.write_all(&out)
+            .map_err(|e| BenchError::during(to, e, wait, when()))?;
+        conn.read_exact(&mut back)
+            .map_err(|e| BenchError::during(to, e, wait, when()))
+    })
+}
+
+/// The round-trip loop both `rtt`s share: `warm_up(count)` trips not
+/// counted, then `count` timed ones; `trip(i, warm)` makes trip `i`.
+/// Stopped when asked; the live figure published a few times a second.
+fn ping_pong(
+    count: u64,
+    live: &watch::Sender<Live>,
+    stop: &AtomicBool,
+    mut trip: impl FnMut(u64, u64) -> Result<(), BenchError>,
+) -> Result<RttReport, BenchError> {
     let warm = warm_up(count);
     let mut shown = Instant::now();
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
@@ -285,11 +303,7 @@ fn run_rtt(
             }
         }
         let t = Instant::now();
-        let when = || format!("after {} round trips", i.saturating_sub(warm));
-        conn.write_all(&out)
-            .map_err(|e| BenchError::during(to, e, wait, when()))?;
-        conn.read_exact(&mut back)
-            .map_err(|e| BenchError::during(to, e, wait, when()))?;
+        trip(i, warm)?;
         let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if i >= warm {
             samples.push(ns);
@@ -314,31 +328,13 @@ fn run_rtt_udp(
         .map_err(|e| BenchError::io(to, "setsockopt", e))?;
     let mut out = vec![b'x'; size];
     let mut back = vec![0u8; size + 1];
-    let warm = warm_up(count);
-    let mut shown = Instant::now();
-    let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for i in 0..warm + count {
-        if i % 1024 == 0 {
-            if stop.load(Ordering::Relaxed) {
-                return Err(BenchError::Stopped);
-            }
-            // A few times a second: each publication wakes the shell.
-            if shown.elapsed() >= LIVE_EVERY {
-                shown = Instant::now();
-                live.send_replace(Live {
-                    done: i.saturating_sub(warm),
-                    total: Some(count),
-                    rate: None,
-                });
-            }
-        }
+    ping_pong(count, live, stop, |i, _| {
         // A datagram of 8 bytes or more carries its number, so a late echo
         // of an earlier one is not taken for this one's.
         let tag = i.to_be_bytes();
         if size >= tag.len() {
             out[..tag.len()].copy_from_slice(&tag);
         }
-        let t = Instant::now();
         sock.send(&out)
             .map_err(|e| BenchError::during(to, e, wait, format!("at datagram {i}")))?;
         loop {
@@ -346,17 +342,9 @@ fn run_rtt_udp(
                 BenchError::during(to, e, wait, format!("for the echo of datagram {i}"))
             })?;
             if n == size && (size < tag.len() || back[..tag.len()] == tag) {
-                break;
+                return Ok(());
             }
         }
-        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if i >= warm {
-            samples.push(ns);
-        }
-    }
-    Ok(RttReport {
-        count,
-        rtt: Percentiles::of(&mut samples),
     })
 }
 
