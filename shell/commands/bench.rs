@@ -121,6 +121,18 @@ async fn target(s: &Session, a: &mut Args) -> CmdResult<Target> {
             Ok(of(addr))
         }
         _ => {
+            // A NAME of this shell followed by more: the more is no option
+            // this bench knows (`bench rtt b cnt 5`), not a port.
+            if a.peek_word().is_some_and(|w| s.lab.exists(w)) {
+                a.token("a bench server")?;
+                let extra = a.token("an option")?;
+                let word = extra.word().unwrap_or("this");
+                return Err(CmdError::at(
+                    extra.span,
+                    format!("unexpected '{word}': not an option of this bench"),
+                )
+                .hint("`help bench` lists each bench's options"));
+            }
             let host = a.token("a host")?;
             let pt = a.token("a port")?;
             let port = port_of(&pt)?;
