@@ -128,6 +128,8 @@ pub struct Step {
     pub predict: Option<Prediction>,
     /// The command put on the line (none for the closing words).
     pub command: Option<String>,
+    /// Whether the lesson means the command to fail (its `!`).
+    pub fails: bool,
 }
 
 impl Step {
@@ -165,6 +167,7 @@ fn steps(text: &str) -> Result<Vec<Step>, String> {
             Line::Predict(p) => cur.predict = Some(p),
             Line::Command(c) => {
                 let c = c.trim();
+                cur.fails = c.starts_with(crate::driver::EXPECT_FAIL);
                 let c = c.strip_prefix(crate::driver::EXPECT_FAIL).unwrap_or(c);
                 cur.command = Some(c.trim().to_string());
                 out.push(std::mem::take(&mut cur));

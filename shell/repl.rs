@@ -462,18 +462,26 @@ fn walk(
     // What the learner ran at each step, and whether it succeeded (`back`
     // runs it again).
     let mut ran: Vec<Option<(String, bool)>> = vec![None; total];
+    // A step whose command failed, though the lesson did not mean it to,
+    // is offered again with the learner's line, its words not repeated.
+    let mut retry: Option<String> = None;
+    let mut guess = None;
     // Each turn shows one step, or moves back; bounded by the learner.
     while at < total {
         let step = &steps[at];
-        for t in step.text(l) {
-            session.say(format!("\x1b[36m{t}\x1b[0m"));
+        if retry.is_none() {
+            for t in step.text(l) {
+                session.say(format!("\x1b[36m{t}\x1b[0m"));
+            }
         }
         let Some(command) = &step.command else {
             at += 1;
             continue;
         };
-        let mut guess = None;
-        if let Some(p) = &step.predict {
+        if retry.is_none() {
+            guess = None;
+        }
+        if let Some(p) = step.predict.as_ref().filter(|_| retry.is_none()) {
             for q in p.question(l) {
                 session.say(format!("? {q}"));
             }
@@ -497,11 +505,21 @@ fn walk(
                 Typed::Ended(e) => return Walked::Ended(e),
             }
         }
-        match read_step(rl, PROMPT, command) {
+        let offered = retry.take().unwrap_or_else(|| command.clone());
+        match read_step(rl, PROMPT, &offered) {
             Typed::Line(line) => {
                 let ok = eval_print(rt, session, interrupts, &line);
                 ran[at] = Some((line.clone(), ok));
-                if let (Some(p), Some(g)) = (&step.predict, guess) {
+                if !ok && !step.fails && !session.quit {
+                    session.say(l.pick(
+                        "这一步没有成功: 改一改这一行再按 Enter, 或者 skip 跳过",
+                        "That did not work: fix the line and press Enter, or skip",
+                        "",
+                    ));
+                    retry = Some(line);
+                    continue;
+                }
+                if let (Some(p), Some(g)) = (&step.predict, guess.take()) {
                     let verdict = if p.is_right(&g) {
                         l.pick("✓ 猜对了!", "✓ You predicted right!", "  ")
                     } else {

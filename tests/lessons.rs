@@ -191,6 +191,13 @@ fn a_lesson_in_chinese_left_half_way() {
     t.keys("\r");
     let made = t.exp("socklab> bind 预留");
     assert!(made.contains("预留 = <socket.socket"), "{made}");
+    // A line that fails where the lesson meant none to keeps the step,
+    // offered again as typed (regression: the lesson went on past the error).
+    t.keys("\x15bind 预留 127.0.0.1 99999\r");
+    t.exp("这一步没有成功");
+    t.exp("socklab> bind 预留 127.0.0.1 99999");
+    t.keys("\x15skip\r");
+    t.exp("socklab> close 预留");
     t.keys("\x15quit lesson\r");
     t.exp("socklab> ");
     t.keys("lessons\r");

@@ -637,6 +637,7 @@ pub static COMMANDS: &[Command] = &[
         help: "Each step explains, then puts the next command on the line: Enter runs it, or edit it, or type your own.\n\
                At some steps you first predict what will happen (how many bytes a recv returns, whether a bind succeeds).\n\
                At the prompt: back (the step before), skip (the next step), again (this step once more), quit lesson.\n\
+               A command that fails where the lesson did not mean it to keeps you at its step, your line offered again.\n\
                back undoes the step before: sockets cannot be un-created, so the lab starts afresh (sockets closed,\n\
                programs, jobs and hosts ended, trace off, format auto) and what you ran at the steps before it runs\n\
                again, its output not shown; a line that fails now where it worked (or worked where it failed) is named.\n\
