@@ -150,8 +150,8 @@ impl Printer {
 /// answer came or how the kernel cut it into reads: their data is shown by
 /// the command that takes it (`expect` says what it took, `recv` what it
 /// read), not as events; their other events (stderr, end of stream, reset,
-/// exit) are held until `close` on that stream, which settles them, or the
-/// end of the script.
+/// exit) are held until `close` on that stream, which settles them (at the
+/// end of the input, every outside stream still open is closed so).
 #[derive(Default)]
 pub struct Held {
     /// The events, per stream, in arrival order.

@@ -79,6 +79,31 @@ pub fn run(rt: &Runtime, input: impl BufRead + Send + 'static, opts: &Options) -
             break;
         }
     }
+    // Programs still running (and streams to a peer outside the lab) when
+    // the input ends are closed as `close` closes them (a program's stdin
+    // ended, SIGTERM after 2 s): whether their end of
+    // stream and exit made it into the transcript was timing before
+    // (`exec sh -c "echo hi"` as the last command showed them on one run
+    // and not on the next).
+    let running: Vec<String> = script
+        .session
+        .lab
+        .list()
+        .into_iter()
+        .filter(|i| i.outside)
+        .map(|i| i.name)
+        .collect();
+    for name in running {
+        script.session.say(format!("(end of input: close {name})"));
+        if let Err(e) = script.run_one(&format!("close {name}")) {
+            script.session.say(error_text(
+                "",
+                &format!("close {name}"),
+                &e,
+                script.session.tmp(),
+            ));
+        }
+    }
     // What outside streams reported that no `close` settled, stream by
     // stream, before the session ends.
     let mut rest = Pending::default();

@@ -105,3 +105,27 @@ fn an_outside_answer_is_shown_by_the_expect_that_takes_it_and_its_end_by_close()
                 p: exited with status 0\n";
     assert!(tail.starts_with(want), "{}", run.stdout);
 }
+
+/// Regression: a program still open when the input ended showed its end
+/// of stream and exit on one run and not on the next (whether they had
+/// arrived yet), and what it printed never. The end of the input now
+/// closes it as `close` does, so the end is the same on every run.
+#[test]
+fn a_program_open_at_the_end_of_input_is_closed_as_close_does() {
+    let run = run_script("exec sh -c \"echo hi\" as p\nsockets\n", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tail = run
+        .stdout
+        .split_once("(end of input: close p)\n")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    assert_eq!(
+        tail,
+        "p: closed\n\
+         p: received but never taken (no expect matched it): 3 bytes \"hi\\n\"\n\
+         p <- peer closed (EOF)\n\
+         p: exited with status 0\n",
+        "{}",
+        run.stdout
+    );
+}
