@@ -212,10 +212,25 @@ fn send_stream(
     conn.shutdown(Shutdown::Write)
         .map_err(|e| BenchError::during(to, e, wait, when(mine)))?;
     let mut rest = [0u8; 64];
+    // A sink answers nothing: what it sends is bounded, then an error.
+    let mut answered = 0usize;
     loop {
         match conn.read(&mut rest) {
             Ok(0) => return Ok(()),
-            Ok(_) => {}
+            Ok(n) => {
+                answered += n;
+                if answered > 64 * 1024 {
+                    return Err(BenchError::during(
+                        to,
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "a sink sent more than 64 KiB back",
+                        ),
+                        wait,
+                        format!("after {mine} bytes"),
+                    ));
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(BenchError::during(
@@ -288,10 +303,11 @@ fn ping_pong(
     let mut shown = Instant::now();
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for i in 0..warm + count {
+        // Every trip: a slow echo must not keep a stopped bench going.
+        if stop.load(Ordering::Relaxed) {
+            return Err(BenchError::Stopped);
+        }
         if i % 1024 == 0 {
-            if stop.load(Ordering::Relaxed) {
-                return Err(BenchError::Stopped);
-            }
             // A few times a second: each publication wakes the shell.
             if shown.elapsed() >= LIVE_EVERY {
                 shown = Instant::now();
@@ -337,12 +353,23 @@ fn run_rtt_udp(
         }
         sock.send(&out)
             .map_err(|e| BenchError::during(to, e, wait, format!("at datagram {i}")))?;
+        // Other datagrams (late echoes, strangers) are passed over until
+        // the echo comes, at most `wait` in all.
+        let until = Instant::now() + wait;
         loop {
             let n = sock.recv(&mut back).map_err(|e| {
                 BenchError::during(to, e, wait, format!("for the echo of datagram {i}"))
             })?;
             if n == size && (size < tag.len() || back[..tag.len()] == tag) {
                 return Ok(());
+            }
+            if Instant::now() >= until || stop.load(Ordering::Relaxed) {
+                return Err(BenchError::during(
+                    to,
+                    std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    wait,
+                    format!("for the echo of datagram {i}"),
+                ));
             }
         }
     })

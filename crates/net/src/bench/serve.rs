@@ -123,7 +123,13 @@ fn on_thread(mut s: std::net::TcpStream, echo: bool, cancel: &CancellationToken)
     }
     let mut buf = vec![0u8; THREAD_BUFFER];
     let mut last = Instant::now();
+    // Bounded by the client and the server's close: the close is looked
+    // at on every pass (a client that never stops sending never lets a
+    // read time out).
     loop {
+        if cancel.is_cancelled() {
+            return;
+        }
         match s.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
@@ -153,11 +159,18 @@ async fn on_runtime(mut s: TcpStream, echo: bool, cancel: &CancellationToken) {
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => {
-                if echo && s.write_all(&buf[..n]).await.is_err() {
+            Ok(Ok(n)) if echo => {
+                // A client that never reads must not keep the echo past
+                // the server's close, nor past the idle limit.
+                let wrote = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    w = tokio::time::timeout(IDLE_LIMIT, s.write_all(&buf[..n])) => w,
+                };
+                if !matches!(wrote, Ok(Ok(()))) {
                     return;
                 }
             }
+            Ok(Ok(_)) => {}
         }
     }
 }
@@ -174,7 +187,13 @@ async fn hold(mut s: TcpStream, cancel: &CancellationToken) {
         match read {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                if s.write_all(&buf[..n]).await.is_err() {
+                // No idle limit, but the server's close ends a write that a
+                // client which never reads would keep waiting.
+                let wrote = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    w = s.write_all(&buf[..n]) => w,
+                };
+                if wrote.is_err() {
                     return;
                 }
             }
