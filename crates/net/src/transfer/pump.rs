@@ -403,6 +403,12 @@ pub(super) fn send_file(
     advise_sequential(file);
     link.progress(start);
     loop {
+        // Hashing the part a resume skips sends nothing, so `send_range`
+        // does not look at the stop flag meanwhile: look here, or a
+        // cancelled resume of a big file reads the whole prefix first.
+        if pos < start && link.stop.load(Ordering::Relaxed) {
+            return Err(BodyError::Send(SendError::Cut(stopped())));
+        }
         let end = match until {
             Until::Size(size) if pos >= size => break,
             Until::Size(size) => {
