@@ -94,10 +94,12 @@ impl<'a> Recorded<'a> {
             let e = if *line == SKIP {
                 Expected::Skip
             } else if let Some(re) = line.strip_suffix(RE) {
-                Expected::Pattern(
-                    Regex::new(&format!("^(?:{re})$"))
-                        .map_err(|e| format!("line {}: a bad (re) pattern: {e}", n + 1))?,
-                )
+                let bad = |e: regex::Error| format!("line {}: a bad (re) pattern: {e}", n + 1);
+                // Compiled alone first: an unbalanced `a)|(b` would
+                // otherwise close the anchoring group and match any line
+                // that starts with `a`.
+                Regex::new(re).map_err(bad)?;
+                Expected::Pattern(Regex::new(&format!("^(?:{re})$")).map_err(bad)?)
             } else if let Some(glob) = line.strip_suffix(GLOB) {
                 Expected::Pattern(
                     glob_regex(glob)
@@ -356,5 +358,9 @@ mod tests {
             .err()
             .expect("an error");
         assert!(e.starts_with("line 2: a bad (re) pattern"), "{e}");
+        // Regression: an unbalanced expression escaped the anchoring group
+        // (`^(?:a)|(b)$` matched any line starting with `a`).
+        let e = Recorded::parse("a)|(b (re)\n").err().unwrap_or_default();
+        assert!(e.starts_with("line 1: a bad (re) pattern"), "{e}");
     }
 }

@@ -97,6 +97,14 @@ pub fn record(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
                         let c = pattern::compare(&old, &text);
                         (c.merged, c.kept)
                     }
+                    // Only a missing .out is a fresh one: one that cannot
+                    // be read must not be overwritten (its patterns lost).
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(anyhow::anyhow!(e).context(Fatal::new(
+                            Exit::Io,
+                            format!("cannot read {}", out.display()),
+                        )))
+                    }
                     Err(_) => (
                         text.split_inclusive('\n')
                             .map(|l| match l.strip_suffix('\n') {
