@@ -89,48 +89,113 @@ fn try_enter() -> Entered {
         ));
     }
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
-        return Entered::Refused(refused_unshare(e));
+    // Once unshared, a process cannot leave its user namespace: had the
+    // id maps then been refused (as AppArmor's default on Ubuntu refuses
+    // them), the shell would go on as `nobody`, and every program it ran
+    // too. A child tries those steps first; the shell follows only if the
+    // child could.
+    if let Err((step, e)) = probe(uid, gid) {
+        return Entered::Refused(refusal(step, e));
     }
-    // From here the process is in the new namespaces whatever happens:
-    // a failure leaves it there without privilege, and says why.
-    let step = |what: &str, r: io::Result<()>| {
-        r.map_err(|e| refused_inside(what, Errno::from_raw(e.raw_os_error().unwrap_or(0))))
-    };
-    let mapped = step(
-        "writing /proc/self/setgroups",
-        fs::write("/proc/self/setgroups", "deny"),
-    )
-    .and_then(|()| {
-        step(
-            "writing /proc/self/uid_map",
-            fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")),
-        )
-    })
-    .and_then(|()| {
-        step(
-            "writing /proc/self/gid_map",
-            fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")),
-        )
-    })
-    .and_then(|()| {
-        // Nothing mounted here is seen outside (it could not be anyway,
-        // from a less privileged mount namespace; this says so).
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(|e| refused_inside("making the mounts private", e))
-    })
-    .and_then(|()| {
-        private_netns_dir().map_err(|e| refused_inside("mounting a tmpfs on /run/netns", e))
-    });
+    // The child could, so this fails only if the system changed meanwhile:
+    // then the shell is left without privilege, and says why.
+    let mapped = map_ids(uid, gid)
+        .map_err(|(step, e)| refusal(step, e))
+        .and_then(|()| {
+            // Nothing mounted here is seen outside (it could not be anyway,
+            // from a less privileged mount namespace; this says so).
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| refused_inside("making the mounts private", e))
+        })
+        .and_then(|()| {
+            private_netns_dir().map_err(|e| refused_inside("mounting a tmpfs on /run/netns", e))
+        });
     match mapped {
         Ok(()) => Entered::Rootless,
         Err(why) => Entered::Refused(why),
+    }
+}
+
+/// The steps that cannot be undone, in order: the new user and mount
+/// namespaces, then this user's ids mapped to themselves. On failure, the
+/// step's number (see [`refusal`]) and the error.
+fn map_ids(uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Result<(), (u8, Errno)> {
+    let errno = |e: io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| (0, e))?;
+    fs::write("/proc/self/setgroups", "deny").map_err(|e| (1, errno(e)))?;
+    fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).map_err(|e| (2, errno(e)))?;
+    fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).map_err(|e| (3, errno(e)))?;
+    Ok(())
+}
+
+/// Why step `step` of [`map_ids`] (or of its probe: 4) failed, in words.
+fn refusal(step: u8, e: Errno) -> String {
+    match step {
+        0 => refused_unshare(e),
+        1 => refused_inside("writing /proc/self/setgroups", e),
+        2 => refused_inside("writing /proc/self/uid_map", e),
+        3 => refused_inside("writing /proc/self/gid_map", e),
+        _ => refused_inside("trying it in a child process first", e),
+    }
+}
+
+/// Runs [`map_ids`] in a child process, which then exits: whether this
+/// process may follow, without committing it.
+fn probe(uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Result<(), (u8, Errno)> {
+    use nix::unistd::{fork, pipe, read, write, ForkResult};
+    let (rx, tx) = pipe().map_err(|e| (4, e))?;
+    // SAFETY: `enter` runs while the process has one thread (its stated
+    // precondition: first thing in `main`), so the child is a whole copy
+    // of it: no lock held by another thread, and it may allocate. It ends
+    // with `_exit`, running no destructor and no exit handler of the
+    // parent's.
+    match unsafe { fork() }.map_err(|e| (4, e))? {
+        ForkResult::Child => {
+            drop(rx);
+            let (step, errno) = match map_ids(uid, gid) {
+                Ok(()) => (u8::MAX, 0),
+                Err((step, e)) => (step, e as i32),
+            };
+            let mut said = [step, 0, 0, 0, 0];
+            said[1..].copy_from_slice(&errno.to_le_bytes());
+            let _ = write(&tx, &said);
+            // SAFETY: `_exit` ends this child at once; nothing of it is
+            // needed afterwards.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(tx);
+            let mut said = [0u8; 5];
+            let mut got = 0;
+            // Bounded: the child writes once and exits (end of file).
+            while got < said.len() {
+                match read(&rx, &mut said[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => {
+                        got = 0;
+                        said[0] = 4;
+                        said[1..].copy_from_slice(&(e as i32).to_le_bytes());
+                        break;
+                    }
+                }
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            let errno = i32::from_le_bytes([said[1], said[2], said[3], said[4]]);
+            match (got, said[0]) {
+                (5, u8::MAX) => Ok(()),
+                (5, step) => Err((step, Errno::from_raw(errno))),
+                // The child died before it said anything.
+                _ => Err((4, Errno::from_raw(errno))),
+            }
+        }
     }
 }
 
