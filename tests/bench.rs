@@ -222,3 +222,55 @@ fn a_bench_server_that_dies_mid_run_ends_the_run_with_one_error() {
         );
     }
 }
+
+/// Regression (found in review): `close` of a bench server said its
+/// clients were disconnected, but a sink whose client never stopped
+/// sending went on reading (it looked at the close only when a read timed
+/// out). The flooding client now sees its connection end.
+#[test]
+fn closing_a_bench_server_ends_a_client_that_never_stops_sending() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let mut shell = Command::new(env!("CARGO_BIN_EXE_socklab"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socklab starts");
+    let mut stdin = shell.stdin.take().expect("its stdin");
+    stdin
+        .write_all(format!("bench serve {port} as b\n").as_bytes())
+        .expect("the script goes in");
+    let shell = Reaped(shell);
+    wait_listening(port);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    client.write_all(b"SLBENCHS").expect("the sink header");
+    let mut ready = [0u8; 8];
+    client.read_exact(&mut ready).expect("the answer");
+    assert_eq!(&ready, b"SLBREADY");
+    client
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("a write timeout");
+    // Floods for at most 30 s; a write that fails is the end the test wants.
+    let flood = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Err(e) = client.write_all(&chunk) {
+                return Some(e.kind());
+            }
+        }
+        None
+    });
+    stdin.write_all(b"close b\n").expect("close goes in");
+    let ended = flood.join().expect("the flood thread");
+    assert!(
+        matches!(
+            ended,
+            Some(std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset)
+        ),
+        "the client kept sending into a closed bench server: {ended:?}"
+    );
+    drop(stdin);
+    drop(shell);
+}
