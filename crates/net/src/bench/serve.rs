@@ -26,6 +26,10 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// At most this many sink and echo threads per server; past that, clients
 /// are served on the runtime (slower, still served).
 pub const MAX_THREADS: usize = 128;
+/// At most this many sink and echo clients on the runtime (64 KiB each);
+/// past that, a client is closed. With the threads' buffers, a server's
+/// sinks and echoes hold at most 32 + 64 MiB.
+const MAX_ON_RUNTIME: usize = 1024;
 /// A sink or echo thread's buffer.
 const THREAD_BUFFER: usize = 256 * 1024;
 /// A `hold` connection's buffer.
@@ -35,7 +39,7 @@ const HOLD_BUFFER: usize = 64;
 pub(crate) struct Server {
     /// The UDP echo's socket, until the accept loop starts its thread.
     udp: Mutex<Option<UdpSocket>>,
-    /// Sink and echo threads running.
+    /// Sink and echo clients served (on threads, then on the runtime).
     threads: Arc<AtomicUsize>,
 }
 
@@ -80,9 +84,15 @@ impl Server {
             Mode::Hold => hold(stream, &cancel).await,
             Mode::Sink | Mode::Echo => {
                 let _ = stream.set_nodelay(true);
-                if self.threads.fetch_add(1, Ordering::SeqCst) >= MAX_THREADS {
+                let before = self.threads.fetch_add(1, Ordering::SeqCst);
+                if before >= MAX_THREADS {
+                    // Past the threads, on the runtime, up to a bound: a
+                    // client beyond it is closed (memory stays bounded
+                    // whatever connects).
+                    if before < MAX_THREADS + MAX_ON_RUNTIME {
+                        on_runtime(stream, mode == Mode::Echo, &cancel).await;
+                    }
                     self.threads.fetch_sub(1, Ordering::SeqCst);
-                    on_runtime(stream, mode == Mode::Echo, &cancel).await;
                     return;
                 }
                 let threads = self.threads.clone();
