@@ -354,6 +354,16 @@ impl Link {
         let mut piece = [0u8; 2048];
         let room = self.room.saturating_sub(self.got.len()).min(piece.len());
         if room == 0 {
+            // A reply that outgrew the room without being whole is none
+            // (left unread, it would keep the socket readable and the
+            // thread spinning until the idle limit).
+            if !self.got.is_empty() {
+                return Err(BodyError::Send(SendError::Wire(
+                    socklab_frame::WireError::ReasonTooLong {
+                        len: self.got.len(),
+                    },
+                )));
+            }
             return Ok(());
         }
         let buf = piece.get_mut(..room).unwrap_or_default();
