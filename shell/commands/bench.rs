@@ -498,7 +498,7 @@ async fn hold_beside(
     wait: Duration,
     pb: &Option<ProgressBar>,
 ) -> CmdResult<HoldReport> {
-    let nofile = bench::raise_nofile();
+    let nofile = bench::raise_nofile(n + 64);
     if n + 64 > nofile {
         return Err(CmdError::new(
             Exit::Usage,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::resource::{setrlimit, Resource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -39,22 +39,23 @@ pub struct HoldReport {
     pub failures: (u64, Vec<String>),
 }
 
-/// Raises the limit on open files as far as this process may: the hard
-/// limit up to the kernel's `nr_open` (needs CAP_SYS_RESOURCE), else the
-/// soft limit up to the hard one. Returns the soft limit now.
-pub fn raise_nofile() -> u64 {
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 0;
-    };
+/// Makes room for `need` open files: the soft limit up to the hard one
+/// (as socklab does at start), and only if that is not enough, the hard
+/// limit up to what is needed, within the kernel's `nr_open` (needs
+/// CAP_SYS_RESOURCE; every program started afterwards inherits it, so it
+/// is never raised further than asked). Returns the soft limit now.
+pub fn raise_nofile(need: u64) -> u64 {
+    let soft = crate::sys::raise_fd_limit().unwrap_or(0);
+    if soft >= need {
+        return soft;
+    }
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(hard);
-    if hard < nr_open && setrlimit(Resource::RLIMIT_NOFILE, nr_open, nr_open).is_ok() {
-        return nr_open;
-    }
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return hard;
+        .unwrap_or(soft);
+    let want = need.min(nr_open);
+    if want > soft && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
     }
     soft
 }
@@ -103,8 +104,8 @@ pub async fn hold(
     wait: Duration,
     live: &watch::Sender<Live>,
 ) -> Result<Held, BenchError> {
-    let nofile = raise_nofile();
     let need = n * fds_per_conn + 64;
+    let nofile = raise_nofile(need);
     if need > nofile {
         return Err(BenchError::Refused {
             peer: to,
