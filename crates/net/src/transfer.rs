@@ -70,6 +70,7 @@ use socklab_frame::{Status, DIGEST_LEN};
 
 mod client;
 mod error;
+mod hashing;
 mod pump;
 mod raw;
 mod receive;

@@ -12,7 +12,8 @@
 //!   same range (the kernel hands page-cache pages to the socket: no copy
 //!   through this process), looking for the peer's early verdict between
 //!   pieces;
-//! - receiving: `recv`, `write` to the working file, hash.
+//! - receiving: `recv`, `write` to the working file, and hand the piece
+//!   to a hash thread beside this one ([`super::hashing`]).
 //!
 //! The socket stays non-blocking: the thread waits in `poll(2)` under the
 //! connection's idle limit and rate floor (the same [`Cut`]s as the async
@@ -38,12 +39,24 @@ use nix::sys::socket::{recv, MsgFlags};
 use socklab_frame::{Reply, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::hashing::Feeder;
 use super::wire::{BodyError, Cut, Floor, SendError, Slow, Waited};
 
 /// The largest piece of a file the transfer thread reads, sends or writes
 /// at once (1 MiB): large enough that system calls are few, small enough
 /// that a transfer's memory stays flat (one buffer per transfer).
 pub(super) const BIG: usize = 1024 * 1024;
+
+/// The highest low-water mark the receiving thread sets on its socket
+/// (256 KiB): the kernel wakes it (and tokio's reactor, which watches the
+/// same socket) about once per this many bytes instead of once per packet.
+/// Measured on a 1 GiB upload over loopback: about 6,000 reactor wake-ups
+/// without it.
+const LOWAT: usize = 256 * 1024;
+
+/// The piece the sender reads and hashes at once (256 KiB): small enough
+/// to stay in the core's cache between the read and the hash.
+const HOT: usize = 256 * 1024;
 
 /// How often the async side reports the thread's progress.
 const TICK: Duration = Duration::from_millis(100);
@@ -99,6 +112,17 @@ pub(super) struct Link {
     got: Vec<u8>,
     /// The most bytes `got` may hold.
     room: usize,
+    /// The socket's low-water mark for reading, as last set.
+    lowat: usize,
+}
+
+impl Drop for Link {
+    /// Puts the low-water mark back to one byte before the connection goes
+    /// back to tokio: its reads of the next message (smaller than the
+    /// mark) must be signalled.
+    fn drop(&mut self) {
+        self.set_lowat(1);
+    }
 }
 
 /// What the thread hands back to the connection.
@@ -137,6 +161,7 @@ pub(super) fn link(fd: BorrowedFd<'_>, meter: Meter, room: usize) -> Option<(Lin
         done: Arc::new(AtomicU64::new(0)),
         got: Vec::new(),
         room: room.min(MAX_MESSAGE_LEN * 2),
+        lowat: 1,
     };
     Some((link, ring))
 }
@@ -250,53 +275,100 @@ impl Link {
     fn wait(&mut self, want: PollFlags, idle_end: Instant) -> Result<PollFlags, Cut> {
         loop {
             self.check()?;
-            let now = Instant::now();
-            if now >= idle_end {
+            if Instant::now() >= idle_end {
                 return Err(Cut::Timeout(self.waited(self.meter.idle)));
             }
-            let until = self
-                .meter
-                .pace
-                .map_or(idle_end, |(_, end, _)| end.min(idle_end));
-            let left = until.saturating_duration_since(now) + Duration::from_millis(1);
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [
-                PollFd::new(self.sock.as_fd(), want),
-                PollFd::new(self.bell.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Cut::Io(e.into())),
-            }
-            let [sock, bell] = &fds;
-            if bell.revents().is_some_and(|r| !r.is_empty()) {
-                let mut drain = [0u8; 16];
-                let _ = (&self.bell).read(&mut drain);
-                continue;
-            }
-            if let Some(ready) = sock.revents().filter(|r| !r.is_empty()) {
+            if let Some(ready) = self.poll_once(want, idle_end)? {
                 return Ok(ready);
             }
         }
     }
 
+    /// One `poll` for `want`, at most until `idle_end` or the end of the
+    /// rate floor's window: what the socket is ready for, or `None` (the
+    /// time is up, or the bell rang).
+    fn poll_once(&mut self, want: PollFlags, idle_end: Instant) -> Result<Option<PollFlags>, Cut> {
+        let now = Instant::now();
+        let until = self
+            .meter
+            .pace
+            .map_or(idle_end, |(_, end, _)| end.min(idle_end));
+        let left = until.saturating_duration_since(now) + Duration::from_millis(1);
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [
+            PollFd::new(self.sock.as_fd(), want),
+            PollFd::new(self.bell.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Cut::Io(e.into())),
+        }
+        let [sock, bell] = &fds;
+        if bell.revents().is_some_and(|r| !r.is_empty()) {
+            let mut drain = [0u8; 16];
+            let _ = (&self.bell).read(&mut drain);
+            return Ok(None);
+        }
+        Ok(sock.revents().filter(|r| !r.is_empty()))
+    }
+
+    /// Sets the socket's low-water mark for reading (`SO_RCVLOWAT`): the
+    /// kernel then signals it readable, to `poll` here and to tokio's
+    /// reactor, only once `n` bytes wait, instead of at every packet.
+    /// Best effort: a socket that refuses it is signalled as before.
+    fn set_lowat(&mut self, n: usize) {
+        let n = n.clamp(1, LOWAT);
+        if n == self.lowat {
+            return;
+        }
+        let value = libc::c_int::try_from(n).unwrap_or(1);
+        // SAFETY: SO_RCVLOWAT takes an int; `value` lives across the call,
+        // and the descriptor is this link's own open socket. Neither nix
+        // nor socket2 wraps this option.
+        unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                std::ptr::from_ref(&value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        self.lowat = n;
+    }
+
     /// Receives up to `buf.len()` bytes: at least one, or the end of
     /// stream ([`Cut::Eof`]), a failure, or a wait that gave up.
+    ///
+    /// While it waits the socket's low-water mark is `buf.len()` (at most
+    /// [`LOWAT`]): callers ask for no more than the data still due, so the
+    /// mark never holds back the last bytes of a known length, and every
+    /// wait that ends without readiness (the idle limit, the end of a rate
+    /// window) tries a read before it judges, so bytes below the mark are
+    /// never taken for silence.
     pub(super) fn recv_some(&mut self, buf: &mut [u8]) -> Result<usize, Cut> {
+        self.set_lowat(buf.len());
         let idle_end = Instant::now() + self.meter.idle;
         loop {
-            self.check()?;
+            // A stream that never runs dry never reaches the full check
+            // below: the stop flag is looked at before every read.
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
             match recv(self.sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => return Err(Cut::Eof),
                 Ok(n) => {
                     self.moved(n, false);
                     return Ok(n);
                 }
-                Err(Errno::EAGAIN | Errno::EINTR) => {
-                    self.wait(PollFlags::POLLIN, idle_end)?;
-                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(e) => return Err(Cut::Io(e.into())),
             }
+            self.check()?;
+            if Instant::now() >= idle_end {
+                return Err(Cut::Timeout(self.waited(self.meter.idle)));
+            }
+            self.poll_once(PollFlags::POLLIN, idle_end)?;
         }
     }
 
@@ -408,7 +480,7 @@ pub(super) fn send_file(
     watch: bool,
 ) -> Result<(blake3::Hasher, u64), BodyError> {
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0; BIG];
+    let mut buf = vec![0; HOT];
     let mut pos = 0u64;
     advise_sequential(file);
     link.progress(start);
@@ -432,21 +504,13 @@ pub(super) fn send_file(
             Until::Eof => u64::MAX,
         };
         let want = usize::try_from(end - pos).unwrap_or(BIG).min(BIG);
-        let piece = buf.get_mut(..want).unwrap_or_default();
-        let n = loop {
-            match file.read_at(piece, pos) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other.map_err(BodyError::File)?,
-            }
-        };
+        let n = read_and_hash(file, &mut buf, pos, want, &mut hasher)?;
         if n == 0 {
             match until {
                 Until::Eof if pos >= start => break,
                 _ => return Err(BodyError::Shrank { at: pos }),
             }
         }
-        let read = piece.get(..n).unwrap_or_default();
-        hasher.update(read);
         if pos >= start {
             link.send_range(file, pos, n, watch)?;
             link.progress(pos + n as u64);
@@ -454,6 +518,38 @@ pub(super) fn send_file(
         pos += n as u64;
     }
     Ok((hasher, pos))
+}
+
+/// Reads up to `want` bytes of `file` at `at` and feeds them to `hasher`,
+/// [`HOT`] bytes at a time through `buf`: each piece is hashed while the
+/// read has just left it in the core's cache (measured: a 1 MiB buffer
+/// spilled out of the 1 MiB L2 and made the sender's hashing dearer).
+/// Returns how many bytes it read: fewer than `want` only at the file's
+/// end.
+fn read_and_hash(
+    file: &File,
+    buf: &mut [u8],
+    at: u64,
+    want: usize,
+    hasher: &mut blake3::Hasher,
+) -> Result<usize, BodyError> {
+    let mut done = 0;
+    while done < want {
+        let len = (want - done).min(buf.len());
+        let piece = buf.get_mut(..len).unwrap_or_default();
+        let n = loop {
+            match file.read_at(piece, at + done as u64) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other.map_err(BodyError::File)?,
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        hasher.update(piece.get(..n).unwrap_or_default());
+        done += n;
+    }
+    Ok(done)
 }
 
 /// How the transfer thread's receiving stopped early.
@@ -470,7 +566,73 @@ pub(super) enum RecvStop {
 /// feeds it to `hasher`, from byte `pos` until byte `end` (`None`: until
 /// the end of stream, which is then no error), reporting progress as the
 /// bytes held. Returns where the data ended, and why it ended early.
+///
+/// The hashing runs on a thread beside this one ([`Feeder`]); when this
+/// returns, `hasher` has been fed every byte written, in order.
 pub(super) fn receive_into(
+    link: &mut Link,
+    file: &File,
+    hasher: &mut blake3::Hasher,
+    pos: u64,
+    end: Option<u64>,
+) -> (u64, Option<RecvStop>) {
+    let Some(mut feeder) = Feeder::start(std::mem::take(hasher), BIG) else {
+        return receive_hashing_here(link, file, hasher, pos, end);
+    };
+    let (pos, stop) = receive_fed(link, file, &mut feeder, pos, end);
+    match feeder.finish() {
+        Some(fed) => {
+            *hasher = fed;
+            (pos, stop)
+        }
+        None => (
+            pos,
+            Some(RecvStop::Cut(Cut::Io(io::Error::other(
+                "the hash thread died",
+            )))),
+        ),
+    }
+}
+
+/// [`receive_into`]'s loop, handing each piece written to `feeder`.
+fn receive_fed(
+    link: &mut Link,
+    file: &File,
+    feeder: &mut Feeder,
+    mut pos: u64,
+    end: Option<u64>,
+) -> (u64, Option<RecvStop>) {
+    link.progress(pos);
+    loop {
+        let want = match end {
+            Some(end) if pos >= end => return (pos, None),
+            Some(end) => usize::try_from(end - pos).unwrap_or(BIG).min(BIG),
+            None => BIG,
+        };
+        let mut buf = feeder.buffer();
+        let piece = buf.get_mut(..want).unwrap_or_default();
+        let n = match link.recv_some(piece) {
+            Ok(n) => n,
+            Err(cut) => {
+                feeder.unused(buf);
+                return match cut {
+                    Cut::Eof if end.is_none() => (pos, None),
+                    cut => (pos, Some(RecvStop::Cut(cut))),
+                };
+            }
+        };
+        if let Err(e) = (&*file).write_all(buf.get(..n).unwrap_or_default()) {
+            feeder.unused(buf);
+            return (pos, Some(RecvStop::Write(e)));
+        }
+        feeder.feed(buf, n);
+        pos += n as u64;
+        link.progress(pos);
+    }
+}
+
+/// [`receive_into`] hashing on this thread (no hash thread could start).
+fn receive_hashing_here(
     link: &mut Link,
     file: &File,
     hasher: &mut blake3::Hasher,

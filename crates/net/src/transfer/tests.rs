@@ -1934,3 +1934,36 @@ async fn pieces_larger_than_the_thread_buffer_and_odd_sizes_round_trip() {
         assert_eq!(std::fs::read(&local).expect("read"), data);
     }
 }
+
+/// Regression (issue 11): the receiving thread raises the socket's
+/// low-water mark while data flows. A trailer that comes after a pause,
+/// once the connection is back with tokio, is smaller than that mark: the
+/// mark must be back at one byte, or tokio is never told the trailer came
+/// and the upload hangs until its idle limit.
+#[tokio::test]
+async fn a_trailer_that_comes_after_a_pause_is_read_at_once() {
+    let dir = tempdir();
+    let cfg = ReceiverConfig::new(dir.path());
+    let (addr, task) = serve_once(&cfg).await;
+    let mut hand = Hand::connect(addr).await;
+    let data = content(3 * pump::BIG + 7, 11);
+    hand.send(&header_bytes("late.bin", data.len() as u64, 0))
+        .await;
+    assert_eq!(hand.reply().await.status, Status::Ok);
+    hand.send(&data).await;
+    // Long enough for the thread to end and hand the socket back.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hand.send(&trailer_bytes(hash(&data))).await;
+    let verdict = tokio::time::timeout(std::time::Duration::from_secs(10), hand.reply())
+        .await
+        .expect("the verdict comes without waiting for the idle limit");
+    assert_eq!(verdict.status, Status::Ok, "{verdict:?}");
+    assert!(matches!(
+        task.await.expect("task"),
+        Ok(Served::Uploaded { .. })
+    ));
+    assert_eq!(
+        std::fs::read(dir.path().join("late.bin")).expect("read"),
+        data
+    );
+}
