@@ -105,6 +105,10 @@ enum Action {
         /// Session files (`lesson.sock` is recorded in `lesson.out`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The longest one session file may run (then it is stopped, and
+        /// its transcript says so).
+        #[arg(long, default_value = "600s", value_parser = wait_arg)]
+        limit: Duration,
     },
     /// Run session files with --stable; compare each with its FILE.out.
     ///
@@ -122,6 +126,10 @@ enum Action {
         /// Session files, each with its recorded FILE.out.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The longest one session file may run (then it is stopped, and
+        /// its transcript says so).
+        #[arg(long, default_value = "600s", value_parser = wait_arg)]
+        limit: Duration,
     },
 }
 
@@ -170,8 +178,8 @@ fn main() -> ExitCode {
     // before the runtime. A refusal is said when a host is asked for.
     socklab_net::hosts::rootless::enter();
     let status = match &cli.command {
-        Some(Action::Record { files }) => transcript::record(files, cli.wait),
-        Some(Action::Check { files }) => transcript::check(files, cli.wait),
+        Some(Action::Record { files, limit }) => transcript::record(files, cli.wait, *limit),
+        Some(Action::Check { files, limit }) => transcript::check(files, cli.wait, *limit),
         None => run(&cli),
     };
     let status = match status {

@@ -30,25 +30,30 @@ pub fn out_path(session: &Path) -> PathBuf {
 ///
 /// # Errors
 /// This program cannot be started again.
-pub fn transcript(session: &Path, wait: Duration) -> anyhow::Result<String> {
+pub fn transcript(session: &Path, wait: Duration, limit: Duration) -> anyhow::Result<String> {
     let me = std::env::current_exe()
         .context(Fatal::new(Exit::OsErr, "cannot find the socklab program"))?;
-    let run = Command::new(me)
-        .arg("--stable")
-        .arg(format!("--wait={}ms", wait.as_millis()))
-        .arg("--")
-        .arg(session)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| {
-            Fatal::new(
-                Exit::OsErr,
-                format!("cannot run socklab on {}", session.display()),
-            )
-        })?;
+    let run = run_bounded(
+        Command::new(me)
+            .arg("--stable")
+            .arg(format!("--wait={}ms", wait.as_millis()))
+            .arg("--")
+            .arg(session),
+        limit,
+    )
+    .with_context(|| {
+        Fatal::new(
+            Exit::OsErr,
+            format!("cannot run socklab on {}", session.display()),
+        )
+    })?;
     let mut text = String::from_utf8_lossy(&run.stdout).into_owned();
+    if run.stdout_cut {
+        text.push_str(&format!(
+            "--- standard output cut at {} MiB ---\n",
+            OUTPUT_LIMIT >> 20
+        ));
+    }
     let swept = |l: &&str| l.starts_with("socklab: removed ") && l.contains("network namespace");
     let stderr: String = String::from_utf8_lossy(&run.stderr)
         .lines()
@@ -58,6 +63,17 @@ pub fn transcript(session: &Path, wait: Duration) -> anyhow::Result<String> {
     if !stderr.is_empty() {
         text.push_str("--- stderr ---\n");
         text.push_str(&stderr);
+    }
+    if run.stderr_cut {
+        text.push_str(&format!(
+            "--- standard error cut at {} MiB ---\n",
+            OUTPUT_LIMIT >> 20
+        ));
+    }
+    if run.overran {
+        text.push_str(&format!(
+            "--- stopped: the session ran past {limit:?} ---\n"
+        ));
     }
     // A signal has no code: shown as the shell shows it, 128 + the signal.
     let code = run.status.code().unwrap_or_else(|| {
@@ -70,6 +86,108 @@ pub fn transcript(session: &Path, wait: Duration) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// How long a stopped session has to end after SIGTERM, and how long its
+/// output may stay open after it ended (a program it started that kept
+/// the pipe).
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The most of each output stream of a session that is kept (16 MiB); the
+/// rest is read and dropped, and the transcript says it was cut.
+const OUTPUT_LIMIT: usize = 16 << 20;
+
+/// What a bounded run of a session gave.
+struct Run {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    stdout_cut: bool,
+    stderr_cut: bool,
+    /// It ran past [`RUN_LIMIT`] and was stopped.
+    overran: bool,
+    status: std::process::ExitStatus,
+}
+
+/// Runs `cmd` with no input, keeping at most [`OUTPUT_LIMIT`] bytes of
+/// each output. A session still running at `limit` (its own waits have
+/// deadlines; this bounds one that never ends, such as one that serves
+/// forever) is sent SIGTERM, which makes a socklab clean up, and SIGKILL
+/// [`GRACE`] later.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Run> {
+    use std::sync::mpsc;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take().map(bounded_reader);
+    let err = child.stderr.take().map(bounded_reader);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let (done, ended) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let mut overran = false;
+    let status = match ended.recv_timeout(limit) {
+        Ok(status) => status?,
+        Err(_) => {
+            overran = true;
+            // The child is not reaped until `wait` returns and sends, so
+            // its pid is still its own here.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            match ended.recv_timeout(GRACE) {
+                Ok(status) => status?,
+                Err(_) => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    ended
+                        .recv()
+                        .map_err(|_| std::io::Error::other("lost the session's exit status"))??
+                }
+            }
+        }
+    };
+    let collect = |reader: Option<mpsc::Receiver<(Vec<u8>, bool)>>| {
+        reader
+            .and_then(|r| r.recv_timeout(GRACE).ok())
+            .unwrap_or_default()
+    };
+    let (stdout, stdout_cut) = collect(out);
+    let (stderr, stderr_cut) = collect(err);
+    Ok(Run {
+        stdout,
+        stderr,
+        stdout_cut,
+        stderr_cut,
+        overran,
+        status,
+    })
+}
+
+/// Reads `pipe` to its end on a thread, keeping its first
+/// [`OUTPUT_LIMIT`] bytes; sends them, and whether more came.
+fn bounded_reader(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<(Vec<u8>, bool)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut cut = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                    cut |= n > room;
+                    kept.extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send((kept, cut));
+    });
+    rx
+}
+
 /// `socklab record`: writes each session's transcript to its `.out`;
 /// where a `.out` is there already, its lines that still match (patterns
 /// written by hand among them) are kept, and only the others rewritten.
@@ -79,12 +197,12 @@ pub fn transcript(session: &Path, wait: Duration) -> anyhow::Result<String> {
 /// # Errors
 /// None of its own: a file that cannot be run or written is reported and
 /// counted.
-pub fn record(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
+pub fn record(files: &[PathBuf], wait: Duration, limit: Duration) -> anyhow::Result<i32> {
     let mut status = 0;
     for session in files {
         let out = out_path(session);
         let written = check_readable(session)
-            .and_then(|()| transcript(session, wait))
+            .and_then(|()| transcript(session, wait, limit))
             .and_then(|text| {
                 let (text, kept) = match std::fs::read_to_string(&out) {
                     Ok(old) => {
@@ -153,7 +271,7 @@ pub fn record(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
 ///
 /// # Errors
 /// None of its own: every problem is one failed file.
-pub fn check(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
+pub fn check(files: &[PathBuf], wait: Duration, limit: Duration) -> anyhow::Result<i32> {
     let (mut passed, mut failed) = (0, 0);
     for session in files {
         let out = out_path(session);
@@ -170,7 +288,7 @@ pub fn check(files: &[PathBuf], wait: Duration) -> anyhow::Result<i32> {
                 match Recorded::parse(&expected) {
                     Err(e) => Err(format!("{}: {e}", out.display())),
                     Ok(recorded) => {
-                        match check_readable(session).and_then(|()| transcript(session, wait)) {
+                        match check_readable(session).and_then(|()| transcript(session, wait, limit)) {
                             Err(e) => Err(format!("{e:#}")),
                             Ok(actual) if actual == expected => Ok(()),
                             Ok(actual) => {

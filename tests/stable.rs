@@ -392,3 +392,33 @@ fn the_lessons_pass_check_against_their_recorded_transcripts() {
         assert!(said.ends_with(&format!("{n} passed, 0 failed\n")), "{said}");
     }
 }
+
+/// Regression (review of issue 14): `check` waited without end for a
+/// session that never ends. `--limit` stops it, cleans up, and the
+/// transcript says so.
+#[test]
+fn check_stops_a_session_that_runs_past_its_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = dir.path().join("forever.sock");
+    std::fs::write(&session, "echo started\nsleep 1h\n").expect("session written");
+    let file = session.to_str().expect("UTF-8 path");
+    std::fs::write(
+        dir.path().join("forever.out"),
+        "socklab> echo started\nstarted\n",
+    )
+    .expect(".out written");
+    let started = std::time::Instant::now();
+    let run = socklab(&["check", "--limit", "1s", file]);
+    let said = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l == "+--- stopped: the session ran past 1s ---"),
+        "{said}"
+    );
+    // Hang guard only: the session alone would run for an hour.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "{said}"
+    );
+}
