@@ -221,6 +221,12 @@ fn stopped() -> Cut {
 }
 
 impl Link {
+    /// Starts the bytes read from the peer with `bytes` (the beginning of
+    /// a reply the connection had read already).
+    pub(super) fn seed(&mut self, bytes: &[u8]) {
+        self.got.extend_from_slice(bytes);
+    }
+
     /// Reports progress (bytes the peer holds or this side stored).
     pub(super) fn progress(&self, done: u64) {
         self.done.store(done, Ordering::Relaxed);

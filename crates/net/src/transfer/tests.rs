@@ -1967,3 +1967,49 @@ async fn a_trailer_that_comes_after_a_pause_is_read_at_once() {
         data
     );
 }
+
+/// Regression (issue 11, found in review): a receiver that refuses at once,
+/// its refusal in the same packet as its "ready", was only heard after the
+/// sender had sent the whole file: the transfer thread reads the socket
+/// itself and never looked at what the connection had read already.
+#[tokio::test]
+async fn a_refusal_sent_with_the_ready_reply_stops_the_upload_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.expect("accept");
+        let mut hand = Hand::wrap(s);
+        let header = hand.read(Header::decode).await.expect("header");
+        let mut both = reply_bytes(Status::Ok, 0, "ready");
+        both.extend(reply_bytes(Status::NoSpace, 0, "full at once (test)"));
+        hand.send(&both).await;
+        // Everything the sender sends until it closes.
+        let mut got = 0usize;
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(30), hand.s.read(&mut chunk))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => got += n,
+                _ => break,
+            }
+        }
+        (header, got)
+    });
+    let src = tempdir();
+    let size = 64usize << 20;
+    let file = write_file(src.path(), "big", &content(size, 9));
+    let err = upload(connect(addr).await, &file, "big", false, |_, _| {})
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, TransferError::Refused { peer: "receiver", status: Status::NoSpace, reason, .. } if reason == "full at once (test)"),
+        "{err}"
+    );
+    let (header, got) = fake.await.expect("fake");
+    assert_eq!(header.size, size as u64);
+    assert_eq!(
+        got, 0,
+        "no data follows a refusal the sender had already read"
+    );
+}

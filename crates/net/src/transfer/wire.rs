@@ -532,7 +532,26 @@ pub(super) async fn send_body<S: AsyncRead + AsyncWrite>(
     start: u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<[u8; DIGEST_LEN], BodyError> {
-    if let Some(link) = conn.link() {
+    // What the peer sent after its answer to the header and before the
+    // data began is its verdict (it refused at once), whole or in part;
+    // both paths below only look at what they read themselves.
+    let early = conn.pending().to_vec();
+    if !early.is_empty() {
+        match Reply::decode(&early) {
+            Ok(Some((reply, used))) => {
+                conn.consume(used);
+                return Err(BodyError::Send(SendError::Early(reply)));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(BodyError::Send(SendError::Wire(e))),
+        }
+    }
+    if let Some(mut link) = conn.link() {
+        // A reply begun: the thread goes on reading it where it stands.
+        if !early.is_empty() {
+            conn.consume(early.len());
+            link.0.seed(&early);
+        }
         let handle = file.share();
         progress(start, size);
         let mut report = |done: u64| progress(done, size);
