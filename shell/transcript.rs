@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -101,7 +102,7 @@ struct Run {
     stderr: Vec<u8>,
     stdout_cut: bool,
     stderr_cut: bool,
-    /// It ran past [`RUN_LIMIT`] and was stopped.
+    /// It ran past its limit and was stopped.
     overran: bool,
     status: std::process::ExitStatus,
 }
@@ -112,6 +113,8 @@ struct Run {
 /// forever) is sent SIGTERM, which makes a socklab clean up, and SIGKILL
 /// [`GRACE`] later.
 fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Run> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
     use std::sync::mpsc;
     let mut child = cmd
         .stdin(Stdio::null())
@@ -120,72 +123,94 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Run> {
         .spawn()?;
     let out = child.stdout.take().map(bounded_reader);
     let err = child.stderr.take().map(bounded_reader);
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let Ok(raw) = i32::try_from(child.id()) else {
+        // No pid to signal: wait without a limit, as `output` would.
+        let status = child.wait()?;
+        return Ok(collect_run(out, err, false, status));
+    };
+    let pid = nix::unistd::Pid::from_raw(raw);
+    // The waiter sees the exit without reaping it (WNOWAIT): until
+    // `child.wait()` below, the pid stays this child's, so a signal sent
+    // after a timeout cannot reach another process.
     let (done, ended) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = done.send(child.wait());
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(pid), flags) {}
+        let _ = done.send(());
     });
     let mut overran = false;
-    let status = match ended.recv_timeout(limit) {
-        Ok(status) => status?,
-        Err(_) => {
-            overran = true;
-            // The child is not reaped until `wait` returns and sends, so
-            // its pid is still its own here.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            match ended.recv_timeout(GRACE) {
-                Ok(status) => status?,
-                Err(_) => {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    ended
-                        .recv()
-                        .map_err(|_| std::io::Error::other("lost the session's exit status"))??
-                }
-            }
+    if ended.recv_timeout(limit).is_err() {
+        overran = true;
+        let _ = kill(pid, Signal::SIGTERM);
+        if ended.recv_timeout(GRACE).is_err() {
+            let _ = kill(pid, Signal::SIGKILL);
+            // SIGKILL cannot be caught: the child ends.
+            let _ = ended.recv();
+        }
+    }
+    let status = child.wait()?;
+    Ok(collect_run(out, err, overran, status))
+}
+
+/// What the readers of a run's two outputs kept.
+type Kept = (Arc<Mutex<(Vec<u8>, bool)>>, std::sync::mpsc::Receiver<()>);
+
+/// The outputs of a run that ended: what each reader kept, waiting at most
+/// [`GRACE`] for a pipe that a program the session started may still hold
+/// (it is then cut where it stands).
+fn collect_run(
+    out: Option<Kept>,
+    err: Option<Kept>,
+    overran: bool,
+    status: std::process::ExitStatus,
+) -> Run {
+    let take = |kept: Option<Kept>| match kept {
+        None => (Vec::new(), false),
+        Some((buf, done)) => {
+            let finished = done.recv_timeout(GRACE).is_ok();
+            let mut held = buf.lock().unwrap_or_else(PoisonError::into_inner);
+            let (bytes, cut) = std::mem::take(&mut *held);
+            (bytes, cut || !finished)
         }
     };
-    let collect = |reader: Option<mpsc::Receiver<(Vec<u8>, bool)>>| {
-        reader
-            .and_then(|r| r.recv_timeout(GRACE).ok())
-            .unwrap_or_default()
-    };
-    let (stdout, stdout_cut) = collect(out);
-    let (stderr, stderr_cut) = collect(err);
-    Ok(Run {
+    let (stdout, stdout_cut) = take(out);
+    let (stderr, stderr_cut) = take(err);
+    Run {
         stdout,
         stderr,
         stdout_cut,
         stderr_cut,
         overran,
         status,
-    })
+    }
 }
 
 /// Reads `pipe` to its end on a thread, keeping its first
-/// [`OUTPUT_LIMIT`] bytes; sends them, and whether more came.
-fn bounded_reader(
-    mut pipe: impl std::io::Read + Send + 'static,
-) -> std::sync::mpsc::Receiver<(Vec<u8>, bool)> {
-    let (tx, rx) = std::sync::mpsc::channel();
+/// [`OUTPUT_LIMIT`] bytes (and whether more came) where the caller can
+/// take them; the channel says when the pipe ended.
+fn bounded_reader(mut pipe: impl std::io::Read + Send + 'static) -> Kept {
+    let kept = Arc::new(Mutex::new((Vec::new(), false)));
+    let (done, ended) = std::sync::mpsc::channel();
+    let shared = Arc::clone(&kept);
     std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut cut = false;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                    cut |= n > room;
-                    kept.extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
+                    let mut held = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    let room = OUTPUT_LIMIT.saturating_sub(held.0.len());
+                    held.1 |= n > room;
+                    held.0
+                        .extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
-        let _ = tx.send((kept, cut));
+        let _ = done.send(());
     });
-    rx
+    (kept, ended)
 }
 
 /// `socklab record`: writes each session's transcript to its `.out`;

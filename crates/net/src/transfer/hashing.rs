@@ -13,8 +13,8 @@
 //!
 //! Memory stays flat: the pieces in flight are at most [`DEPTH`] buffers
 //! of the size the caller asks for. A hash thread that cannot be started
-//! leaves the caller hashing on its own thread ([`Feeder::start`] gives
-//! `None`).
+//! ([`Feeder::start`] gives `None`) leaves the caller hashing on its own
+//! thread with its own hasher (it hands the thread a clone).
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;

@@ -42,9 +42,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::hashing::Feeder;
 use super::wire::{BodyError, Cut, Floor, SendError, Slow, Waited};
 
-/// The largest piece of a file the transfer thread reads, sends or writes
-/// at once (1 MiB): large enough that system calls are few, small enough
-/// that a transfer's memory stays flat (one buffer per transfer).
+/// The largest piece of a file the transfer thread sends or receives at
+/// once (1 MiB): large enough that system calls are few, small enough that
+/// a transfer's memory stays flat (a receiver has at most three such
+/// buffers in flight, see [`super::hashing`]).
 pub(super) const BIG: usize = 1024 * 1024;
 
 /// The highest low-water mark the receiving thread sets on its socket
@@ -57,6 +58,10 @@ const LOWAT: usize = 256 * 1024;
 /// The piece the sender reads and hashes at once (256 KiB): small enough
 /// to stay in the core's cache between the read and the hash.
 const HOT: usize = 256 * 1024;
+
+/// The longest the receiving thread waits with its low-water mark above
+/// one byte before it lowers the mark (see [`Link::recv_some`]).
+const MARK_WAIT: Duration = Duration::from_millis(100);
 
 /// How often the async side reports the thread's progress.
 const TICK: Duration = Duration::from_millis(100);
@@ -374,7 +379,18 @@ impl Link {
             if Instant::now() >= idle_end {
                 return Err(Cut::Timeout(self.waited(self.meter.idle)));
             }
-            self.poll_once(PollFlags::POLLIN, idle_end)?;
+            // Above one byte, the mark may hold back a trickle: a wait is
+            // then short, and one that ends without readiness drops the
+            // mark to one byte for the rest of this call, so a slow peer
+            // is read as its bytes come (the next call raises it again).
+            let until = if self.lowat > 1 {
+                idle_end.min(Instant::now() + MARK_WAIT)
+            } else {
+                idle_end
+            };
+            if self.poll_once(PollFlags::POLLIN, until)?.is_none() {
+                self.set_lowat(1);
+            }
         }
     }
 
@@ -563,8 +579,9 @@ fn read_and_hash(
 pub(super) enum RecvStop {
     /// The connection ended, failed or stalled.
     Cut(Cut),
-    /// Writing the working file failed (the bytes of that read are
-    /// neither written nor hashed).
+    /// Writing the working file failed (the bytes of that read may be
+    /// written in part and are not hashed), or the hash thread died:
+    /// nothing received may be kept.
     Write(io::Error),
 }
 
@@ -582,7 +599,9 @@ pub(super) fn receive_into(
     pos: u64,
     end: Option<u64>,
 ) -> (u64, Option<RecvStop>) {
-    let Some(mut feeder) = Feeder::start(std::mem::take(hasher), BIG) else {
+    // A clone goes to the thread: one that cannot start leaves `hasher`
+    // as it was (a resume's hash of the bytes held), to go on here.
+    let Some(mut feeder) = Feeder::start(hasher.clone(), BIG) else {
         return receive_hashing_here(link, file, hasher, pos, end);
     };
     let (pos, stop) = receive_fed(link, file, &mut feeder, pos, end);
@@ -591,11 +610,11 @@ pub(super) fn receive_into(
             *hasher = fed;
             (pos, stop)
         }
+        // The hash of what was written is lost: nothing may be kept for
+        // a resume, so this ends as a failed write does.
         None => (
             pos,
-            Some(RecvStop::Cut(Cut::Io(io::Error::other(
-                "the hash thread died",
-            )))),
+            Some(RecvStop::Write(io::Error::other("the hash thread died"))),
         ),
     }
 }

@@ -940,13 +940,15 @@ fn write_meta(path: &Path, text: &str) -> io::Result<()> {
     fs::rename(&new, path)
 }
 
-/// Opens the regular file `dest` that a rename is about to replace, if
+/// Holds the regular file `dest` that a rename is about to replace, if
 /// there is one: while this descriptor is open, the rename only drops a
-/// name, and the replaced file's pages are freed when it closes.
+/// name, and the replaced file's pages are freed when it closes. `O_PATH`
+/// opens nothing (no read permission needed, no device touched): it only
+/// pins the file.
 fn hold_replaced(dest: &Path) -> Option<File> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
         .open(dest)
         .ok()?;
     file.metadata().ok()?.is_file().then_some(file)

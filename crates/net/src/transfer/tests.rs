@@ -2013,3 +2013,35 @@ async fn a_refusal_sent_with_the_ready_reply_stops_the_upload_at_once() {
         "no data follows a refusal the sender had already read"
     );
 }
+
+/// The same, the refusal split: its first bytes come with the "ready"
+/// reply, the rest later. The bytes the connection had read go to the
+/// transfer thread, which reads the rest: the refusal arrives whole.
+#[tokio::test]
+async fn a_refusal_begun_with_the_ready_reply_is_read_whole() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.expect("accept");
+        let mut hand = Hand::wrap(s);
+        hand.read(Header::decode).await.expect("header");
+        let ready = reply_bytes(Status::Ok, 0, "ready");
+        let refusal = reply_bytes(Status::NoSpace, 0, "full, said in two parts (test)");
+        let mut first = ready.clone();
+        first.extend_from_slice(&refusal[..5]);
+        hand.send(&first).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        hand.send(&refusal[5..]).await;
+        hand.until_eof().await;
+    });
+    let src = tempdir();
+    let file = write_file(src.path(), "big", &content(64 << 20, 3));
+    let err = upload(connect(addr).await, &file, "big", false, |_, _| {})
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, TransferError::Refused { peer: "receiver", status: Status::NoSpace, reason, .. } if reason == "full, said in two parts (test)"),
+        "{err}"
+    );
+    fake.await.expect("fake");
+}

@@ -229,6 +229,33 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         pump::link(self.fd.as_ref()?.as_fd(), meter, room)
     }
 
+    /// [`Conn::link`] for a sender: the bytes read and not yet used (the
+    /// beginning of the peer's reply) go to the thread, which reads the
+    /// rest; they stay here if no thread can be had.
+    pub(super) fn link_with_pending(
+        &mut self,
+    ) -> Option<(pump::Link, std::os::unix::net::UnixStream)> {
+        let pending = self.pending().to_vec();
+        self.consume(pending.len());
+        let link = self.link();
+        match link {
+            Some((mut link, ring)) => {
+                link.seed(&pending);
+                Some((link, ring))
+            }
+            None => {
+                self.make_room();
+                let room = self.buf.get_mut(self.hi..).unwrap_or_default();
+                let n = pending.len().min(room.len());
+                if let (Some(to), Some(from)) = (room.get_mut(..n), pending.get(..n)) {
+                    to.copy_from_slice(from);
+                }
+                self.hi += n;
+                None
+            }
+        }
+    }
+
     /// Takes back what the transfer thread hands back: its counters, its
     /// window of the rate floor, and bytes it read that are not data.
     pub(super) fn take_back(&mut self, back: pump::Back) {
@@ -546,12 +573,8 @@ pub(super) async fn send_body<S: AsyncRead + AsyncWrite>(
             Err(e) => return Err(BodyError::Send(SendError::Wire(e))),
         }
     }
-    if let Some(mut link) = conn.link() {
-        // A reply begun: the thread goes on reading it where it stands.
-        if !early.is_empty() {
-            conn.consume(early.len());
-            link.0.seed(&early);
-        }
+    // A reply begun: the thread goes on reading it where it stands.
+    if let Some(link) = conn.link_with_pending() {
         let handle = file.share();
         progress(start, size);
         let mut report = |done: u64| progress(done, size);
