@@ -107,7 +107,7 @@ enum Action {
         files: Vec<PathBuf>,
         /// The longest one session file may run (then it is stopped, and
         /// its transcript says so).
-        #[arg(long, default_value = "600s", value_parser = wait_arg)]
+        #[arg(long, default_value = "600s", value_parser = limit_arg)]
         limit: Duration,
     },
     /// Run session files with --stable; compare each with its FILE.out.
@@ -128,13 +128,20 @@ enum Action {
         files: Vec<PathBuf>,
         /// The longest one session file may run (then it is stopped, and
         /// its transcript says so).
-        #[arg(long, default_value = "600s", value_parser = wait_arg)]
+        #[arg(long, default_value = "600s", value_parser = limit_arg)]
         limit: Duration,
     },
 }
 
 fn wait_arg(s: &str) -> Result<Duration, String> {
     parse::duration(s)
+}
+
+fn limit_arg(s: &str) -> Result<Duration, String> {
+    match parse::duration(s)? {
+        d if d.is_zero() => Err("a limit of 0 would stop every session at once".to_owned()),
+        d => Ok(d),
+    }
 }
 
 /// Closes every file descriptor above stderr that socklab inherited. Nothing
