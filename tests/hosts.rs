@@ -212,10 +212,11 @@ fn a_running_shell_under_another_name_keeps_its_hosts() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let bin = dir.path().join("socklab-0.1");
     std::fs::copy(env!("CARGO_BIN_EXE_socklab"), &bin).expect("copied");
+    let errors = dir.path().join("stderr");
     let mut child = Command::new(&bin)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&errors).expect("stderr file"))
         .spawn()
         .expect("socklab-0.1 starts");
     let pid = child.id();
@@ -252,7 +253,13 @@ fn a_running_shell_under_another_name_keeps_its_hosts() {
         "{}",
         next.stderr
     );
-    assert_eq!(of_shell(pid).len(), 3, "{:?}", netns());
+    assert_eq!(
+        of_shell(pid).len(),
+        3,
+        "{:?}; the shell's errors: {}",
+        netns(),
+        std::fs::read_to_string(&errors).unwrap_or_default()
+    );
     let seen = until(
         &mut stdin,
         "on student1 connect 192.168.24.148 5556 as s1\nsend s1 still",

@@ -497,6 +497,7 @@ impl Hosts {
 
     /// The LAN's namespace and its bridge.
     fn make_lan(&mut self) -> Result<(), HostError> {
+        claim();
         let ns = self.lan_ns();
         ip_netns_add(&format!("netns add {ns}\n"))?;
         let (net, _) = netns::lan();
@@ -623,6 +624,7 @@ impl Hosts {
             // -force: go on past a namespace already gone.
             let _ = ip_args(&["-force"], None, &script);
         }
+        release_claim();
         n
     }
 
@@ -991,7 +993,7 @@ pub fn sweep() -> Vec<Leftover> {
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(pid) = owner(&name) else { continue };
-        if pid != me && !socklab_alive(pid) && !inside(pid, &name) {
+        if pid != me && !socklab_alive(pid) && !inside(pid, &name) && !claimed(pid) {
             found.entry(pid).or_default().push(name);
         }
     }
@@ -1030,6 +1032,88 @@ fn inside(pid: u32, name: &str) -> bool {
     })
 }
 
+/// Where running shells keep their claim on the namespaces they make.
+const CLAIM_DIR: &str = "/run/socklab";
+
+/// This shell's claim: `CLAIM_DIR/PID.lock`, locked (`flock`) while it has
+/// namespaces. `None`: none taken, or it could not be made (no root, say;
+/// a shell without root has a `/run/netns` of its own that no other shell
+/// sweeps).
+static CLAIM: std::sync::Mutex<Option<nix::fcntl::Flock<std::fs::File>>> =
+    std::sync::Mutex::new(None);
+
+/// This shell's claim file.
+fn claim_path() -> std::path::PathBuf {
+    Path::new(CLAIM_DIR).join(format!("{}.lock", std::process::id()))
+}
+
+/// Takes this shell's claim, if it holds none, before its first namespace
+/// exists.
+///
+/// Without it a shell installed under another name (not `socklab`) was
+/// exposed between `ip netns add` and parking its thread inside: another
+/// shell starting then took the new namespace for a dead shell's and
+/// removed it (seen in a parallel test run).
+fn claim() {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let mut held = CLAIM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.is_some() {
+        return;
+    }
+    let _ = std::fs::DirBuilder::new()
+        .mode(0o755)
+        .recursive(true)
+        .create(CLAIM_DIR);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(claim_path())
+    else {
+        return;
+    };
+    *held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).ok();
+}
+
+/// Gives the claim up (its file removed) once this shell's namespaces are
+/// gone (`Hosts::clear`); the next host made takes it again.
+fn release_claim() {
+    let mut held = CLAIM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.take().is_some() {
+        let _ = std::fs::remove_file(claim_path());
+    }
+}
+
+/// Whether a running shell with `pid` holds its claim. The claim of a
+/// process that no longer exists is removed.
+fn claimed(pid: u32) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = Path::new(CLAIM_DIR).join(format!("{pid}.lock"));
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    else {
+        return false;
+    };
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => true,
+        Err(_) => false,
+        Ok(_unlocked_on_drop) => {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(&path);
+            }
+            false
+        }
+    }
+}
+
 /// The PID in a namespace name this program makes (`sl1234-teacher`).
 fn owner(name: &str) -> Option<u32> {
     let rest = name.strip_prefix("sl")?;
@@ -1054,6 +1138,27 @@ fn socklab_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A claim held by a live process counts, whatever its name; an
+    /// unheld claim of a process that is gone does not, and is removed.
+    #[test]
+    fn a_held_claim_keeps_a_shell_alive_and_a_stale_one_is_removed() {
+        claim();
+        if !claim_path().exists() {
+            eprintln!("skipped: {CLAIM_DIR} cannot be written here (no root)");
+            return;
+        }
+        assert!(claimed(std::process::id()), "held by this process");
+        release_claim();
+        assert!(!claim_path().exists(), "given up, its file removed");
+        assert!(!claimed(std::process::id()));
+        // No process has a PID above the kernel's limit (4194304 at most).
+        let gone = 4_194_999u32;
+        let stale = Path::new(CLAIM_DIR).join(format!("{gone}.lock"));
+        std::fs::write(&stale, b"").expect("stale claim written");
+        assert!(!claimed(gone), "nobody holds it");
+        assert!(!stale.exists(), "a gone process's claim is removed");
+    }
 
     #[test]
     fn names_carry_the_pid() {
