@@ -1076,7 +1076,26 @@ fn claim() {
     else {
         return;
     };
+    // Out of the way of the descriptors a transcript shows (a socket's
+    // `fd=` in Python's repr): the lowest free number goes to the user's
+    // next socket as it did before hosts existed.
+    let file = high_fd(file);
     *held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).ok();
+}
+
+/// The lowest descriptor number a claim may take.
+const CLAIM_FD_MIN: i32 = 900;
+
+/// `file` moved to a descriptor at [`CLAIM_FD_MIN`] or above (as it is, if
+/// that fails: an fd limit below it, say).
+fn high_fd(file: std::fs::File) -> std::fs::File {
+    use std::os::fd::FromRawFd as _;
+    match nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(CLAIM_FD_MIN)) {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing
+        // else owns; the File takes it, and `file` (the old one) closes.
+        Ok(fd) => unsafe { std::fs::File::from_raw_fd(fd) },
+        Err(_) => file,
+    }
 }
 
 /// Gives the claim up (its file removed) once this shell's namespaces are
