@@ -52,8 +52,9 @@ impl Spares {
         let mut spares = lock(&self.0);
         // `try_reclaim` succeeds only on the last handle of an allocation
         // (no `Bytes` split off it is alive), so a reused buffer never
-        // aliases data still held in an inbox or an event.
-        if let Some(i) = spares.iter_mut().position(|b| b.try_reclaim(READ_MAX)) {
+        // aliases data still held in an inbox or an event. The newest
+        // first: its lines are the likeliest to be in a cache still.
+        if let Some(i) = spares.iter_mut().rposition(|b| b.try_reclaim(READ_MAX)) {
             if let Some(b) = spares.remove(i) {
                 return b;
             }
