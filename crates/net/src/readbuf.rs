@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 
@@ -88,14 +89,23 @@ pub(crate) struct ReadBuf {
     alloc: usize,
     /// The size of the next allocation.
     size: usize,
+    /// How a read that had taken bytes ended (end of stream, a failure):
+    /// said by the next read, after those bytes.
+    ended: Option<io::Result<usize>>,
 }
 
 impl ReadBuf {
-    /// One read; empty at end of stream.
+    /// One read: what the wire has now, read until it has no more (or the
+    /// buffer is full), so what came while the last read was reported
+    /// makes one event and one wake-up of the waiters, not several; empty
+    /// at end of stream.
     ///
     /// # Errors
     /// The wire's read failed.
     pub(crate) async fn read(&mut self, wire: &dyn Wire) -> io::Result<Bytes> {
+        if let Some(ended) = self.ended.take() {
+            return ended.map(|_| Bytes::new());
+        }
         if self.buf.capacity() - self.buf.len() < self.size.max(READ_FIRST) / 4 {
             self.size = self.size.clamp(READ_FIRST, READ_MAX);
             let fresh = if self.size == READ_MAX {
@@ -110,7 +120,7 @@ impl ReadBuf {
             self.alloc = self.size;
         }
         let room = self.buf.capacity() - self.buf.len();
-        let n = poll_fn(|cx| wire.poll_read_buf(cx, &mut self.buf, room)).await?;
+        let n = poll_fn(|cx| self.poll_fill(cx, wire)).await?;
         if n == room && self.size < READ_MAX {
             self.size = (self.size * 2).max(READ_FIRST);
         }
@@ -121,6 +131,30 @@ impl ReadBuf {
             self.buf.clear();
             b
         })
+    }
+}
+
+impl ReadBuf {
+    /// Reads into the room left until the wire would wait or the room is
+    /// full. An end met after some bytes is kept for the next read.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, wire: &dyn Wire) -> Poll<io::Result<usize>> {
+        let mut got = 0;
+        loop {
+            let room = self.buf.capacity() - self.buf.len();
+            if room == 0 {
+                return Poll::Ready(Ok(got));
+            }
+            match wire.poll_read_buf(cx, &mut self.buf, room) {
+                Poll::Ready(Ok(n)) if n > 0 => got += n,
+                Poll::Pending if got == 0 => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Ok(got)),
+                end if got == 0 => return end,
+                Poll::Ready(end) => {
+                    self.ended = Some(end);
+                    return Poll::Ready(Ok(got));
+                }
+            }
+        }
     }
 }
 
@@ -172,5 +206,96 @@ mod tests {
             spares.retire(b);
         }
         assert_eq!(lock(&spares.0).len(), SPARES);
+    }
+
+    /// A wire that gives scripted reads: bytes, `Pending` (nothing now),
+    /// end of stream or a reset.
+    struct Scripted(Mutex<VecDeque<Step>>);
+
+    enum Step {
+        Bytes(&'static [u8]),
+        Pending,
+        Eof,
+        Reset,
+    }
+
+    impl Wire for Scripted {
+        fn poll_read_buf(
+            &self,
+            _cx: &mut Context<'_>,
+            buf: &mut BytesMut,
+            max: usize,
+        ) -> Poll<io::Result<usize>> {
+            match lock(&self.0).pop_front() {
+                Some(Step::Bytes(b)) => {
+                    let n = b.len().min(max);
+                    buf.extend_from_slice(&b[..n]);
+                    Poll::Ready(Ok(n))
+                }
+                Some(Step::Pending) => Poll::Pending,
+                Some(Step::Eof) | None => Poll::Ready(Ok(0)),
+                Some(Step::Reset) => {
+                    Poll::Ready(Err(io::Error::from(io::ErrorKind::ConnectionReset)))
+                }
+            }
+        }
+        fn poll_write(&self, _cx: &mut Context<'_>, _data: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(0))
+        }
+        fn shutdown(&self, _how: std::net::Shutdown) -> io::Result<()> {
+            Ok(())
+        }
+        fn close(&self) {}
+    }
+
+    /// Reads one step at a time as a reader does (a `Pending` step is
+    /// polled again, as a wake-up would).
+    fn reads(steps: Vec<Step>) -> Vec<io::Result<Bytes>> {
+        use std::future::Future;
+        let wire = Scripted(Mutex::new(steps.into()));
+        let mut buf = ReadBuf::default();
+        let mut out = Vec::new();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for _ in 0..10 {
+            let mut read = std::pin::pin!(buf.read(&wire));
+            let got = loop {
+                if let Poll::Ready(r) = read.as_mut().poll(&mut cx) {
+                    break r;
+                }
+            };
+            let end = !matches!(&got, Ok(b) if !b.is_empty());
+            out.push(got);
+            if end {
+                break;
+            }
+        }
+        out
+    }
+
+    /// What came while a read was reported is one read, up to the moment
+    /// the wire has nothing; an end of stream or a reset met after bytes
+    /// comes after them, never instead of them.
+    #[test]
+    fn a_read_takes_what_is_there_and_an_end_comes_after_the_bytes() {
+        let got = reads(vec![
+            Step::Bytes(b"ab"),
+            Step::Bytes(b"cd"),
+            Step::Pending,
+            Step::Bytes(b"e"),
+            Step::Reset,
+        ]);
+        let shown: Vec<String> = got
+            .iter()
+            .map(|r| match r {
+                Ok(b) => String::from_utf8_lossy(b).into_owned(),
+                Err(e) => format!("{:?}", e.kind()),
+            })
+            .collect();
+        assert_eq!(shown, ["abcd", "e", "ConnectionReset"]);
+        let got = reads(vec![Step::Bytes(b"xy"), Step::Eof]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[0].as_ref().unwrap()[..], b"xy");
+        assert!(got[1].as_ref().unwrap().is_empty());
     }
 }
