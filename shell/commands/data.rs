@@ -158,6 +158,9 @@ struct Pattern {
     shown: String,
     matcher: Matcher,
     began: Option<Arc<AtomicUsize>>,
+    /// The longest match the matcher makes (a text's length; a regex has
+    /// no bound): the lab then searches each read once.
+    longest: Option<usize>,
 }
 
 /// `expect NAME TEXT|/REGEX/ [timeout DUR]`
@@ -179,10 +182,11 @@ pub async fn expect(s: &mut Session, mut a: Args) -> CmdResult {
     let lab = s.lab.clone();
     let what = format!("expect {name} {}", pattern.shown);
     let matcher = pattern.matcher;
+    let longest = pattern.longest;
     let got = within(limit, what.clone(), async {
         // What the lab says here (the stream ended before a match) is about
         // the data: 65. Running out of time is 75, as for every wait.
-        lab.expect(&name, matcher)
+        lab.expect_bounded(&name, matcher, longest)
             .await
             .map_err(|e| CmdError::new(Exit::Data, e.to_string()))
     })
@@ -227,6 +231,7 @@ fn pattern_of(regex: Option<(String, crate::parse::Span)>, mut a: Args) -> CmdRe
             shown,
             matcher: Box::new(move |b: &[u8]| finder.find(b).map(|i| i + finder.needle().len())),
             began: None,
+            longest: Some(needle.len()),
         });
     };
     a.done()?;
@@ -252,6 +257,7 @@ fn pattern_of(regex: Option<(String, crate::parse::Span)>, mut a: Args) -> CmdRe
             })
         }),
         began: Some(began),
+        longest: None,
     })
 }
 

@@ -46,6 +46,7 @@ mod listener;
 mod model;
 pub mod netns;
 mod options;
+mod readbuf;
 mod relay;
 mod settle;
 mod sys;

@@ -27,20 +27,14 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::{Charge, Payload};
 use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, Scan};
 use crate::model::{Mode, ReadOutcome};
+use crate::readbuf::ReadBuf;
 use crate::settle::lock;
 use crate::tap::{self, Direction};
 
 /// How much one read takes at most (a command's read, a forwarder's).
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
-
-/// The background reader's first buffer; each read that fills the room
-/// left doubles the next buffer, up to [`READ_MAX`] (a flood is read in
-/// large reads, an idle connection holds a small buffer).
-const READ_FIRST: usize = 16 * 1024;
-/// The largest buffer a background reader reads into.
-const READ_MAX: usize = 1024 * 1024;
 
 /// What `send_fill` writes from: this many bytes, sent again and again.
 const FILL_CHUNK: usize = 1024 * 1024;
@@ -907,13 +901,16 @@ impl Tube {
 
     /// Waits until received data satisfies `find` (which returns how many
     /// bytes the match consumes) and returns those bytes. A watched tube
-    /// looks at what its reader reported; a manual one reads.
+    /// looks at what its reader reported; a manual one reads. `longest`
+    /// bounds how long a match of `find` is, when it is bounded (a text):
+    /// each read is then searched once, where it lies (see [`Scan`]).
     ///
     /// # Errors
     /// The stream ended or failed before a match.
     pub(crate) async fn expect(
         &self,
         mut find: impl FnMut(&[u8]) -> Option<usize>,
+        longest: Option<usize>,
     ) -> Result<Bytes> {
         let ended = |p: &Progress| {
             let what = if p.reset {
@@ -924,11 +921,12 @@ impl Tube {
             NetError::state(&self.name, what)
         };
         let mut rx = self.progress.subscribe();
+        let mut scan = Scan::new(longest);
         loop {
             // Marked seen before the inbox is looked at: a push published
             // after this wakes the wait below.
             let p = rx.borrow_and_update().clone();
-            if let Some(m) = self.inbox.take_match(&mut find) {
+            if let Some(m) = self.inbox.take_scanned(&mut find, &mut scan) {
                 return Ok(m);
             }
             if self.mode() == Mode::Watched {
@@ -983,39 +981,6 @@ impl Tube {
 /// Whether a read error is the peer's reset (RST).
 fn is_reset(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::ConnectionReset
-}
-
-/// The background reader's buffer: reads land in one allocation, each
-/// read split off it as `Bytes` (no copy) while the room left is large;
-/// a small read is copied out, so that no read kept in an inbox or an
-/// event pins a buffer much larger than itself.
-#[derive(Default)]
-struct ReadBuf {
-    buf: BytesMut,
-    /// The size of the next allocation.
-    size: usize,
-}
-
-impl ReadBuf {
-    /// One read; empty at end of stream.
-    async fn read(&mut self, wire: &dyn Wire) -> io::Result<Bytes> {
-        if self.buf.capacity() - self.buf.len() < self.size.max(READ_FIRST) / 4 {
-            self.size = self.size.clamp(READ_FIRST, READ_MAX);
-            self.buf = BytesMut::with_capacity(self.size);
-        }
-        let room = self.buf.capacity() - self.buf.len();
-        let n = poll_fn(|cx| wire.poll_read_buf(cx, &mut self.buf, room)).await?;
-        if n == room && self.size < READ_MAX {
-            self.size = (self.size * 2).max(READ_FIRST);
-        }
-        Ok(if n >= room / 4 {
-            self.buf.split().freeze()
-        } else {
-            let b = Bytes::copy_from_slice(&self.buf);
-            self.buf.clear();
-            b
-        })
-    }
 }
 
 /// A read's bytes as kept: the buffer itself when the read filled most

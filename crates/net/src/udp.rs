@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::Payload;
 use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, Scan};
 use crate::model::{Family, Mode};
 use crate::settle::lock;
 use crate::tap::{self, Direction};
@@ -259,13 +259,15 @@ impl UdpSock {
     pub(crate) async fn expect(
         &self,
         mut find: impl FnMut(&[u8]) -> Option<usize>,
+        longest: Option<usize>,
     ) -> Result<Bytes> {
         let mut rx = self.progress.subscribe();
+        let mut scan = Scan::new(longest);
         loop {
             // Marked seen before the inbox is looked at: a push published
             // after this wakes the wait below.
             rx.borrow_and_update();
-            if let Some(m) = self.inbox.take_match(&mut find) {
+            if let Some(m) = self.inbox.take_scanned(&mut find, &mut scan) {
                 return Ok(m);
             }
             if self.mode() == Mode::Watched {

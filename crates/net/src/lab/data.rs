@@ -137,11 +137,29 @@ impl Lab {
         name: &str,
         find: impl FnMut(&[u8]) -> Option<usize>,
     ) -> Result<Bytes> {
+        self.expect_bounded(name, find, None).await
+    }
+
+    /// [`Lab::expect`] for a `find` whose matches are at most `longest`
+    /// bytes long (a text: its length), which returns where the first
+    /// match ends: each read is then searched once, where it lies, with
+    /// the `longest - 1` bytes before it, and never joined to the others
+    /// (a flood `expect` waits through costs one pass). `None` is
+    /// [`Lab::expect`]: everything held is searched at each look.
+    ///
+    /// # Errors
+    /// The peer closed or the connection failed before a match.
+    pub async fn expect_bounded(
+        &self,
+        name: &str,
+        find: impl FnMut(&[u8]) -> Option<usize>,
+        longest: Option<usize>,
+    ) -> Result<Bytes> {
         let e = self.get(name)?;
         if let Ok(u) = e.udp() {
-            return u.expect(find).await;
+            return u.expect(find, longest).await;
         }
-        e.tube()?.expect(find).await
+        e.tube()?.expect(find, longest).await
     }
 
     /// Data a socket received that no `expect` has consumed yet (the last
