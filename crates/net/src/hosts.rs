@@ -1160,22 +1160,28 @@ mod tests {
 
     /// A claim held by a live process counts, whatever its name; an
     /// unheld claim of a process that is gone does not, and is removed.
+    /// (Other tests of this process make hosts, and so take and give up
+    /// this process's own claim: this one uses PIDs no process can have,
+    /// above the kernel's limit of 4194304.)
     #[test]
     fn a_held_claim_keeps_a_shell_alive_and_a_stale_one_is_removed() {
-        claim();
-        if !claim_path().exists() {
+        let _ = std::fs::create_dir_all(CLAIM_DIR);
+        let held_pid = 4_194_998u32;
+        let held_path = Path::new(CLAIM_DIR).join(format!("{held_pid}.lock"));
+        let Ok(file) = std::fs::File::create(&held_path) else {
             eprintln!("skipped: {CLAIM_DIR} cannot be written here (no root)");
             return;
-        }
-        assert!(claimed(std::process::id()), "held by this process");
-        release_claim();
-        assert!(!claim_path().exists(), "given up, its file removed");
-        assert!(!claimed(std::process::id()));
-        // No process has a PID above the kernel's limit (4194304 at most).
-        let gone = 4_194_999u32;
-        let stale = Path::new(CLAIM_DIR).join(format!("{gone}.lock"));
+        };
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .expect("locked");
+        assert!(claimed(held_pid), "a held claim counts");
+        assert!(held_path.exists(), "a held claim stays");
+        drop(lock);
+        assert!(!claimed(held_pid), "an unheld claim does not count");
+        assert!(!held_path.exists(), "and is removed: no process has that PID");
+        let stale = Path::new(CLAIM_DIR).join("4194999.lock");
         std::fs::write(&stale, b"").expect("stale claim written");
-        assert!(!claimed(gone), "nobody holds it");
+        assert!(!claimed(4_194_999), "nobody holds it");
         assert!(!stale.exists(), "a gone process's claim is removed");
     }
 
