@@ -453,6 +453,8 @@ pub fn event(ev: &Event, format: Format, tmp: Tmp<'_>) -> String {
             "{socket} !! TLS handshake with {} failed: {error}; the client was let go",
             addr(peer)
         ),
+        // Never printed: the REPL's printer takes marks out first.
+        Event::Mark(_) => String::new(),
     }
 }
 

@@ -301,9 +301,17 @@ pub fn run(rt: &Runtime, lesson: Option<usize>) -> i32 {
     }
     // Events and job lines print as they happen, above the line being
     // typed (job lines with their time since the job started).
+    // A mark (`Lab::mark`) is not printed: it says that every report
+    // before it was (`step_back` waits for one before it unmutes).
     let printer = session.printer.clone();
+    let (marked, marks) = tokio::sync::watch::channel(0u64);
+    session.marks = Some(marks);
     rt.spawn(async move {
         while let Some(r) = reports.recv().await {
+            if let crate::report::Report::Event(socklab_net::Event::Mark(id)) = r {
+                let _ = marked.send(id);
+                continue;
+            }
             printer.print(&r);
         }
     });
@@ -616,6 +624,16 @@ fn step_back(
             break;
         }
     }
+    // What the replay reported may still wait in the stream of events:
+    // it is printed (that is, dropped, muted) before the mark comes out.
+    if let Some(marks) = &mut session.marks {
+        let id = *marks.borrow() + 1;
+        let lab = session.lab.clone();
+        let _ = rt.block_on(async {
+            lab.mark(id).await;
+            tokio::time::timeout(REPLAY_SETTLE, marks.wait_for(|seen| *seen >= id)).await
+        });
+    }
     session.printer.mute(false);
     for (i, line, e) in differ {
         session.say(match e {
@@ -636,6 +654,10 @@ fn step_back(
     }
     prev
 }
+
+/// The longest `back` waits for the replay's reports to be printed
+/// (dropped) before it prints again.
+const REPLAY_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs one line (its `{NAME.port}` expanded, which it returns); Ctrl-C
 /// while it runs interrupts it (at the prompt, rustyline reads Ctrl-C as a

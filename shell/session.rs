@@ -33,6 +33,9 @@ pub struct Session {
     /// The stream the command that just ran closed: in a script, what that
     /// stream's outside peer reported is printed after it.
     pub closed_stream: Option<String>,
+    /// The last [`socklab_net::Event::Mark`] the REPL's printer took out of
+    /// the stream of events (`None` where no printer task runs: scripts).
+    pub marks: Option<tokio::sync::watch::Receiver<u64>>,
     /// `{tmp}`: a directory of this session's own, removed when it ends.
     tmp: OnceLock<Option<tempfile::TempDir>>,
     /// The lab's hosts (`host add`), removed when it ends.
@@ -61,6 +64,7 @@ impl Session {
             quit: false,
             interactive: wait_limit.is_none(),
             closed_stream: None,
+            marks: None,
             tmp: OnceLock::new(),
             hosts: Arc::new(Mutex::new(Hosts::new())),
             lesson: None,

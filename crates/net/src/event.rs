@@ -259,6 +259,11 @@ pub enum Event {
         /// The back-off before the next try.
         retry_in: Duration,
     },
+    /// A point the shell placed in the stream of events
+    /// ([`crate::Lab::mark`]): when it comes out of the channel, every
+    /// event sent before it has come out too. Nothing happened; never
+    /// shown.
+    Mark(u64),
 }
 
 impl Event {
@@ -288,6 +293,7 @@ impl Event {
             | Event::TlsReady { socket, .. }
             | Event::TlsFailed { socket, .. }
             | Event::Failed { socket, .. } => socket,
+            Event::Mark(_) => "",
         }
     }
 }

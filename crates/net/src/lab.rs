@@ -680,6 +680,12 @@ impl Lab {
         }
     }
 
+    /// Places [`Event::Mark`]`(id)` in the stream of events, after every
+    /// event sent so far (waits while the channel is full).
+    pub async fn mark(&self, id: u64) {
+        let _ = self.inner.events.send(Event::Mark(id)).await;
+    }
+
     /// Forgets what the lab remembers of closed sockets (their addresses,
     /// the connections behind TIME_WAIT rows, outside streams still to
     /// settle) and starts unnamed sockets at `s1` again: after
