@@ -1178,7 +1178,10 @@ mod tests {
         assert!(held_path.exists(), "a held claim stays");
         drop(lock);
         assert!(!claimed(held_pid), "an unheld claim does not count");
-        assert!(!held_path.exists(), "and is removed: no process has that PID");
+        assert!(
+            !held_path.exists(),
+            "and is removed: no process has that PID"
+        );
         let stale = Path::new(CLAIM_DIR).join("4194999.lock");
         std::fs::write(&stale, b"").expect("stale claim written");
         assert!(!claimed(4_194_999), "nobody holds it");
