@@ -13,7 +13,20 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 
 use crate::settle::lock;
-use crate::tube::Wire;
+
+/// What a [`ReadBuf`] reads from: a tube's wire (`tube::Wire` is one), or
+/// anything else that appends the bytes it has to a buffer.
+pub(crate) trait Source {
+    /// Appends what is there to `buf` (at most `max` bytes), or registers
+    /// for a wake-up. `Ok(0)` is end of stream. Cancel-safe: dropping a
+    /// pending read loses no bytes.
+    fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>>;
+}
 
 /// The background reader's first buffer; each read that fills the room
 /// left doubles the next buffer, up to [`READ_MAX`] (a flood is read in
@@ -102,7 +115,7 @@ impl ReadBuf {
     ///
     /// # Errors
     /// The wire's read failed.
-    pub(crate) async fn read(&mut self, wire: &dyn Wire) -> io::Result<Bytes> {
+    pub(crate) async fn read<W: Source + ?Sized>(&mut self, wire: &W) -> io::Result<Bytes> {
         if let Some(ended) = self.ended.take() {
             return ended.map(|_| Bytes::new());
         }
@@ -137,7 +150,11 @@ impl ReadBuf {
 impl ReadBuf {
     /// Reads into the room left until the wire would wait or the room is
     /// full. An end met after some bytes is kept for the next read.
-    fn poll_fill(&mut self, cx: &mut Context<'_>, wire: &dyn Wire) -> Poll<io::Result<usize>> {
+    fn poll_fill<W: Source + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        wire: &W,
+    ) -> Poll<io::Result<usize>> {
         let mut got = 0;
         loop {
             let room = self.buf.capacity() - self.buf.len();
@@ -219,7 +236,7 @@ mod tests {
         Reset,
     }
 
-    impl Wire for Scripted {
+    impl Source for Scripted {
         fn poll_read_buf(
             &self,
             _cx: &mut Context<'_>,
@@ -239,13 +256,6 @@ mod tests {
                 }
             }
         }
-        fn poll_write(&self, _cx: &mut Context<'_>, _data: &[u8]) -> Poll<io::Result<usize>> {
-            Poll::Ready(Ok(0))
-        }
-        fn shutdown(&self, _how: std::net::Shutdown) -> io::Result<()> {
-            Ok(())
-        }
-        fn close(&self) {}
     }
 
     /// Reads one step at a time as a reader does (a `Pending` step is

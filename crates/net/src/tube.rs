@@ -29,7 +29,7 @@ use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
 use crate::inbox::{Inbox, Scan};
 use crate::model::{Mode, ReadOutcome};
-use crate::readbuf::ReadBuf;
+use crate::readbuf::{ReadBuf, Source};
 use crate::settle::lock;
 use crate::tap::{self, Direction};
 
@@ -69,6 +69,18 @@ pub(crate) trait Wire: Send + Sync + 'static {
     /// The thread keeps it, so the descriptor outlives every read.
     fn pollable(&self) -> Option<Arc<dyn AsFd + Send + Sync>> {
         None
+    }
+}
+
+/// A wire is what a tube's [`ReadBuf`] reads from.
+impl<W: Wire + ?Sized> Source for W {
+    fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        Wire::poll_read_buf(self, cx, buf, max)
     }
 }
 
