@@ -629,10 +629,8 @@ fn receive_fed(
 ) -> (u64, Option<RecvStop>) {
     link.progress(pos);
     loop {
-        let want = match end {
-            Some(end) if pos >= end => return (pos, None),
-            Some(end) => usize::try_from(end - pos).unwrap_or(BIG).min(BIG),
-            None => BIG,
+        let Some(want) = piece_due(pos, end) else {
+            return (pos, None);
         };
         let mut buf = feeder.buffer();
         let piece = buf.get_mut(..want).unwrap_or_default();
@@ -656,6 +654,16 @@ fn receive_fed(
     }
 }
 
+/// How many bytes the next receive may ask for at `pos`, with the data
+/// ending at `end` (`None`: at the end of stream); `None` once it ended.
+fn piece_due(pos: u64, end: Option<u64>) -> Option<usize> {
+    match end {
+        Some(end) if pos >= end => None,
+        Some(end) => Some(usize::try_from(end - pos).unwrap_or(BIG).min(BIG)),
+        None => Some(BIG),
+    }
+}
+
 /// [`receive_into`] hashing on this thread (no hash thread could start).
 fn receive_hashing_here(
     link: &mut Link,
@@ -667,10 +675,8 @@ fn receive_hashing_here(
     let mut buf = vec![0; BIG];
     link.progress(pos);
     loop {
-        let want = match end {
-            Some(end) if pos >= end => return (pos, None),
-            Some(end) => usize::try_from(end - pos).unwrap_or(BIG).min(BIG),
-            None => BIG,
+        let Some(want) = piece_due(pos, end) else {
+            return (pos, None);
         };
         let piece = buf.get_mut(..want).unwrap_or_default();
         let n = match link.recv_some(piece) {
