@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::Payload;
 use crate::error::{NetError, Result};
 use crate::event::{Event, Sink};
+use crate::readbuf::Source;
 use crate::settle::{lock, wait_until, SETTLE_LIMIT};
 use crate::tube::{Tube, Wire, READ_CHUNK};
 
@@ -93,7 +94,7 @@ fn pipe_closed(which: &str) -> io::Error {
     )
 }
 
-impl Wire for PipeWire {
+impl Source for PipeWire {
     fn poll_read_buf(
         &self,
         cx: &mut Context<'_>,
@@ -107,7 +108,9 @@ impl Wire for PipeWire {
         let mut limited = bytes::BufMut::limit(&mut *buf, max);
         tokio_util::io::poll_read_buf(Pin::new(out), cx, &mut limited)
     }
+}
 
+impl Wire for PipeWire {
     fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let mut stdin = lock(&self.stdin);
         match stdin.as_mut() {

@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 
 use crate::conn::TcpWire;
 use crate::model::{CertFacts, Side, TlsError, TlsFacts};
+use crate::readbuf::Source;
 use crate::settle::lock;
 use crate::tube::{Wire, READ_CHUNK};
 
@@ -678,7 +679,7 @@ fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {shown}"))
 }
 
-impl Wire for TlsWire {
+impl Source for TlsWire {
     fn poll_read_buf(
         &self,
         cx: &mut Context<'_>,
@@ -733,7 +734,9 @@ impl Wire for TlsWire {
             }
         }
     }
+}
 
+impl Wire for TlsWire {
     fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let stream = self.stream()?;
         let mut s = lock(&self.session);

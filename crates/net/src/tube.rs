@@ -42,16 +42,10 @@ const FILL_CHUNK: usize = 1024 * 1024;
 /// How one kind of byte stream moves its bytes. Methods take `&self` so a
 /// reader and a writer can use the wire at once; implementations hold
 /// whatever locking they need only inside a poll, never across a wait.
-pub(crate) trait Wire: Send + Sync + 'static {
-    /// Appends what is there to `buf` (at most `max` bytes), or registers
-    /// for a wake-up. `Ok(0)` is end of stream. Cancel-safe: dropping a
-    /// pending read loses no bytes.
-    fn poll_read_buf(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        max: usize,
-    ) -> Poll<io::Result<usize>>;
+///
+/// Reading is [`Source::poll_read_buf`]: a wire is what a tube's
+/// [`ReadBuf`] reads from.
+pub(crate) trait Wire: Source + Send + Sync + 'static {
     /// Writes some of `data`, or registers for a wake-up.
     fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
     /// Writes out what the wire still holds of what it accepted (a TLS
@@ -69,18 +63,6 @@ pub(crate) trait Wire: Send + Sync + 'static {
     /// The thread keeps it, so the descriptor outlives every read.
     fn pollable(&self) -> Option<Arc<dyn AsFd + Send + Sync>> {
         None
-    }
-}
-
-/// A wire is what a tube's [`ReadBuf`] reads from.
-impl<W: Wire + ?Sized> Source for W {
-    fn poll_read_buf(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        max: usize,
-    ) -> Poll<io::Result<usize>> {
-        Wire::poll_read_buf(self, cx, buf, max)
     }
 }
 

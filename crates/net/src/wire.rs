@@ -11,6 +11,7 @@ use bytes::{BufMut, BytesMut};
 use socket2::SockRef;
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::readbuf::Source;
 use crate::tube::Wire;
 
 /// What a stream socket offers a wire: readiness and non-blocking I/O
@@ -90,7 +91,7 @@ fn closed() -> io::Error {
     io::Error::from_raw_os_error(libc::EBADF)
 }
 
-impl<S: StreamSocket> Wire for SocketWire<S> {
+impl<S: StreamSocket> Source for SocketWire<S> {
     fn poll_read_buf(
         &self,
         cx: &mut Context<'_>,
@@ -109,7 +110,9 @@ impl<S: StreamSocket> Wire for SocketWire<S> {
             }
         }
     }
+}
 
+impl<S: StreamSocket> Wire for SocketWire<S> {
     fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let Some(stream) = self.stream() else {
             return Poll::Ready(Err(closed()));
